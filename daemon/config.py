@@ -343,13 +343,9 @@ def load_config(path: Path | str) -> Config:
         feed = _feed(Table(raw, key, file), polling)
         where = f"{file.name}: {key}"
         if feed.url in seen_urls:
-            raise ConfigError(
-                f"feed URL {feed.url} is already defined at {seen_urls[feed.url]}", path=file, key=key
-            )
+            raise ConfigError(f"feed URL {feed.url} is already defined at {seen_urls[feed.url]}", path=file, key=key)
         if feed.name in seen_names:
-            raise ConfigError(
-                f"feed name {feed.name!r} is already used at {seen_names[feed.name]}", path=file, key=key
-            )
+            raise ConfigError(f"feed name {feed.name!r} is already used at {seen_names[feed.name]}", path=file, key=key)
         seen_urls[feed.url] = where
         seen_names[feed.name] = where
         feeds.append(feed)

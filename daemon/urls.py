@@ -6,9 +6,7 @@ import re
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 # Tracking parameters that never change what a link points at.
-_TRACKING = re.compile(
-    r"^(utm_[a-z_]+|fbclid|gclid|dclid|mc_cid|mc_eid|yclid|igshid|ref_src|_hsenc|_hsmi)$", re.I
-)
+_TRACKING = re.compile(r"^(utm_[a-z_]+|fbclid|gclid|dclid|mc_cid|mc_eid|yclid|igshid|ref_src|_hsenc|_hsmi)$", re.I)
 _CONTROL = re.compile(r"[\x00-\x20\x7f]")
 
 
@@ -52,9 +50,7 @@ def canonical_url(url: str | None) -> str | None:
     netloc = host
     if port and not ((scheme == "http" and port == 80) or (scheme == "https" and port == 443)):
         netloc = f"{host}:{port}"
-    query = urlencode(
-        [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _TRACKING.match(k)]
-    )
+    query = urlencode([(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _TRACKING.match(k)])
     path = parts.path or "/"
     return urlunsplit((scheme, netloc, path, query, ""))
 
