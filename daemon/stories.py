@@ -16,11 +16,15 @@ from datetime import datetime
 from rapidfuzz import fuzz
 
 _PREFIX = re.compile(r"^\s*(update[sd]?|updated|breaking|exclusive|watch|live|corrected?)\s*[:\-–—|]\s*", re.I)
+_CREDIT = re.compile(r"\s*(?:©|\(c\)|photo:|credit:|picture:).*$", re.I)
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _STOP = frozenset(
     {"a", "an", "and", "as", "at", "but", "by", "for", "from", "in", "into", "of", "on", "or", "the", "to"}
     | {"with", "after", "over", "amid", "says", "said", "new", "update", "updated", "breaking", "photo", "video"}
 )
+
+
+MIN_SUBSET_WORDS = 7
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,13 +42,13 @@ def _fold(text: str) -> str:
 
 def title_key(title: str) -> str:
     """Folded, prefix-free, punctuation-free title used for similarity."""
-    stripped = _PREFIX.sub("", title)
+    stripped = _CREDIT.sub("", _PREFIX.sub("", title))
     return " ".join(_WORD.findall(_fold(stripped)))
 
 
 def named_things(title: str) -> frozenset[str]:
     """Capitalised words after the first word: places, people, organisations in a headline."""
-    words = _WORD.findall(_PREFIX.sub("", title))
+    words = _WORD.findall(_CREDIT.sub("", _PREFIX.sub("", title)))
     out = set()
     for word in words[1:]:
         if word[:1].isupper() and len(word) > 1:
@@ -59,7 +63,13 @@ def similarity(a: str, b: str) -> float:
     things_a, things_b = named_things(a), named_things(b)
     if things_a - things_b and things_b - things_a:
         return 0.0
-    return float(fuzz.token_sort_ratio(title_key(a), title_key(b)))
+    key_a, key_b = title_key(a), title_key(b)
+    score = float(fuzz.token_sort_ratio(key_a, key_b))
+    # One headline extending the other (a wire update adding a clause) counts as the same story,
+    # but only for long headlines: short ones are subsets of too many others.
+    if min(len(key_a.split()), len(key_b.split())) >= MIN_SUBSET_WORDS:
+        score = max(score, float(fuzz.token_set_ratio(key_a, key_b)))
+    return score
 
 
 def find_story(
