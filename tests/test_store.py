@@ -76,9 +76,14 @@ class TestItems:
     def test_transaction_rolls_back(self, store: Store) -> None:
         """An exception inside a transaction leaves nothing behind."""
         feed = store.ensure_feed("a", "file:///a")
-        with pytest.raises(RuntimeError), store.transaction():
-            store.insert_item(feed.id, "id:1", "h", "t", None, None, NOW)
-            raise RuntimeError("crash")
+
+        def crash() -> None:
+            with store.transaction():
+                store.insert_item(feed.id, "id:1", "h", "t", None, None, NOW)
+                raise RuntimeError("crash")
+
+        with pytest.raises(RuntimeError):
+            crash()
         assert store.known_items(feed.id, ["id:1"]) == {}
 
     def test_prune_in_batches(self, store: Store) -> None:
@@ -117,9 +122,13 @@ class TestOutbox:
         """With max_size reached, writes fail with StoreError (not a crash) and earlier data stays."""
         small = Store(tmp_path / "small.db", max_size=256 * 1024)
         feed = small.ensure_feed("a", "file:///a")
-        with pytest.raises(StoreError, match="full"):
+
+        def fill() -> None:
             for i in range(10_000):
                 small.insert_item(feed.id, f"id:{i}", "h" * 32, "t" * 200, None, None, NOW)
+
+        with pytest.raises(StoreError, match="full"):
+            fill()
         assert small.known_items(feed.id, ["id:0"])
 
 
