@@ -6,6 +6,8 @@ import asyncio
 import os
 import socket
 import struct
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -18,6 +20,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from daemon.systemd import Notifier, format_status, watchdog_loop
+from tests.conftest import cli_env
 
 
 @dataclass
@@ -143,6 +146,19 @@ class TestMessages:
         assert received[0] == "READY=1"
         assert received[1].startswith("RELOADING=1\nMONOTONIC_USEC=")
         assert received[2:] == ["READY=1\nSTATUS=reloaded", "STOPPING=1"]
+
+
+class TestAcrossProcesses:
+    def test_daemon_process_notifies_from_its_environment(self, manager: FakeManager) -> None:
+        """A separate process given NOTIFY_SOCKET by its parent reaches the socket, under its own PID."""
+        code = "from daemon.systemd import Notifier; n = Notifier.from_env(); n.ready('up'); n.stopping()"
+        child = subprocess.Popen(
+            [sys.executable, "-c", code], env=cli_env(NOTIFY_SOCKET=manager.env_value), stderr=subprocess.PIPE
+        )
+        _out, err = child.communicate(timeout=30)
+        assert child.returncode == 0, err
+        assert manager.recv_with_pid() == ("READY=1\nSTATUS=up", child.pid)
+        assert manager.recv() == "STOPPING=1"
 
 
 class TestDisabled:
