@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from daemon import __version__
@@ -24,8 +26,8 @@ EXIT_USAGE = 2
 Handler = Callable[[argparse.Namespace], int]
 
 
-def _config(args: argparse.Namespace) -> Config:
-    return load_config(find_config(args.config))
+def _config(args: argparse.Namespace, *, secrets: bool = True) -> Config:
+    return load_config(find_config(args.config), secrets=secrets)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -42,7 +44,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     from daemon.rules import load_rules
 
-    config = _config(args)
+    config = _config(args, secrets=False)
     rules_dir = Path(args.rules) if args.rules else config.rules_dir
     report = load_rules(rules_dir, channels=list(config.channels))
     print(f"config: {config.path} ok ({len(config.feeds)} feeds, {len(config.channels)} channels)")
@@ -58,6 +60,26 @@ def cmd_check(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     print(f"rules: {rules_dir} ok ({len(report.ruleset.rules)} rules)")
     return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from daemon import status
+    from daemon.store import Store
+
+    config = _config(args, secrets=False)
+    now = datetime.now(UTC)
+    try:
+        store = Store(config.store.path, readonly=True)
+    except StoreError as exc:
+        report = {"daemon": {"running": False}, "error": str(exc)}
+        print(json.dumps(report, indent=2) if args.json else f"feedwatch: {exc}\nNOT RUNNING")
+        return status.EXIT_NO_DAEMON
+    try:
+        report = status.collect(store, config, now)
+    finally:
+        store.close()
+    print(json.dumps(report, indent=2) if args.json else status.render(report))
+    return status.exit_code(report)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,6 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="validate config and rules (exit 2 on errors)")
     check.add_argument("--rules", help="rules folder to check instead of the configured one")
     check.set_defaults(func=cmd_check)
+
+    st = sub.add_parser("status", help="daemon, feeds, rules, outbox and recent alerts (exit 0/1/2/4)")
+    st.add_argument("--json", action="store_true", help="one JSON document")
+    st.set_defaults(func=cmd_status)
     return parser
 
 

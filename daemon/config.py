@@ -36,10 +36,11 @@ T = TypeVar("T")
 class Table:
     """A view of one TOML table that remembers its key path and which keys were read."""
 
-    def __init__(self, data: Mapping[str, Any], path: str, file: Path) -> None:
+    def __init__(self, data: Mapping[str, Any], path: str, file: Path, *, secrets: bool = True) -> None:
         self.data = data
         self.path = path
         self.file = file
+        self.secrets = secrets
         self._seen: set[str] = set()
 
     def _key(self, key: str) -> str:
@@ -111,12 +112,15 @@ class Table:
         value = self.get(key, dict, default, "a table")
         if not isinstance(value, dict):
             return value
-        return Table(value, self._key(key), self.file)
+        return Table(value, self._key(key), self.file, secrets=self.secrets)
 
     def secret(self, key: str) -> Secret | None:
         """``key``, ``key_env``, ``key_file`` or ``key_credential``: exactly one or none."""
         sources = {s: self.get(f"{key}{s}", str, None) for s in ("", "_env", "_file", "_credential")}
         file = sources["_file"]
+        if not self.secrets:
+            # Operator commands (status, check, db backup) run without the service's credentials.
+            return Secret("") if any(v is not None for v in sources.values()) else None
         return resolve_secret(
             value=sources[""],
             env=sources["_env"],
@@ -303,10 +307,11 @@ def toml_error_location(exc: tomllib.TOMLDecodeError) -> str:
     return msg
 
 
-def load_config(path: Path | str) -> Config:
+def load_config(path: Path | str, *, secrets: bool = True) -> Config:
+    """Load and validate; ``secrets=False`` checks secret keys but does not read their values."""
     path = Path(path).absolute()
     data = read_toml(path)
-    root = Table(data, "", path)
+    root = Table(data, "", path, secrets=secrets)
 
     daemon_t = root.table("daemon", {})
     rules_dir = daemon_t.resolve_path(daemon_t.string("rules_dir", "rules"))
@@ -328,7 +333,7 @@ def load_config(path: Path | str) -> Config:
     if feeds_dir.is_dir():
         for extra in sorted(feeds_dir.glob("*.toml")):
             extra_data = read_toml(extra)
-            et = Table(extra_data, "", extra)
+            et = Table(extra_data, "", extra, secrets=secrets)
             for i, f in enumerate(et.get("feeds", list, [], "an array of [[feeds]] tables")):
                 sources.append((f, f"feeds[{i}]", extra))
             et.done()
@@ -340,7 +345,7 @@ def load_config(path: Path | str) -> Config:
     for raw, key, file in sources:
         if not isinstance(raw, dict):
             raise ConfigError(f"expected a table, got {_show(raw)}", path=file, key=key)
-        feed = _feed(Table(raw, key, file), polling)
+        feed = _feed(Table(raw, key, file, secrets=secrets), polling)
         where = f"{file.name}: {key}"
         if feed.url in seen_urls:
             raise ConfigError(f"feed URL {feed.url} is already defined at {seen_urls[feed.url]}", path=file, key=key)

@@ -99,9 +99,7 @@ async def post(
     hidden = [reveal(url), *(reveal(s) for s in secrets)]
     error: DeliveryError
     try:
-        async with client.stream(
-            "POST", reveal(url), content=body, headers=headers, timeout=request_timeout
-        ) as resp:
+        async with client.stream("POST", reveal(url), content=body, headers=headers, timeout=request_timeout) as resp:
             if 200 <= resp.status_code < 300:
                 await _excerpt(resp)  # drain what little there is so the connection can be reused
                 return resp.status_code
@@ -112,9 +110,7 @@ async def post(
             f"timed out after {request_timeout:g}s posting to {shown}", channel=channel, alert_id=alert_id
         )
     except httpx.UnsupportedProtocol:
-        error = PermanentDeliveryError(
-            f"unsupported URL scheme for {shown}", channel=channel, alert_id=alert_id
-        )
+        error = PermanentDeliveryError(f"unsupported URL scheme for {shown}", channel=channel, alert_id=alert_id)
     except httpx.TransportError as exc:
         reason = _scrub(str(exc), hidden) or "connection failed"
         error = TransientDeliveryError(
@@ -125,9 +121,7 @@ async def post(
     raise error  # outside the except blocks: nothing chains back to the request and its URL
 
 
-def _status_error(
-    resp: httpx.Response, detail: str, shown: str, channel: str, alert_id: str
-) -> DeliveryError:
+def _status_error(resp: httpx.Response, detail: str, shown: str, channel: str, alert_id: str) -> DeliveryError:
     status = resp.status_code
     message = f"HTTP {status} from {shown}" + (f": {detail}" if detail else "")
     if status in _TRANSIENT_STATUS or status >= 500:

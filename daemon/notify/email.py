@@ -157,9 +157,7 @@ class EmailChannel:
         try:
             msg = build_message(alert, sender=s.sender, recipients=s.recipients)
         except (ValueError, TypeError, email.errors.MessageError) as exc:
-            error = PermanentDeliveryError(
-                f"cannot build the mail: {exc}", channel=self.name, alert_id=alert.alert_id
-            )
+            error = PermanentDeliveryError(f"cannot build the mail: {exc}", channel=self.name, alert_id=alert.alert_id)
         if error is not None:
             raise error
         async with self._lock:
@@ -168,9 +166,7 @@ class EmailChannel:
     async def _send_locked(self, msg: EmailMessage, alert: Alert) -> None:
         s = self._settings
         now = time.monotonic()
-        reused = (
-            self._smtp is not None and self._smtp.is_connected and now - self._last_used < REUSE_IDLE_SECONDS
-        )
+        reused = self._smtp is not None and self._smtp.is_connected and now - self._last_used < REUSE_IDLE_SECONDS
         if not reused:
             self._drop()
         started = now
@@ -230,9 +226,7 @@ class EmailChannel:
         if isinstance(exc, aiosmtplib.SMTPNotSupported):
             return self._error(False, f"{where}: {self._scrub(exc.message)}", alert)
         if isinstance(exc, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(exc):
-            return self._error(
-                False, f"TLS certificate of {where} not trusted: {self._scrub(str(exc))}", alert
-            )
+            return self._error(False, f"TLS certificate of {where} not trusted: {self._scrub(str(exc))}", alert)
         reason = self._scrub(str(exc)) or type(exc).__name__
         return self._error(True, f"cannot talk to {where}: {reason}", alert)
 

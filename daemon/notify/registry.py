@@ -20,9 +20,7 @@ ChannelFactory = Callable[[str, object, httpx.AsyncClient], Channel]
 
 def _expect(type_: str, settings: object, cls: type[T]) -> T:
     if not isinstance(settings, cls):
-        raise ConfigError(
-            f"a {type_!r} channel needs {cls.__name__}, got {type(settings).__name__}", key="channels"
-        )
+        raise ConfigError(f"a {type_!r} channel needs {cls.__name__}, got {type(settings).__name__}", key="channels")
     return settings
 
 
@@ -70,7 +68,5 @@ def build_channel(name: str, type_: str, settings: object, *, http: httpx.AsyncC
     factory = CHANNEL_TYPES.get(type_)
     if factory is None:
         known = ", ".join(sorted(CHANNEL_TYPES))
-        raise ConfigError(
-            f"unknown channel type {type_!r} (expected one of {known})", key=f"channels.{name}.type"
-        )
+        raise ConfigError(f"unknown channel type {type_!r} (expected one of {known})", key=f"channels.{name}.type")
     return factory(name, settings, http)

@@ -81,9 +81,7 @@ def signature(key: bytes, timestamp: int, body: bytes) -> str:
 
 def encode_body(alert: Alert) -> bytes:
     """The exact bytes posted (and signed): compact, sorted keys, UTF-8."""
-    return json.dumps(
-        webhook_payload(alert), ensure_ascii=False, separators=(",", ":"), sort_keys=True
-    ).encode("utf-8")
+    return json.dumps(webhook_payload(alert), ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode("utf-8")
 
 
 class WebhookChannel:
@@ -117,9 +115,7 @@ class WebhookChannel:
             }
         )
         if self._settings.secret is not None:
-            headers[SIGNATURE_HEADER] = signature(
-                self._settings.secret.reveal().encode("utf-8"), timestamp, body
-            )
+            headers[SIGNATURE_HEADER] = signature(self._settings.secret.reveal().encode("utf-8"), timestamp, body)
         return headers
 
     async def send(self, alert: Alert) -> None:

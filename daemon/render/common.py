@@ -146,9 +146,7 @@ def title_segments(alert: Alert) -> Segments:
     spans = [
         (h.start, h.end)
         for h in alert.hits
-        if h.field == "title"
-        and 0 <= h.start < h.end <= len(alert.title)
-        and alert.title[h.start : h.end] == h.text
+        if h.field == "title" and 0 <= h.start < h.end <= len(alert.title) and alert.title[h.start : h.end] == h.text
     ]
     if spans and title == alert.title:
         return _segments(title, spans)
