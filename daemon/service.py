@@ -7,6 +7,7 @@ of every I/O object (HTTP client, store thread, channels) through one AsyncExitS
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import os
 import random
 import signal
@@ -33,6 +34,7 @@ from daemon.notify.worker import OutboxWorker
 from daemon.retry import RetryPolicy
 from daemon.rules import LoadReport, load_rules
 from daemon.store import AsyncStore, FeedState, Store
+from daemon.systemd import Notifier, format_status, watchdog_loop
 from daemon.urls import host_of
 
 log = structlog.get_logger(__name__)
@@ -68,8 +70,13 @@ def rules_or_raise(config: Config, previous: LoadReport | None = None) -> LoadRe
 
 
 class Service:
-    def __init__(self, config: Config, *, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self, config: Config, *, clock: Callable[[], datetime] = utcnow, notifier: Notifier | None = None
+    ) -> None:
         report = rules_or_raise(config)
+        self.notifier = notifier or Notifier.from_env()
+        self._last_alert: datetime | None = None
+        self._last_heartbeat = 0.0
         self.active = Active(config, report, Matcher(report.ruleset))
         self._clock = clock
         self._rng = random.Random()
@@ -80,6 +87,8 @@ class Service:
         self._stack = AsyncExitStack()
         self._scheduler: AsyncIOScheduler | None = None
         self._polls: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Future[None]] = set()
+        self._worker_task: asyncio.Task[None] | None = None
         self.store = AsyncStore(
             config.store.path, busy_timeout=config.store.busy_timeout, max_size=config.store.max_size
         )
@@ -132,17 +141,27 @@ class Service:
 
     async def run_forever(self) -> int:
         loop = asyncio.get_running_loop()
+        faulthandler.enable()  # a watchdog abort then prints every thread's stack to the journal
+        watchdog_task: asyncio.Task[None] | None = None
+        interval = self.notifier.watchdog_interval()
+        if interval:
+            # Started before the slow start-up: systemd's watchdog clock runs from process start.
+            watchdog_task = asyncio.create_task(
+                watchdog_loop(self.notifier, interval=interval, healthy=self._healthy), name="watchdog"
+            )
         try:
             await self._start()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.request_stop, sig)
-            loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
+            loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
             assert self.worker is not None
             worker_task = asyncio.create_task(self.worker.run_forever(self._stop), name="outbox")
             heartbeat_task = asyncio.create_task(self._heartbeat_loop(), name="heartbeat")
             self._scheduler = AsyncIOScheduler(timezone=UTC)
             self._schedule_all(initial=True)
             self._scheduler.start()
+            self._worker_task = worker_task
+            self.notifier.ready(await self._status_line())
             log.info(
                 "daemon_started",
                 version=__version__,
@@ -154,12 +173,15 @@ class Service:
             await self._shutdown(worker_task, heartbeat_task)
             return EXIT_OK
         finally:
+            if watchdog_task is not None:
+                watchdog_task.cancel()
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
             await self.aclose()
 
     def request_stop(self, sig: int | None = None) -> None:
         if not self._stop.is_set():
+            self.notifier.stopping()
             log.info("stopping", signal=signal.Signals(sig).name if sig else None)
             self._stop.set()
 
@@ -354,6 +376,7 @@ class Service:
             alerts=len(ingested.alerts),
         )
         if ingested.alerts and self.worker is not None:
+            self._last_alert = now
             self.worker.wake.set()
         self._hint(feed, result.expires_in, parsed.ttl_minutes)
 
@@ -390,6 +413,38 @@ class Service:
         self._delay_next(feed, delay)
 
     # -- reload and heartbeat ----------------------------------------------------------------
+
+    def _on_sighup(self) -> None:
+        # RELOADING=1 must reach systemd before `kill -HUP` returns, so send it from the handler.
+        self.notifier.reloading()
+        task = asyncio.ensure_future(self._reload_and_ready())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _reload_and_ready(self) -> None:
+        try:
+            await self.reload()
+        finally:
+            # Always READY again, even when the new files were rejected, or the unit stays "reloading".
+            self.notifier.ready(await self._status_line())
+
+    def _healthy(self) -> bool:
+        """Cheap check for the watchdog: heartbeats are recent and the outbox worker is alive."""
+        if self._worker_task is not None and self._worker_task.done():
+            return False
+        return not self._last_heartbeat or time.monotonic() - self._last_heartbeat < 3 * HEARTBEAT_EVERY + 30
+
+    async def _status_line(self) -> str:
+        try:
+            counts = await self.store.call(Store.outbox_counts)
+            feeds = await self.store.call(Store.feeds)
+        except FeedwatchError:
+            return "store unavailable"
+        failing = sum(1 for f in feeds if f.consecutive_failures)
+        enabled = sum(1 for f in self.active.config.feeds if f.enabled)
+        return format_status(
+            feeds=enabled, failing=failing, outbox=counts["pending"], last_alert=self._last_alert, now=self._clock()
+        )
 
     async def reload(self) -> bool:
         """SIGHUP: re-read config and rules; on any error keep what runs now."""
@@ -438,6 +493,8 @@ class Service:
                         "interval": self.active.config.polling.interval,
                     },
                 )
+                self._last_heartbeat = time.monotonic()
+                self.notifier.status(await self._status_line())
             except FeedwatchError as exc:
                 log.error("heartbeat_failed", error=str(exc))
             await asyncio.sleep(HEARTBEAT_EVERY)
