@@ -273,6 +273,73 @@ def _console(t: Table) -> ConsoleSettings:
     return ConsoleSettings(stream=stream)
 
 
+def _settings(t: Table, build: Callable[[], T]) -> T:
+    """Run a settings dataclass's own validation and report it at this table's key path."""
+    try:
+        return build()
+    except ValueError as exc:
+        raise t.error(None, str(exc)) from None
+
+
+@channel_parser("email")
+def _email(t: Table) -> Any:
+    from daemon.notify.email import EmailSettings
+
+    to = t.get("to", (str, list), ..., "an address or a list of addresses")
+    recipients = (to,) if isinstance(to, str) else t.str_list("to")
+    security = t.string("security", "starttls")
+    return _settings(
+        t,
+        lambda: EmailSettings(
+            host=t.string("host"),
+            port=t.integer("port", None, minimum=1),
+            security=security,
+            username=t.string("username", None),
+            password=t.secret("password"),
+            sender=t.string("from"),
+            recipients=tuple(recipients),
+            timeout=t.duration("timeout", 30.0),
+            helo_name=t.string("helo_name", None),
+        ),
+    )
+
+
+@channel_parser("slack")
+def _slack(t: Table) -> Any:
+    from daemon.notify.slack import SlackSettings
+
+    url = t.secret("webhook_url")
+    if url is None:
+        raise t.error("webhook_url", "required (or webhook_url_env / webhook_url_file / webhook_url_credential)")
+    if not t.secrets:
+        return None
+    return _settings(
+        t,
+        lambda: SlackSettings(
+            webhook_url=url,
+            timeout=t.duration("timeout", 10.0),
+            username=t.string("username", None),
+            icon=t.string("icon", None),
+        ),
+    )
+
+
+@channel_parser("webhook")
+def _webhook(t: Table) -> Any:
+    from daemon.notify.webhook import WebhookSettings
+
+    url = t.secret("url")
+    if url is None:
+        raise t.error("url", "required (or url_env / url_file / url_credential)")
+    headers_t = t.table("headers", {})
+    headers = {k: headers_t.string(k) for k in headers_t.data}
+    secret = t.secret("secret")
+    timeout = t.duration("timeout", 10.0)
+    if not t.secrets:
+        return None
+    return _settings(t, lambda: WebhookSettings(url=url, secret=secret, headers=headers, timeout=timeout))
+
+
 def find_config(cli_path: str | Path | None) -> Path:
     """``--config``, then ``$FEEDWATCH_CONFIG``, then ``./config.toml``."""
     if cli_path:

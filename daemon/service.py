@@ -501,17 +501,9 @@ class Service:
 
 
 def build_channels(config: Config, client: httpx.AsyncClient) -> dict[str, Channel]:
-    from daemon.notify.console import ConsoleChannel
+    from daemon.notify.registry import build_channel
 
-    out: dict[str, Channel] = {}
-    for name, cc in config.channels.items():
-        if cc.type == "console":
-            out[name] = ConsoleChannel(name, cc.settings.stream)
-        else:
-            from daemon.notify.registry import build_channel
-
-            out[name] = build_channel(name, cc.type, cc.settings, http=client)
-    return out
+    return {name: build_channel(name, cc.type, cc.settings, http=client) for name, cc in config.channels.items()}
 
 
 __all__ = ["EXIT_CONFIG", "EXIT_OK", "EXIT_QUEUED", "RuleError", "Service", "rules_or_raise"]

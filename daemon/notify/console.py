@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
+from daemon.config import ConsoleSettings
 from daemon.models import Alert, AlertKind, Hit
 
 RULE = "─" * 72
@@ -46,8 +47,9 @@ def format_alert(alert: Alert) -> str:
 
 
 class ConsoleChannel:
-    def __init__(self, name: str, stream: str = "stdout", *, out: TextIO | None = None) -> None:
+    def __init__(self, name: str, settings: ConsoleSettings | None = None, *, out: TextIO | None = None) -> None:
         self.name = name
+        stream = settings.stream if settings else "stdout"
         self._out = out or (sys.stderr if stream == "stderr" else sys.stdout)
 
     async def send(self, alert: Alert) -> None:
