@@ -25,7 +25,7 @@ class RuleInfo(Protocol):
     @property
     def description(self) -> str: ...
     @property
-    def throttle(self) -> float | None: ...
+    def throttle(self) -> timedelta | None: ...
     @property
     def channels(self) -> tuple[str, ...]: ...
 
@@ -162,7 +162,7 @@ def _alert_for(
     decision = alerts.decide(
         severity=match.severity,
         prior=alerts.Prior(prior.severity, prior.created_at) if prior else None,
-        throttle=rule.throttle if rule else None,
+        throttle=rule.throttle.total_seconds() if rule and rule.throttle else None,
         now=now,
     )
     if decision.action == alerts.Action.SUPPRESS:
