@@ -27,11 +27,19 @@ def setup_logging(level: str = "info", *, json: bool | None = None, stream: Text
     ]
     if json:
         processors += [
-            structlog.processors.dict_tracebacks,
+            # No local variables in tracebacks: they could hold secrets (passwords, webhook URLs).
+            structlog.processors.ExceptionRenderer(structlog.tracebacks.ExceptionDictTransformer(show_locals=False)),
             structlog.processors.JSONRenderer(sort_keys=False),
         ]
     else:
-        processors += [structlog.dev.ConsoleRenderer(colors=out.isatty())]
+        processors += [
+            structlog.dev.ConsoleRenderer(
+                colors=out.isatty(),
+                exception_formatter=structlog.dev.RichTracebackFormatter(show_locals=False)
+                if _has_rich()
+                else structlog.dev.plain_traceback,
+            )
+        ]
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(LEVELS.get(level, logging.INFO)),
@@ -40,3 +48,11 @@ def setup_logging(level: str = "info", *, json: bool | None = None, stream: Text
     )
     # Libraries that log through the stdlib (apscheduler, httpx) follow the same level, to stderr.
     logging.basicConfig(level=max(LEVELS.get(level, logging.INFO), logging.WARNING), stream=out, force=True)
+
+
+def _has_rich() -> bool:
+    try:
+        import rich  # type: ignore[import-not-found]  # noqa: F401  (optional: nicer terminal tracebacks)
+    except ImportError:
+        return False
+    return True

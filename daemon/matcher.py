@@ -253,9 +253,7 @@ class Matcher:
             if skip is None:
                 out.append(self._judge(rule, scan))
             elif all_rules:
-                out.append(
-                    Evaluation(rule.id, False, 0.0, Severity.INFO, (), (skip,), channels=rule.channels)
-                )
+                out.append(Evaluation(rule.id, False, 0.0, Severity.INFO, (), (skip,), channels=rule.channels))
         return out
 
     def evaluate_rule(

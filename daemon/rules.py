@@ -227,11 +227,7 @@ class ExampleFailure:
     def __str__(self) -> str:
         where = f"{self.path}:{self.line}: " if self.line else (f"{self.path}: " if self.path else "")
         if self.expected != self.fired:
-            what = (
-                "expected a match but the rule did not fire"
-                if self.expected
-                else "expected no match but it fired"
-            )
+            what = "expected a match but the rule did not fire" if self.expected else "expected no match but it fired"
         else:
             what = f"expected severity {self.expected_severity}, got {self.severity}"
         why = "; ".join(self.reasons)
@@ -327,9 +323,7 @@ def load_rules(
             warnings += results[p].warnings
     errors = [e for p in order for e in failed.get(p, [])]
     files = {p: hashlib.sha256(t.encode("utf-8")).hexdigest() for p, t in in_use.items() if t is not None}
-    version = hashlib.sha256("".join(f"{p}\0{h}\0" for p, h in sorted(files.items())).encode()).hexdigest()[
-        :16
-    ]
+    version = hashlib.sha256("".join(f"{p}\0{h}\0" for p, h in sorted(files.items())).encode()).hexdigest()[:16]
     ruleset = RuleSet(tuple(rules), MappingProxyType(lists), version)
     sources = {p: t for p, t in in_use.items() if t is not None}
     return LoadReport(ruleset, tuple(errors), tuple(dict.fromkeys(warnings)), files, sources)
@@ -638,9 +632,7 @@ def _parse_severity(c: Checker, w: tuple[str | int, ...], raw: Any, threshold: f
             c.error((*w, "severity"), str(exc))
             return SeverityBands()
     if not isinstance(raw, dict):
-        c.error(
-            (*w, "severity"), "expected a table like { warning = 3.0, critical = 6.0 } or a severity name"
-        )
+        c.error((*w, "severity"), "expected a table like { warning = 3.0, critical = 6.0 } or a severity name")
         return SeverityBands()
     sw = (*w, "severity")
     c.known_keys(sw, raw, ("warning", "critical"))
