@@ -170,9 +170,7 @@ class TestSysusersTmpfiles:
         (root / "etc").mkdir(parents=True)
         users = run("systemd-sysusers", f"--root={root}", str(SYSUSERS))
         assert users.returncode == 0, users.stderr
-        passwd = {
-            line.split(":")[0]: line.split(":") for line in (root / "etc/passwd").read_text().splitlines()
-        }
+        passwd = {line.split(":")[0]: line.split(":") for line in (root / "etc/passwd").read_text().splitlines()}
         account = passwd["feedwatch"]
         uid, gid, home = int(account[2]), int(account[3]), account[5]
         assert 0 < uid < 1000

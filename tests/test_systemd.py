@@ -310,9 +310,7 @@ class TestWatchdogLoop:
         notifier = _notifier(manager)
         state = {"ok": True}
         with PingRecorder(manager.sock) as pings, capture_logs() as logs:
-            task = asyncio.create_task(
-                watchdog_loop(notifier, interval=self.INTERVAL, healthy=lambda: state["ok"])
-            )
+            task = asyncio.create_task(watchdog_loop(notifier, interval=self.INTERVAL, healthy=lambda: state["ok"]))
             await asyncio.sleep(0.2)
             state["ok"] = False
             sick = time.monotonic()
