@@ -7,79 +7,15 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 import sys
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
-from pathlib import Path
 
 from daemon import __version__
-from daemon.config import Config, find_config, load_config
+from daemon.commands import COMMANDS
+from daemon.commands.common import EXIT_DEGRADED, EXIT_USAGE
 from daemon.errors import ConfigError, FeedwatchError, RuleError, StoreError
-from daemon.log import setup_logging
-
-EXIT_OK = 0
-EXIT_DEGRADED = 1
-EXIT_USAGE = 2
 
 Handler = Callable[[argparse.Namespace], int]
-
-
-def _config(args: argparse.Namespace, *, secrets: bool = True) -> Config:
-    return load_config(find_config(args.config), secrets=secrets)
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    from daemon.service import Service
-
-    config = _config(args)
-    setup_logging(args.log_level or config.log_level)
-    service = Service(config)
-    if args.once:
-        return asyncio.run(service.run_once())
-    return asyncio.run(service.run_forever())
-
-
-def cmd_check(args: argparse.Namespace) -> int:
-    from daemon.rules import load_rules
-
-    config = _config(args, secrets=False)
-    rules_dir = Path(args.rules) if args.rules else config.rules_dir
-    report = load_rules(rules_dir, channels=list(config.channels))
-    print(f"config: {config.path} ok ({len(config.feeds)} feeds, {len(config.channels)} channels)")
-    for rule in report.ruleset.rules:
-        groups = ", ".join(f"{g.name}({len(g.terms)})" for g in rule.groups)
-        state = "" if rule.enabled else " [disabled]"
-        print(f"rule {rule.id}{state}: {groups}")
-    for warning in report.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
-    for error in report.errors:
-        print(f"error: {error}", file=sys.stderr)
-    if report.errors:
-        return EXIT_USAGE
-    print(f"rules: {rules_dir} ok ({len(report.ruleset.rules)} rules)")
-    return EXIT_OK
-
-
-def cmd_status(args: argparse.Namespace) -> int:
-    from daemon import status
-    from daemon.store import Store
-
-    config = _config(args, secrets=False)
-    now = datetime.now(UTC)
-    try:
-        store = Store(config.store.path, readonly=True)
-    except StoreError as exc:
-        report = {"daemon": {"running": False}, "error": str(exc)}
-        print(json.dumps(report, indent=2) if args.json else f"feedwatch: {exc}\nNOT RUNNING")
-        return status.EXIT_NO_DAEMON
-    try:
-        report = status.collect(store, config, now)
-    finally:
-        store.close()
-    print(json.dumps(report, indent=2) if args.json else status.render(report))
-    return status.exit_code(report)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,18 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="override config")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-
-    run = sub.add_parser("run", help="run the daemon (or one poll cycle with --once)")
-    run.add_argument("--once", action="store_true", help="poll every feed once, deliver, then exit")
-    run.set_defaults(func=cmd_run)
-
-    check = sub.add_parser("check", help="validate config and rules (exit 2 on errors)")
-    check.add_argument("--rules", help="rules folder to check instead of the configured one")
-    check.set_defaults(func=cmd_check)
-
-    st = sub.add_parser("status", help="daemon, feeds, rules, outbox and recent alerts (exit 0/1/2/4)")
-    st.add_argument("--json", action="store_true", help="one JSON document")
-    st.set_defaults(func=cmd_status)
+    for module in COMMANDS:
+        module.register(sub)
     return parser
 
 

@@ -1,0 +1,11 @@
+"""One module per command (group); each has ``register(subparsers)``. Add new ones to COMMANDS."""
+
+from __future__ import annotations
+
+from daemon.commands import check, run, status
+
+COMMANDS = [
+    run,
+    check,
+    status,
+]
