@@ -16,12 +16,14 @@ from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
+from watchfiles import awatch
 
 from daemon import __version__, pipeline
 from daemon.config import Config, FeedConfig, load_config
@@ -43,6 +45,7 @@ EXIT_OK = 0
 EXIT_CONFIG = 2
 EXIT_QUEUED = 3
 HEARTBEAT_EVERY = 10.0
+RULES_DEBOUNCE_MS = 300  # editors write in bursts; one reload per save, well inside the 2 s promise
 
 
 def utcnow() -> datetime:
@@ -157,6 +160,8 @@ class Service:
             assert self.worker is not None
             worker_task = asyncio.create_task(self.worker.run_forever(self._stop), name="outbox")
             heartbeat_task = asyncio.create_task(self._heartbeat_loop(), name="heartbeat")
+            watch_task = asyncio.create_task(self._watch_rules(), name="rules-watch")
+            self._background.add(watch_task)
             self._scheduler = AsyncIOScheduler(timezone=UTC)
             self._schedule_all(initial=True)
             self._scheduler.start()
@@ -192,12 +197,14 @@ class Service:
         for task in list(self._polls):
             task.cancel()
         heartbeat_task.cancel()
+        for task in list(self._background):
+            task.cancel()
         grace = self.active.config.grace_period
         try:
             await asyncio.wait_for(worker_task, timeout=grace)
         except TimeoutError:
             log.warning("grace_period_over", grace=grace, hint="undelivered alerts stay in the outbox")
-        await asyncio.gather(*self._polls, heartbeat_task, return_exceptions=True)
+        await asyncio.gather(*self._polls, *self._background, heartbeat_task, return_exceptions=True)
         counts = await self.store.call(Store.outbox_counts)
         await self.store.call(Store.set_meta, "daemon_stopped", {"at": self._clock().isoformat(), "pid": os.getpid()})
         assert self.worker is not None
@@ -446,25 +453,54 @@ class Service:
             feeds=enabled, failing=failing, outbox=counts["pending"], last_alert=self._last_alert, now=self._clock()
         )
 
-    async def reload(self) -> bool:
-        """SIGHUP: re-read config and rules; on any error keep what runs now."""
-        log.info("reloading")
+    async def reload(self, *, config: bool = True) -> bool:
+        """Re-read config (SIGHUP) and rules; on any error keep what runs now.
+
+        Loading and compiling happen on a worker thread; the swap of ``self.active`` is one
+        assignment, so a poll in progress finishes with the set it started with.
+        """
+        log.info("reloading", config=config)
         old = self.active
+
+        def load() -> Active:
+            cfg = load_config(old.config.path) if config else old.config
+            report = load_rules(cfg.rules_dir, channels=list(cfg.channels), previous=old.report)
+            return Active(cfg, report, Matcher(report.ruleset))
+
         try:
-            config = load_config(old.config.path)
-            report = load_rules(config.rules_dir, channels=list(config.channels), previous=old.report)
+            new = await asyncio.to_thread(load)
         except FeedwatchError as exc:
             log.error("reload_failed", error=str(exc), hint="the previous configuration stays active")
             await self.store.call(Store.set_meta, "rules_error", {"at": self._clock().isoformat(), "error": str(exc)})
             return False
-        self.active = Active(config, report, Matcher(report.ruleset))
-        for error in report.errors:
+        self.active = new
+        for error in new.report.errors:
             log.error("rule_file_invalid", error=str(error), hint="the file's last good version stays active")
-        if self._scheduler is not None:
+        if self._scheduler is not None and config:
             self._schedule_all()
         await self._record_rules()
-        log.info("reloaded", feeds=len(config.feeds), rules=len(report.ruleset.rules), errors=len(report.errors))
-        return not report.errors
+        log.info(
+            "reloaded",
+            feeds=len(new.config.feeds),
+            rules=len(new.report.ruleset.rules),
+            errors=len(new.report.errors),
+            version=new.report.ruleset.version[:12],
+        )
+        return not new.report.errors
+
+    async def _watch_rules(self) -> None:
+        """Reload rules when a file under rules_dir changes (debounced; atomic-rename saves included)."""
+        rules_dir = self.active.config.rules_dir
+        try:
+            async for changes in awatch(
+                rules_dir, debounce=RULES_DEBOUNCE_MS, step=50, stop_event=self._stop, recursive=True
+            ):
+                relevant = [p for _, p in changes if p.endswith(".toml")]
+                if relevant:
+                    log.info("rules_changed", files=sorted({Path(p).name for p in relevant}))
+                    await self.reload(config=False)
+        except FileNotFoundError:
+            log.error("rules_dir_missing", path=str(rules_dir), hint="live reload is off; SIGHUP still reloads")
 
     async def _record_rules(self) -> None:
         report = self.active.report
