@@ -18,10 +18,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from watchfiles import awatch
 
@@ -35,6 +37,7 @@ from daemon.notify.base import Channel
 from daemon.notify.worker import OutboxWorker
 from daemon.retry import RetryPolicy
 from daemon.rules import LoadReport, load_rules
+from daemon.schedule import parse_schedule
 from daemon.store import AsyncStore, FeedState, Store
 from daemon.systemd import Notifier, format_status, watchdog_loop
 from daemon.urls import host_of
@@ -121,7 +124,14 @@ class Service:
             self._stack.push_async_callback(channel.aclose)
         policy = RetryPolicy(attempts=cfg.alerts.max_attempts, base=cfg.alerts.retry_base, cap=cfg.alerts.retry_cap)
         concurrency = {name: c.concurrency for name, c in cfg.channels.items()}
-        self.worker = OutboxWorker(self.store, self.channels, policy, concurrency=concurrency, clock=self._clock)
+        self.worker = OutboxWorker(
+            self.store,
+            self.channels,
+            policy,
+            concurrency=concurrency,
+            clock=self._clock,
+            storm_window=cfg.alerts.storm_window,
+        )
         await self._record_rules()
 
     async def aclose(self) -> None:
@@ -134,6 +144,11 @@ class Service:
             feeds = [f for f in self.active.config.feeds if f.enabled]
             await asyncio.gather(*(self.poll(f) for f in feeds))
             assert self.worker is not None
+            # One cycle has no later window: send grouped and digest messages now.
+            await self.worker.flush_storms(force=True)
+            for name, channel in self.active.config.channels.items():
+                if channel.mode == "digest":
+                    await self.worker.flush_digest(name, 0.0)
             left = await self.worker.drain(self.active.config.alerts.outbox_wait)
             if left:
                 log.warning("outbox_not_empty", pending=left, hint="they are delivered on the next run")
@@ -164,6 +179,7 @@ class Service:
             self._background.add(watch_task)
             self._scheduler = AsyncIOScheduler(timezone=UTC)
             self._schedule_all(initial=True)
+            self._schedule_digests()
             self._scheduler.start()
             self._worker_task = worker_task
             self.notifier.ready(await self._status_line())
@@ -197,8 +213,8 @@ class Service:
         for task in list(self._polls):
             task.cancel()
         heartbeat_task.cancel()
-        for task in list(self._background):
-            task.cancel()
+        for pending in list(self._background):
+            pending.cancel()
         grace = self.active.config.grace_period
         try:
             await asyncio.wait_for(worker_task, timeout=grace)
@@ -225,7 +241,7 @@ class Service:
         cfg = self.active.config
         wanted = {f.name: f for f in cfg.feeds if f.enabled}
         for job in self._scheduler.get_jobs():
-            if job.id not in wanted:
+            if job.id not in wanted and not job.id.startswith("digest:"):
                 job.remove()
                 log.info("feed_unscheduled", feed=job.id)
         now = self._clock()
@@ -248,6 +264,38 @@ class Service:
                 )
             elif not initial:
                 self._scheduler.reschedule_job(name, trigger=trigger)
+
+    def _schedule_digests(self) -> None:
+        """One job per digest channel, at its schedule in its time zone."""
+        assert self._scheduler is not None
+        for name, channel in self.active.config.channels.items():
+            if channel.mode != "digest" or not channel.schedule:
+                continue
+            when = parse_schedule(channel.schedule)
+            zone = ZoneInfo(channel.timezone)
+            trigger: IntervalTrigger | CronTrigger
+            if when.every:
+                trigger = IntervalTrigger(seconds=when.every, timezone=zone)
+                period = when.every
+            else:
+                trigger = CronTrigger(hour=when.hour, minute=when.minute, day_of_week=when.day, timezone=zone)
+                period = 7 * 86400.0 if when.day else 86400.0
+            self._scheduler.add_job(
+                self._digest_job,
+                trigger=trigger,
+                id=f"digest:{name}",
+                args=[name, period],
+                max_instances=1,
+                coalesce=True,
+                replace_existing=True,
+            )
+
+    async def _digest_job(self, channel: str, period: float) -> None:
+        if self.worker is not None:
+            try:
+                await self.worker.flush_digest(channel, period)
+            except FeedwatchError as exc:
+                log.error("digest_failed", channel=channel, error=str(exc))
 
     async def _poll_job(self, name: str) -> None:
         feed = next((f for f in self.active.config.feeds if f.name == name), None)
@@ -361,7 +409,8 @@ class Service:
             updates["problem_logged"] = True
         active = self.active  # one RuleSet for the whole poll, even if a reload lands meanwhile
         channel_floors = {n: c.min_severity for n, c in active.config.channels.items()}
-        routing = pipeline.Routing(active.config.alerts, channel_floors)
+        digests = frozenset(n for n, c in active.config.channels.items() if c.mode == "digest")
+        routing = pipeline.Routing(active.config.alerts, channel_floors, digests)
         ingested = await self.store.call(
             pipeline.ingest,
             feed,
