@@ -379,6 +379,7 @@ def _validate_all(
             rule = _parse_rule(checker, rule_id, body, all_lists, channels)
             if rule is not None:
                 rules.append(rule)
+        checker.errors.sort(key=lambda e: (e.line or 0, e.column or 0))
         results[p] = _FileResult(file_lists[p], rules, checker.errors, checker.warnings)
     return results
 
@@ -455,23 +456,26 @@ def _parse_rule(
     proximity = _parse_proximity(c, w, body.get("proximity"), names)
     fields = _parse_fields(c, w, body.get("fields"))
     examples = _parse_examples(c, w, body.get("examples", []))
+    description = c.string(body, w, "description", "")
+    enabled = c.boolean(body, w, "enabled", True)
+    feeds = [frozenset(c.strings(body, w, k)) for k in ("feeds", "except_feeds", "tags", "except_tags")]
     _warn_duplicates(c, rule_id, groups, exclude_terms)
     if len(c.errors) > start_errors:
         return None
     return Rule(
         id=rule_id,
         groups=tuple(groups),
-        description=c.string(body, w, "description", ""),
-        enabled=c.boolean(body, w, "enabled", True),
+        description=description,
+        enabled=enabled,
         threshold=threshold,
         severity=severity,
         require=require,
         channels=rule_channels,
         throttle=throttle,
-        feeds=frozenset(c.strings(body, w, "feeds")),
-        except_feeds=frozenset(c.strings(body, w, "except_feeds")),
-        tags=frozenset(c.strings(body, w, "tags")),
-        except_tags=frozenset(c.strings(body, w, "except_tags")),
+        feeds=feeds[0],
+        except_feeds=feeds[1],
+        tags=feeds[2],
+        except_tags=feeds[3],
         proximity=proximity,
         fields=fields,
         exclude_terms=exclude_terms,
