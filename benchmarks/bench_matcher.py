@@ -17,18 +17,20 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from daemon.matcher import Matcher, _is_word  # noqa: E402  (path set up above)
-from daemon.models import Item  # noqa: E402
-from daemon.rules import RuleSet, load_rules  # noqa: E402
-from daemon.text import fold  # noqa: E402
+from daemon.matcher import Matcher, _is_word
+from daemon.models import Item
+from daemon.rules import RuleSet, load_rules
+from daemon.text import fold
 
-FILLER = (
+_FILLER_TEXT = (
     "the a of to and in said on for was with he it as at by that from his an were are which this be has "
     "had not after have been their its new they first more two one who also government would people year "
     "city officials week minister police report state country told president region border talks court "
     "market news today local forces attack military troops summit weather economy agency capital"
-).split()
-SYLLABLES = "ka ra ba kh st ep an ke rt ta li sh ma ru ni go ze vo la de mi ro su te na lo pe vi do".split()
+)
+_SYLLABLE_TEXT = "ka ra ba kh st ep an ke rt ta li sh ma ru ni go ze vo la de mi ro su te na lo pe vi do"
+FILLER = _FILLER_TEXT.split()
+SYLLABLES = _SYLLABLE_TEXT.split()
 
 
 def _word(rng: random.Random) -> str:
