@@ -494,3 +494,25 @@ class TestExamples:
         )
         (failure,) = check_examples(load_rules(tmp_path).ruleset)
         assert (failure.expected_severity, failure.severity) == (Severity.CRITICAL, Severity.WARNING)
+
+
+class TestDocs:
+    def test_reference_example_loads_and_scores_as_documented(self, tmp_path: Path) -> None:
+        """The complete example in docs/rules.md is valid, its examples pass, and its worked score holds."""
+        from daemon.matcher import Matcher
+        from daemon.models import Item
+
+        doc = (Path(__file__).resolve().parent.parent / "docs" / "rules.md").read_text(encoding="utf-8")
+        blocks = doc.split("```toml\n")
+        rule_text = blocks[1].split("```")[0]
+        list_text = blocks[2].split("```")[0]
+        write(tmp_path, "karabakh.toml", rule_text)
+        write(tmp_path, "lists/caucasus-places.toml", list_text)
+        report = load_rules(tmp_path, channels=["email-desk"])
+        assert report.errors == ()
+        assert check_examples(report.ruleset) == []
+        it = Item(
+            feed="wire", key="1", title="Shelling in Martuni", link=None, summary="Martuni shelled overnight"
+        )
+        (match,) = Matcher(report.ruleset).score(it)
+        assert (match.score, match.severity) == (6.0, Severity.WARNING)
