@@ -516,3 +516,17 @@ class TestDocs:
         )
         (match,) = Matcher(report.ruleset).score(it)
         assert (match.score, match.severity) == (6.0, Severity.WARNING)
+
+
+class TestLastGoodAcrossFiles:
+    def test_rule_file_not_blamed_for_broken_list(self, tmp_path: Path) -> None:
+        """Editing a rule file while a list file breaks: the rule edit applies, only the list errs."""
+        rules = write(tmp_path, "m.toml", "[rule.x.groups.g]\nterms = ['@caucasus-places']\n")
+        lists = write(tmp_path, "lists/places.toml", PLACES)
+        good = load_rules(tmp_path)
+        write(tmp_path, "m.toml", "[rule.x.groups.g]\nterms = ['@caucasus-places', 'new term']\n")
+        write(tmp_path, "lists/places.toml", "[list.caucasus-places\n")
+        report = load_rules(tmp_path, previous=good)
+        assert only_error(report).path == str(lists)
+        assert report.files[str(rules)] != good.files[str(rules)]
+        assert report.ruleset.rules[0].groups[0].terms[-1].source == "new term"
