@@ -252,6 +252,7 @@ class _FileResult:
     rules: list[Rule]
     errors: list[RuleError]
     warnings: list[str]
+    early: bool = False  # errors in syntax or lists: other files' errors may follow from these
 
 
 def _rule_files(rules_dir: Path) -> list[Path]:
@@ -298,20 +299,20 @@ def load_rules(
     in_use: dict[str, str | None] = {p: current.get(p, prev_sources.get(p)) for p in order}
     failed: dict[str, list[RuleError]] = {p: [e] for p, e in read_errors.items()}
     # Validate everything; a failing file falls back to its previous text (or nothing) and the whole
-    # set is validated again, since its lists may be what other files refer to. Converges quickly.
-    for _ in range(len(order) + 1):
+    # set is validated again, since its lists may be what other files refer to. Files broken in syntax
+    # or lists fall back first, so a rule file is not blamed for a list file's mistake.
+    for _ in range(2 * len(order) + 1):
         results = _validate_all(rules_dir, order, in_use, channels)
-        changed = False
-        for p, res in results.items():
-            if res.errors:
-                failed.setdefault(p, res.errors)
-                fallback = prev_sources.get(p) if in_use[p] == current.get(p) else None
-                if fallback == in_use[p]:  # the previous version is the same text: nothing to fall back to
-                    fallback = None
-                in_use[p] = fallback
-                changed = True
-        if not changed:
+        broken = [p for p, res in results.items() if res.errors]
+        early = [p for p in broken if results[p].early]
+        if not broken:
             break
+        for p in early or broken:
+            failed.setdefault(p, results[p].errors)
+            fallback = prev_sources.get(p) if in_use[p] == current.get(p) else None
+            if fallback == in_use[p]:  # the previous version is the same text: nothing to fall back to
+                fallback = None
+            in_use[p] = fallback
     results = _validate_all(rules_dir, order, in_use, channels)
     rules: list[Rule] = []
     lists: dict[str, tuple[Term, ...]] = {}
@@ -344,7 +345,7 @@ def _validate_all(
             doc = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             checker.syntax_error(exc)
-            results[p] = _FileResult({}, [], checker.errors, checker.warnings)
+            results[p] = _FileResult({}, [], checker.errors, checker.warnings, early=True)
             continue
         allowed = ("list",) if str(Path(p).parent) == lists_dir else ("rule", "list")
         for key in doc:
@@ -362,6 +363,7 @@ def _validate_all(
                 continue
             terms = _parse_list(checker, name, body)
             file_lists[p][name] = all_lists[name] = terms
+    early = {p for p, (checker, _) in parsed.items() if checker.errors}
     seen_ids: set[str] = set()
     for p, (checker, doc) in parsed.items():
         rules: list[Rule] = []
@@ -373,7 +375,8 @@ def _validate_all(
             rule = _parse_rule(checker, rule_id, body, all_lists, channels)
             if rule is not None:
                 rules.append(rule)
-        results[p] = _FileResult(file_lists[p], rules, checker.errors, checker.warnings)
+        checker.errors.sort(key=lambda e: (e.line or 0, e.column or 0))
+        results[p] = _FileResult(file_lists[p], rules, checker.errors, checker.warnings, early=p in early)
     return results
 
 
@@ -449,23 +452,26 @@ def _parse_rule(
     proximity = _parse_proximity(c, w, body.get("proximity"), names)
     fields = _parse_fields(c, w, body.get("fields"))
     examples = _parse_examples(c, w, body.get("examples", []))
+    description = c.string(body, w, "description", "")
+    enabled = c.boolean(body, w, "enabled", True)
+    feeds = [frozenset(c.strings(body, w, k)) for k in ("feeds", "except_feeds", "tags", "except_tags")]
     _warn_duplicates(c, rule_id, groups, exclude_terms)
     if len(c.errors) > start_errors:
         return None
     return Rule(
         id=rule_id,
         groups=tuple(groups),
-        description=c.string(body, w, "description", ""),
-        enabled=c.boolean(body, w, "enabled", True),
+        description=description,
+        enabled=enabled,
         threshold=threshold,
         severity=severity,
         require=require,
         channels=rule_channels,
         throttle=throttle,
-        feeds=frozenset(c.strings(body, w, "feeds")),
-        except_feeds=frozenset(c.strings(body, w, "except_feeds")),
-        tags=frozenset(c.strings(body, w, "tags")),
-        except_tags=frozenset(c.strings(body, w, "except_tags")),
+        feeds=feeds[0],
+        except_feeds=feeds[1],
+        tags=feeds[2],
+        except_tags=feeds[3],
         proximity=proximity,
         fields=fields,
         exclude_terms=exclude_terms,
