@@ -186,9 +186,7 @@ class TestConditionalGet:
         """Per-feed headers and credentials reach the feed's own server."""
         httpserver.expect_request("/feed").respond_with_data(FEED)
         async with fetcher_for() as f:
-            await f.fetch(
-                httpserver.url_for("/feed"), headers={"X-Token": "t"}, auth=httpx.BasicAuth("u", "p")
-            )
+            await f.fetch(httpserver.url_for("/feed"), headers={"X-Token": "t"}, auth=httpx.BasicAuth("u", "p"))
         request = httpserver.log[0][0]
         assert request.headers["X-Token"] == "t"
         assert request.headers["Authorization"].startswith("Basic ")
@@ -256,9 +254,7 @@ class TestDecoding:
     ) -> None:
         """Every Content-Encoding we advertise decodes back to the original bytes."""
         data = FEED * 2000  # ~160 KB: several read chunks and several bounded decode steps
-        httpserver.expect_request("/feed").respond_with_data(
-            encode(data), headers={"Content-Encoding": encoding}
-        )
+        httpserver.expect_request("/feed").respond_with_data(encode(data), headers={"Content-Encoding": encoding})
         assert (await fetch(httpserver.url_for("/feed"))).body == data
 
     @pytest.mark.parametrize("encoding", ["gzip", "br"])
@@ -281,9 +277,7 @@ class TestSizeCap:
     def bomb(self) -> bytes:
         return gzip_bomb(256 * MiB)
 
-    async def test_gzip_bomb_stops_at_cap_with_bounded_memory(
-        self, httpserver: HTTPServer, bomb: bytes
-    ) -> None:
+    async def test_gzip_bomb_stops_at_cap_with_bounded_memory(self, httpserver: HTTPServer, bomb: bytes) -> None:
         """A 260 KB gzip body inflating to 256 MiB fails at the 10 MiB cap, peaking well under 3x the cap."""
         assert len(bomb) < 300_000
         httpserver.expect_request("/feed").respond_with_data(bomb, headers={"Content-Encoding": "gzip"})
@@ -327,9 +321,7 @@ class TestDeadlines:
         """A server sending a byte every 50 ms never trips the read timeout but fails the total deadline."""
 
         async def trickle(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            writer.write(
-                b"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\nContent-Length: 100000\r\n\r\n"
-            )
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\nContent-Length: 100000\r\n\r\n")
             for _ in range(200):
                 writer.write(b"<")
                 await writer.drain()
@@ -409,9 +401,7 @@ class TestStatus:
         [(404, "HTTP 404 Not Found"), (401, "HTTP 401 Unauthorized"), (403, "HTTP 403 Forbidden"),
          (500, "HTTP 500 Internal Server Error"), (599, "HTTP 599")],
     )  # fmt: skip
-    async def test_error_statuses_are_retried_at_backoff(
-        self, httpserver: HTTPServer, status: int, text: str
-    ) -> None:
+    async def test_error_statuses_are_retried_at_backoff(self, httpserver: HTTPServer, status: int, text: str) -> None:
         """Client and server errors are transient (retried at backoff), carry the status, never disable."""
         httpserver.expect_request("/feed").respond_with_data("nope", status=status)
         err = await fetch_error(httpserver.url_for("/feed"))
@@ -428,9 +418,7 @@ class TestStatus:
     @pytest.mark.parametrize("status", [429, 503])
     async def test_retry_after_seconds(self, httpserver: HTTPServer, status: int) -> None:
         """429 and 503 carry Retry-After given in seconds."""
-        httpserver.expect_request("/feed").respond_with_data(
-            "", status=status, headers={"Retry-After": "120"}
-        )
+        httpserver.expect_request("/feed").respond_with_data("", status=status, headers={"Retry-After": "120"})
         err = await fetch_error(httpserver.url_for("/feed"))
         assert (err.status, err.transient, err.retry_after) == (status, True, 120.0)
         assert "(retry after 120 s)" in str(err)
@@ -486,9 +474,7 @@ class TestRedirects:
 
     async def test_relative_location_is_resolved(self, httpserver: HTTPServer) -> None:
         """A Location relative to the current URL (../ included) is resolved before following."""
-        httpserver.expect_request("/x/y/feed").respond_with_data(
-            "", status=302, headers={"Location": "../rss?v=2"}
-        )
+        httpserver.expect_request("/x/y/feed").respond_with_data("", status=302, headers={"Location": "../rss?v=2"})
         httpserver.expect_request("/x/rss", query_string="v=2").respond_with_data(FEED)
         result = await fetch(httpserver.url_for("/x/y/feed"))
         assert (result.body, result.final_url) == (FEED, httpserver.url_for("/x/rss") + "?v=2")
@@ -504,18 +490,14 @@ class TestRedirects:
     async def test_too_many_redirects(self, httpserver: HTTPServer) -> None:
         """More hops than max_redirects fail without following the rest."""
         for i in range(10):
-            httpserver.expect_request(f"/r{i}").respond_with_data(
-                "", status=301, headers={"Location": f"/r{i + 1}"}
-            )
+            httpserver.expect_request(f"/r{i}").respond_with_data("", status=301, headers={"Location": f"/r{i + 1}"})
         err = await fetch_error(httpserver.url_for("/r0"), max_redirects=3)
         assert "too many redirects (more than 3)" in str(err)
         assert len(httpserver.log) == 4
 
     async def test_redirect_to_file_is_refused(self, httpserver: HTTPServer) -> None:
         """A server cannot make us read local files by redirecting to file://."""
-        httpserver.expect_request("/feed").respond_with_data(
-            "", status=302, headers={"Location": "file:///etc/passwd"}
-        )
+        httpserver.expect_request("/feed").respond_with_data("", status=302, headers={"Location": "file:///etc/passwd"})
         assert "redirected to an unsupported URL 'file:///etc/passwd'" in str(
             await fetch_error(httpserver.url_for("/feed"))
         )
@@ -712,12 +694,8 @@ def _make_certs() -> tuple[bytes, bytes, bytes]:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False
-        )
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-        )
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
     pem = serialization.Encoding.PEM

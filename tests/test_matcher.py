@@ -159,9 +159,7 @@ class TestFuzzy:
             ("Stepanakert", "Stepanakret", True, 90.9),
         ],
     )
-    def test_design_numbers_at_87(
-        self, tmp_path: Path, term: str, token: str, hit: bool, score: float | None
-    ) -> None:
+    def test_design_numbers_at_87(self, tmp_path: Path, term: str, token: str, hit: bool, score: float | None) -> None:
         """At 87 the measured neighbours split as documented: misspellings hit, other words do not."""
         m = one_term(tmp_path, f'"{term}"', fuzzy=87)
         it = item(title=f"News from {token} today")
@@ -177,9 +175,7 @@ class TestFuzzy:
 
     def test_term_level_fuzzy_and_off_switch(self, tmp_path: Path) -> None:
         """A term may opt in alone, or opt out of its group's fuzzy with 0."""
-        m = one_term(
-            tmp_path, '{ term = "Karabakh", fuzzy = 87 }, { term = "Stepanakert", fuzzy = 0 }', fuzzy=87
-        )
+        m = one_term(tmp_path, '{ term = "Karabakh", fuzzy = 87 }, { term = "Stepanakert", fuzzy = 0 }', fuzzy=87)
         found = hits_of(m, item(title="Karabagh and Stepanakertt"))
         assert [h.term for h in found] == ["Karabakh"]
 
@@ -281,9 +277,7 @@ class TestScoring:
             ("Shelling kills, killed in Martuni and Talish", True, Severity.CRITICAL, 14.0),
         ],
     )
-    def test_severity_bands(
-        self, tmp_path: Path, title: str, fired: bool, severity: Severity, score: float
-    ) -> None:
+    def test_severity_bands(self, tmp_path: Path, title: str, fired: bool, severity: Severity, score: float) -> None:
         """Severity comes from the score's band."""
         ev = evaluation(compile_rules(tmp_path, RULE), item(title=title))
         assert (ev.fired, ev.severity, ev.score) == (fired, severity, score)
@@ -332,9 +326,7 @@ class TestRuleLogic:
     )
     def test_proximity(self, tmp_path: Path, title: str, fired: bool) -> None:
         """Proximity needs a term of each group within N words in one field."""
-        text = RULE.replace(
-            "channels", 'proximity = { groups = ["places", "escalation"], words = 5 }\nchannels'
-        )
+        text = RULE.replace("channels", 'proximity = { groups = ["places", "escalation"], words = 5 }\nchannels')
         ev = evaluation(compile_rules(tmp_path, text), item(title=title))
         assert ev.fired is fired
         if not fired:
@@ -342,9 +334,7 @@ class TestRuleLogic:
 
     def test_proximity_is_per_field(self, tmp_path: Path) -> None:
         """Hits in different fields are never near each other."""
-        text = RULE.replace(
-            "channels", 'proximity = { groups = ["places", "escalation"], words = 5 }\nchannels'
-        )
+        text = RULE.replace("channels", 'proximity = { groups = ["places", "escalation"], words = 5 }\nchannels')
         ev = evaluation(compile_rules(tmp_path, text), item(title="Martuni", summary="shelling"))
         assert not ev.fired
 
@@ -360,9 +350,7 @@ class TestRuleLogic:
             ("enabled = false", "wire", set(), False),
         ],
     )
-    def test_feed_filters(
-        self, tmp_path: Path, filters: str, feed: str, tags: set[str], applies: bool
-    ) -> None:
+    def test_feed_filters(self, tmp_path: Path, filters: str, feed: str, tags: set[str], applies: bool) -> None:
         """Feed and tag filters, and enabled = false, decide whether a rule looks at an item at all."""
         m = compile_rules(tmp_path, RULE.replace("channels", f"{filters}\nchannels"))
         it = item(title="Shelling in Martuni", feed=feed)

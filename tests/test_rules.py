@@ -478,9 +478,7 @@ class TestExamples:
             (0, 4, True, False),
             (1, 7, False, True),
         ]
-        assert str(failures[0]).startswith(
-            f"{path}:4: rule 'minimal' example 1 ('beta only'): expected a match"
-        )
+        assert str(failures[0]).startswith(f"{path}:4: rule 'minimal' example 1 ('beta only'): expected a match")
         assert "no term matched" in str(failures[0])
 
     def test_example_severity(self, tmp_path: Path) -> None:
@@ -489,9 +487,7 @@ class TestExamples:
             "[rule.minimal.groups.g]",
             "[rule.minimal]\nseverity = { warning = 2, critical = 4 }\n[rule.minimal.groups.g]",
         )
-        write(
-            tmp_path, "m.toml", text + "[[rule.minimal.examples]]\ntitle = 'alpha'\nseverity = 'critical'\n"
-        )
+        write(tmp_path, "m.toml", text + "[[rule.minimal.examples]]\ntitle = 'alpha'\nseverity = 'critical'\n")
         (failure,) = check_examples(load_rules(tmp_path).ruleset)
         assert (failure.expected_severity, failure.severity) == (Severity.CRITICAL, Severity.WARNING)
 
@@ -511,9 +507,7 @@ class TestDocs:
         report = load_rules(tmp_path, channels=["email-desk"])
         assert report.errors == ()
         assert check_examples(report.ruleset) == []
-        it = Item(
-            feed="wire", key="1", title="Shelling in Martuni", link=None, summary="Martuni shelled overnight"
-        )
+        it = Item(feed="wire", key="1", title="Shelling in Martuni", link=None, summary="Martuni shelled overnight")
         (match,) = Matcher(report.ruleset).score(it)
         assert (match.score, match.severity) == (6.0, Severity.WARNING)
 

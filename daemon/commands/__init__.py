@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from daemon.commands import check, feeds, run, status
+from daemon.commands import check, feeds, rules_tools, run, status
 
 COMMANDS = [
     run,
     check,
     status,
     feeds,
+    rules_tools,
 ]
