@@ -78,5 +78,5 @@ def test_measure_confusion_matrix() -> None:
 
 def test_highlight_marks_spans() -> None:
     """highlight wraps the original text at each hit's span."""
-    hit = Hit("g", "Martuni", "Martuni", "title", 10, 17, "Martuni", 1.0)
+    hit = Hit("g", "Martuni", "Martuni", "title", 11, 18, "Martuni", 1.0)
     assert highlight("Shells hit Martuni.", [hit], "title") == "Shells hit [Martuni]."
