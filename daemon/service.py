@@ -27,20 +27,19 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from watchfiles import awatch
 
-from daemon import __version__, pipeline
+from daemon import __version__
 from daemon.config import Config, FeedConfig, load_config
-from daemon.errors import FeedwatchError, FetchError, RuleError
-from daemon.feeds import ParsedFeed, parse_feed
-from daemon.fetch import Fetcher, FetchResult, FetchSettings, Validators, make_client
+from daemon.errors import FeedwatchError, RuleError
+from daemon.fetch import Fetcher, FetchSettings, make_client
 from daemon.matcher import Matcher
 from daemon.notify.base import Channel
 from daemon.notify.worker import OutboxWorker
+from daemon.poller import Poller
 from daemon.retry import RetryPolicy
 from daemon.rules import LoadReport, load_rules
 from daemon.schedule import parse_schedule
-from daemon.store import AsyncStore, FeedState, Store
+from daemon.store import AsyncStore, Store
 from daemon.systemd import Notifier, format_status, watchdog_loop
-from daemon.urls import host_of
 
 log = structlog.get_logger(__name__)
 
@@ -87,8 +86,6 @@ class Service:
         self._clock = clock
         self._rng = random.Random()
         self._stop = asyncio.Event()
-        self._hosts: dict[str, asyncio.Semaphore] = {}
-        self._global = asyncio.Semaphore(config.polling.max_concurrency)
         self._started = time.time()
         self._stack = AsyncExitStack()
         self._scheduler: AsyncIOScheduler | None = None
@@ -101,6 +98,7 @@ class Service:
         self.channels: dict[str, Channel] = {}
         self.worker: OutboxWorker | None = None
         self.fetcher: Fetcher | None = None
+        self.poller: Poller | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -119,6 +117,15 @@ class Service:
         client = make_client(settings)
         self._stack.push_async_callback(client.aclose)
         self.fetcher = Fetcher(client, settings)
+        self.poller = Poller(
+            self.store,
+            self.fetcher,
+            lambda: self.active,
+            clock=self._clock,
+            reschedule=self._next_poll,
+            on_alerts=self._alerts_queued,
+            rng=self._rng,
+        )
         self.channels = build_channels(cfg, client)
         for channel in self.channels.values():
             self._stack.push_async_callback(channel.aclose)
@@ -309,164 +316,32 @@ class Service:
         finally:
             self._polls.discard(task)
 
-    def _delay_next(self, feed: FeedConfig, seconds: float) -> None:
-        """Push this feed's next poll out (backoff, Retry-After, Cache-Control); never pull it in."""
-        if self._scheduler is None:
+    def _next_poll(self, feed: FeedConfig, seconds: float) -> None:
+        """Set when this feed is polled next (interval, backoff, Retry-After, publisher hints, jitter)."""
+        if self._scheduler is None or self._stop.is_set():
             return
         job = self._scheduler.get_job(feed.name)
-        if job is None:
-            return
-        when = self._clock() + timedelta(seconds=seconds)
-        if job.next_run_time is None or job.next_run_time < when:
-            job.modify(next_run_time=when)
+        if job is not None:
+            job.modify(next_run_time=self._clock() + timedelta(seconds=seconds))
 
     # -- one poll ----------------------------------------------------------------------------
 
-    def _host_limit(self, url: str) -> asyncio.Semaphore:
-        host = host_of(url) or "-"
-        if host not in self._hosts:
-            self._hosts[host] = asyncio.Semaphore(self.active.config.polling.per_host)
-        return self._hosts[host]
-
     async def poll(self, feed: FeedConfig) -> None:
-        """Fetch, parse, score and enqueue one feed; every failure stays with this feed."""
-        bound = log.bind(feed=feed.name)
+        """Poll one feed; whatever goes wrong stays with that feed."""
+        assert self.poller is not None
         try:
-            state = await self.store.call(Store.ensure_feed, feed.name, feed.url)
-            if state.disabled:
-                return
-            result = await self._fetch(feed, state)
-            if result is None:
-                return
-            await self._ingest(feed, state, result)
+            await self.poller.poll(feed)
         except asyncio.CancelledError:
             raise
         except FeedwatchError as exc:
-            bound.error("poll_failed", error=str(exc))
+            log.error("poll_failed", feed=feed.name, error=str(exc))
         except Exception:
-            bound.exception("poll_crashed")
+            log.exception("poll_crashed", feed=feed.name)
 
-    async def _fetch(self, feed: FeedConfig, state: FeedState) -> FetchResult | None:
-        assert self.fetcher is not None
-        now = self._clock()
-        url = state.fetch_url
-        auth: httpx.Auth | None = None
-        headers = dict(feed.headers)
-        if feed.username and feed.password:
-            auth = httpx.BasicAuth(feed.username, feed.password.reveal())
-        if feed.token:
-            headers["Authorization"] = f"Bearer {feed.token.reveal()}"
-        try:
-            async with self._global, self._host_limit(url):
-                result = await self.fetcher.fetch(
-                    url, Validators(state.etag, state.last_modified), headers=headers, auth=auth
-                )
-        except FetchError as exc:
-            await self._failed(feed, state, exc, now)
-            return None
-        if result.permanent_url and result.permanent_url != url:
-            log.warning("feed_moved", feed=feed.name, old=url, new=result.permanent_url)
-        if result.status == 304:
-            await self.store.call(
-                Store.update_feed,
-                state.id,
-                last_attempt_at=now,
-                last_success_at=now,
-                last_status=304,
-                consecutive_failures=0,
-                failing_since=None,
-                last_error=None,
-                current_url=result.permanent_url or state.current_url,
-            )
-            self._hint(feed, result.expires_in, None)
-            return None
-        return result
-
-    async def _ingest(self, feed: FeedConfig, state: FeedState, result: FetchResult) -> None:
-        now = self._clock()
-        assert result.body is not None
-        try:
-            parsed: ParsedFeed = await asyncio.to_thread(
-                parse_feed, result.body, feed=feed.name, url=result.final_url, content_type=result.content_type
-            )
-        except FetchError as exc:
-            await self._failed(feed, state, exc, now)
-            return
-        updates: dict[str, object] = {
-            "etag": result.validators.etag,
-            "last_modified": result.validators.last_modified,
-            "last_attempt_at": now,
-            "last_success_at": now,
-            "last_status": result.status,
-            "consecutive_failures": 0,
-            "failing_since": None,
-            "last_error": None,
-        }
-        if result.permanent_url:
-            updates["current_url"] = result.permanent_url
-        if parsed.problem and not state.problem_logged:
-            log.warning("feed_ill_formed", feed=feed.name, url=result.final_url, problem=parsed.problem)
-            updates["problem_logged"] = True
-        active = self.active  # one RuleSet for the whole poll, even if a reload lands meanwhile
-        channel_floors = {n: c.min_severity for n, c in active.config.channels.items()}
-        digests = frozenset(n for n, c in active.config.channels.items() if c.mode == "digest")
-        routing = pipeline.Routing(active.config.alerts, channel_floors, digests)
-        ingested = await self.store.call(
-            pipeline.ingest,
-            feed,
-            state,
-            parsed.items,
-            scorer=active.matcher,
-            rules=active.rules,
-            routing=routing,
-            now=now,
-            feed_updates=updates,
-        )
-        log.info(
-            "feed_polled",
-            feed=feed.name,
-            status=result.status,
-            items=len(parsed.items),
-            new=ingested.new_items,
-            changed=ingested.changed_items,
-            alerts=len(ingested.alerts),
-        )
-        if ingested.alerts and self.worker is not None:
-            self._last_alert = now
+    def _alerts_queued(self, now: datetime) -> None:
+        self._last_alert = now
+        if self.worker is not None:
             self.worker.wake.set()
-        self._hint(feed, result.expires_in, parsed.ttl_minutes)
-
-    def _hint(self, feed: FeedConfig, expires_in: float | None, ttl_minutes: int | None) -> None:
-        asked = max(expires_in or 0.0, (ttl_minutes or 0) * 60.0)
-        if asked > self._interval(feed):
-            self._delay_next(feed, min(asked, 24 * 3600.0))
-
-    async def _failed(self, feed: FeedConfig, state: FeedState, exc: FetchError, now: datetime) -> None:
-        failures = state.consecutive_failures + 1
-        fields: dict[str, object] = {
-            "last_attempt_at": now,
-            "last_status": exc.status,
-            "consecutive_failures": failures,
-            "last_error": exc.reason,
-        }
-        if state.failing_since is None:
-            fields["failing_since"] = now
-        if exc.gone:
-            fields["disabled"] = True
-        await self.store.call(Store.update_feed, state.id, **fields)
-        log.error(
-            "feed_failed",
-            feed=feed.name,
-            url=exc.feed_url,
-            status=exc.status,
-            failures=failures,
-            error=exc.reason,
-            disabled=exc.gone,
-        )
-        polling = self.active.config.polling
-        backoff = min(polling.max_backoff, polling.min_interval * 2.0 ** (failures - 1))
-        delay = max(backoff * self._rng.uniform(0.9, 1.1), exc.retry_after or 0.0)
-        self._delay_next(feed, delay)
 
     # -- reload and heartbeat ----------------------------------------------------------------
 
