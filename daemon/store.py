@@ -655,10 +655,19 @@ class Store:
         )
         return cur.rowcount
 
+    def requeue(self, alert_id: str, channels: Sequence[str] | None, now: datetime) -> int:
+        """Queue an alert again (same id, so receivers can still deduplicate)."""
+        sql = "UPDATE outbox SET state = ?, attempts = 0, next_attempt_at = ?, last_error = NULL WHERE alert_id = ?"
+        params: list[Any] = [OUTBOX_PENDING, iso(now), alert_id]
+        if channels:
+            sql += f" AND channel IN ({','.join('?' * len(channels))})"
+            params += list(channels)
+        return self._write(sql, params).rowcount
+
     def deliveries(self, alert_id: str) -> list[sqlite3.Row]:
         return list(
             self.conn.execute(
-                "SELECT channel, state, attempts, last_error, delivered_at FROM outbox WHERE alert_id = ?",
+                "SELECT channel, state, attempts, last_error, delivered_at FROM outbox WHERE alert_id = ? ORDER BY id",
                 (alert_id,),
             )
         )

@@ -103,9 +103,7 @@ class TestCheck:
 
     def test_run_refuses_invalid_rules_with_exit_2(self, demo: Path) -> None:
         """A daemon that cannot load valid rules at start exits 2 with one clear line."""
-        (demo / "rules" / "bad.toml").write_text(
-            '[rule.x]\nthreshhold = 2\n[rule.x.groups.g]\nterms = ["a"]\n'
-        )
+        (demo / "rules" / "bad.toml").write_text('[rule.x]\nthreshhold = 2\n[rule.x.groups.g]\nterms = ["a"]\n')
         out = run_once(demo)
         assert out.returncode == 2
         assert "bad.toml" in out.stderr

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from daemon.commands import check, feeds, rules_tools, run, status
+from daemon.commands import alerts, check, feeds, rules_tools, run, status
 
 COMMANDS = [
     run,
@@ -10,4 +10,5 @@ COMMANDS = [
     status,
     feeds,
     rules_tools,
+    alerts,
 ]
