@@ -214,8 +214,9 @@ class Checker:
         rule_id = str(where[1]) if len(where) > 1 and where[0] == "rule" else None
         self.errors.append(RuleError(message, path=self.path, line=line, column=col, rule_id=rule_id))
 
-    def warn(self, message: str) -> None:
-        self.warnings.append(message)
+    def warn(self, message: str, line: int | None = None) -> None:
+        """Record a likely mistake as ``path:line: message``."""
+        self.warnings.append(f"{self.path}:{line}: {message}" if line else f"{self.path}: {message}")
 
     def unknown_key(self, where: KeyPath, key: str, allowed: Collection[str]) -> None:
         self.error((*where, key), f"unknown key {key!r}{close_match(key, allowed)}")
@@ -299,4 +300,4 @@ class Checker:
             return
         if rx.search("") is not None:
             line = self.line_of(where)
-            self.warn(f"{self.path}:{line}: regex {pattern!r} matches empty text; it would hit every item")
+            self.warn(f"regex {pattern!r} matches empty text; it would hit every item", line)

@@ -565,13 +565,19 @@ def _effective_fuzzy(c: Checker, term: Term, group_fuzzy: float | None) -> Term:
     fuzzy = term.fuzzy if term.fuzzy is not None else group_fuzzy
     if not fuzzy or term.regex is not None or term.case:
         return dataclasses.replace(term, fuzzy=None)
+    origin = f" (list {term.list_name!r})" if term.list_name else ""
+    line = None if term.list_name else term.line
     for alias in term.aliases:
         if alias.single_word and not alias.prefix:
             if len(alias.folded) < 5:
-                c.warn(f"fuzzy matching of the short word {alias.text!r} is unreliable; prefer aliases")
+                c.warn(
+                    f"fuzzy matching of the short word {alias.text!r}{origin} is unreliable; prefer aliases",
+                    line,
+                )
             clashes = common_word_collisions(alias.folded, fuzzy)
             if clashes:
-                c.warn(f"fuzzy {fuzzy:g} on {alias.text!r} also matches common words: {', '.join(clashes)}")
+                words = ", ".join(clashes)
+                c.warn(f"fuzzy {fuzzy:g} on {alias.text!r}{origin} also matches common words: {words}", line)
     return dataclasses.replace(term, fuzzy=fuzzy)
 
 
@@ -596,7 +602,7 @@ def _parse_term(c: Checker, w: tuple[str | int, ...], value: Any) -> Term | None
             return None
         c.check_regex((*w, "regex"), pattern, case)
         if fuzzy:
-            c.warn(f"{c.path}:{line}: fuzzy has no effect on regex terms")
+            c.warn("fuzzy has no effect on regex terms", line)
         return Term(pattern, (), pattern, weight, case, None, line=line)
     text = value["term"]
     if not isinstance(text, str):
@@ -606,7 +612,7 @@ def _parse_term(c: Checker, w: tuple[str | int, ...], value: Any) -> Term | None
     if term is None:
         return None
     if case and fuzzy:
-        c.warn(f"{c.path}:{line}: fuzzy is ignored for case-sensitive term {text!r}")
+        c.warn(f"fuzzy is ignored for case-sensitive term {text!r}", line)
     return dataclasses.replace(term, weight=weight, case=case, fuzzy=fuzzy)
 
 
@@ -624,10 +630,10 @@ def _alias_term(c: Checker, w: tuple[str | int, ...], text: str, *, line: int | 
             return None
         folded = fold_term(core)
         if not folded or not any(ch.isalnum() for ch in folded):
-            c.warn(f"{c.path}:{line}: term {text!r}: alias {core!r} can never match after folding")
+            c.warn(f"term {text!r}: alias {core!r} can never match after folding", line)
             continue
         if prefix and len(folded) < 3:
-            c.warn(f"{c.path}:{line}: wildcard {raw!r} is very short and will match many words")
+            c.warn(f"wildcard {raw!r} is very short and will match many words", line)
         aliases.append(Alias(core, folded, fold_term(core, keep_case=True), prefix))
     if not aliases:
         return None
@@ -732,16 +738,18 @@ def _warn_duplicates(c: Checker, rule_id: str, groups: list[Group], exclude: tup
             for alias in term.aliases:
                 key = (alias.folded, alias.prefix)
                 if key in seen:
+                    where = f"group {seen[key]!r}" if seen[key] != group.name else "the same group"
                     c.warn(
-                        f"{c.path}: rule {rule_id!r}: term {alias.text!r} in group {group.name!r} "
-                        f"duplicates one in group {seen[key]!r}"
+                        f"rule {rule_id!r}: term {alias.text!r} in group {group.name!r} duplicates one in "
+                        + where,
+                        term.line,
                     )
                 else:
                     seen[key] = group.name
     for term in exclude:
         for alias in term.aliases:
             if (alias.folded, alias.prefix) in seen:
-                c.warn(f"{c.path}: rule {rule_id!r}: {alias.text!r} is both a term and an exclude term")
+                c.warn(f"rule {rule_id!r}: {alias.text!r} is both a term and an exclude term", term.line)
 
 
 # --- examples --------------------------------------------------------------------------------------
