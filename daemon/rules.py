@@ -582,7 +582,12 @@ def _effective_fuzzy(c: Checker, term: Term, group_fuzzy: float | None) -> Term:
 
 
 def _parse_term(c: Checker, w: tuple[str | int, ...], value: Any) -> Term | None:
-    line = c.line_of(w, needle=value if isinstance(value, str) else None)
+    needle = value if isinstance(value, str) else None
+    if isinstance(value, dict):
+        needle = next((v for k in ("term", "regex") if isinstance(v := value.get(k), str)), None)
+    if needle:
+        c.needles[w] = needle
+    line = c.line_of(w)
     if isinstance(value, str):
         return _alias_term(c, w, value, line=line)
     if not isinstance(value, dict):
