@@ -20,6 +20,9 @@ from daemon.text import FoldedText, fold, fold_pattern, fold_term, is_word_char,
 
 __all__ = ["MAX_HITS_PER_TERM", "Evaluation", "Matcher"]
 
+if not getattr(ahocorasick, "unicode", True):  # a bytes build would report byte offsets
+    raise ImportError("pyahocorasick must be built with unicode support")
+
 MAX_HITS_PER_TERM = 5  # occurrences reported per term; the counted one is always among them
 _EXCLUDE = -1  # group index of a rule's exclude terms
 _WORD_TAIL = re.compile(r"\w*")

@@ -410,3 +410,14 @@ class TestSpans:
         ev = evaluation(compile_rules(tmp_path, RULE), item(title=title))
         assert ev.hits
         assert_spans_exact(item(title=title), list(ev.hits))
+
+
+class TestPenalty:
+    def test_negative_weight_lowers_score(self, tmp_path: Path) -> None:
+        """A negative group weight is a soft penalty: it lowers the score without vetoing."""
+        text = RULE + '\n[rule.k.groups.calm]\nweight = -1.0\nterms = ["ceasefire"]\n'
+        m = compile_rules(tmp_path, text)
+        ev = evaluation(m, item(title="Shelling in Martuni despite ceasefire"))
+        assert ev.score == 6.0 - 2.0
+        assert ev.fired
+        assert [h.contribution for h in ev.hits if h.group == "calm"] == [-2.0]

@@ -524,3 +524,20 @@ class TestLastGoodAcrossFiles:
         assert only_error(report).path == str(lists)
         assert report.files[str(rules)] != good.files[str(rules)]
         assert report.ruleset.rules[0].groups[0].terms[-1].source == "new term"
+
+
+class TestErrorPositions:
+    @pytest.mark.parametrize(
+        ("bad", "column"),
+        [
+            ('{ term = "Martuni", wieght = 2 }', 12),
+            ('{ regex = "cease-?fire violat\\\\w+(" }', 14),
+            ('{ term = "Talish", fuzzy = 120 }', 12),
+        ],
+    )
+    def test_term_table_errors_point_at_their_line(self, tmp_path: Path, bad: str, column: int) -> None:
+        """Errors inside a term table of a multi-line array point at that term's text."""
+        text = f'[rule.x.groups.g]\nterms = [\n  "ok",\n  "fine",\n  {bad},\n  "last",\n]\n'
+        write(tmp_path, "m.toml", text)
+        err = only_error(load_rules(tmp_path))
+        assert (err.line, err.column) == (5, column)
