@@ -119,7 +119,13 @@ def collect(store: Store, config: Config, now: datetime) -> dict[str, Any]:
             "errors": rules.get("errors", []) + ([rules_error["error"]] if _newer(rules_error, rules) else []),
             "warnings": rules.get("warnings", []),
         },
-        "outbox": {"pending": counts["pending"], "delivered": counts["delivered"], "dead": counts["dead"]},
+        "outbox": {
+            "pending": counts["pending"],
+            "delivered": counts["delivered"],
+            "dead": counts["dead"],
+            "held_by_storm_control": counts["held"],
+            "waiting_for_digest": counts["digest"],
+        },
         "dead_letters": dead,
         "recent_alerts": recent,
     }
@@ -173,7 +179,11 @@ def render(report: dict[str, Any]) -> str:
     lines += [f"  ERROR {e}" for e in r["errors"]]
     lines += [f"  warning {w}" for w in r["warnings"]]
     o = report["outbox"]
-    lines += ["", f"outbox  pending {o['pending']} · delivered {o['delivered']} · dead letters {o['dead']}"]
+    lines += [
+        "",
+        f"outbox  pending {o['pending']} · delivered {o['delivered']} · dead letters {o['dead']}"
+        f" · held (storm) {o['held_by_storm_control']} · waiting for digest {o['waiting_for_digest']}",
+    ]
     lines += [f"  dead {x['alert_id']} → {x['channel']} ({x['rule']}): {x['error']}" for x in report["dead_letters"]]
     lines += ["", "recent alerts"]
     lines += [
