@@ -227,7 +227,8 @@ class EmailChannel:
         if isinstance(exc, aiosmtplib.SMTPResponseException):
             transient = not (500 <= exc.code < 600)  # 4xx, and odd codes, are worth another try
             return self._error(transient, f"{where} replied {exc.code} {self._scrub(exc.message)}", alert)
-        if isinstance(exc, aiosmtplib.SMTPNotSupported):
+        if type(exc) is aiosmtplib.SMTPException or isinstance(exc, aiosmtplib.SMTPNotSupported):
+            # The server lacks what the settings demand (STARTTLS, AUTH, SMTPUTF8): configuration.
             return self._error(False, f"{where}: {self._scrub(exc.message)}", alert)
         if isinstance(exc, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(exc):
             return self._error(

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import httpx
 import structlog
 
+from daemon.errors import DeliveryError
 from daemon.models import Alert
 from daemon.notify._http import post, redact_url
 from daemon.render import slack_payload
@@ -64,7 +65,7 @@ class SlackChannel:
         """Post the alert; 2xx is delivered, 429/5xx/timeout transient, other 4xx permanent."""
         body = json.dumps(self.payload(alert), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         started = time.monotonic()
-        status = await post(
+        outcome = await post(
             self._client,
             self._settings.webhook_url,
             body=body,
@@ -73,12 +74,14 @@ class SlackChannel:
             channel=self.name,
             alert_id=alert.alert_id,
         )
+        if isinstance(outcome, DeliveryError):
+            raise outcome  # built outside any except block: no third-party traceback attached
         log.debug(
             "channel_delivered",
             channel=self.name,
             alert_id=alert.alert_id,
             target=self.target,
-            status=status,
+            status=outcome,
             elapsed_ms=round((time.monotonic() - started) * 1000, 1),
         )
 
