@@ -7,12 +7,14 @@ bound without listening.
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import hashlib
 import hmac
 import json
 import socket
+import ssl
 import time
 import traceback
 from collections.abc import AsyncIterator, Iterator
@@ -117,6 +119,7 @@ class SmtpRecorder:
     def __init__(self) -> None:
         self.messages: list[Any] = []
         self.reply: str | None = None
+        self.delay = 0.0  # seconds to stall before answering DATA
         self.sessions = 0
 
     async def handle_EHLO(
@@ -127,6 +130,8 @@ class SmtpRecorder:
         return responses
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.delay:
+            await asyncio.sleep(self.delay)
         if self.reply is not None:
             return self.reply
         self.messages.append(envelope)
@@ -192,9 +197,15 @@ def http_server() -> Iterator[HTTPServer]:
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def tls_context() -> ssl.SSLContext:
+    """Built once: loading the CA bundle for every client would dominate the suite's time."""
+    return ssl.create_default_context()
+
+
 @pytest.fixture
-async def http_client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(trust_env=False) as client:  # no proxy from the environment
+async def http_client(tls_context: ssl.SSLContext) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(trust_env=False, verify=tls_context) as client:  # no proxy from the env
         yield client
 
 
@@ -548,6 +559,20 @@ class TestEmailChannel:
         await channel.aclose()
         assert [d.key for d in email_harness.deliveries()] == ["<one@feedwatch>", "<two@feedwatch>"]
 
+    async def test_cancelled_send_drops_connection(self, email_harness: EmailHarness) -> None:
+        """A send cancelled mid-transaction never leaves its half-used connection for the next send."""
+        channel = email_harness.channel()
+        email_harness.server.handler.delay = 0.5
+        task = asyncio.create_task(channel.send(make_alert("cancelled")))
+        await asyncio.sleep(0.2)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        email_harness.server.handler.delay = 0.0
+        await channel.send(make_alert("next"))
+        assert "<next@feedwatch>" in [d.key for d in email_harness.deliveries()]
+        assert email_harness.server.handler.sessions == 2
+
     async def test_starttls_required_not_downgraded(self, email_harness: EmailHarness) -> None:
         """security = "starttls" against a server without STARTTLS fails permanently, sending nothing."""
         channel = email_harness.channel(security="starttls")
@@ -653,6 +678,23 @@ class TestSlackChannel:
         settings = SlackSettings(webhook_url=Secret(httpserver.url_for(SLACK_PATH)))
         with pytest.raises(PermanentDeliveryError, match="redirects are not followed"):
             await SlackChannel("s", settings, http_client).send(make_alert())
+
+    @pytest.mark.parametrize(
+        "url", ["ftp://hooks.example.org/T1/B2/tok3n", "hooks.example.org/T1/B2/tok3n", ""]
+    )
+    def test_settings_validation(self, url: str) -> None:
+        """A webhook URL that is not an absolute http(s) URL is refused without printing it."""
+        with pytest.raises(ValueError, match=r".") as info:
+            SlackSettings(webhook_url=Secret(url))
+        assert not url or "tok3n" not in str(info.value)
+
+    async def test_ops_alert_has_no_score_field(self, slack_harness: SlackHarness) -> None:
+        """An ops alert shows severity and rule, not a meaningless score."""
+        channel = slack_harness.channel()
+        await channel.send(make_alert(kind=AlertKind.OPS, title="feed caucasus-wire failing", rule_id=""))
+        body = json.loads(slack_harness.deliveries()[0].raw)
+        fields = [f["text"].split("\n")[0] for b in body["blocks"] for f in b.get("fields", [])]
+        assert fields == ["*Severity*", "*Feed*"]
 
 
 class TestWebhookChannel:

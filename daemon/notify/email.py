@@ -59,6 +59,7 @@ class EmailSettings:
     helo_name: str | None = None
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "recipients", tuple(self.recipients))  # a list from TOML stays immutable
         if self.security not in SECURITY_MODES:
             raise ValueError(f"security must be one of {', '.join(SECURITY_MODES)}, got {self.security!r}")
         if self.port is not None and not 0 < self.port < 65536:
@@ -185,6 +186,9 @@ class EmailChannel:
                 )
             except (aiosmtplib.SMTPException, OSError) as exc:  # TimeoutError is an OSError
                 error = self._classify(exc, alert)
+            except asyncio.CancelledError:
+                self._drop()  # cancelled mid-transaction: the connection's state is unknown
+                raise
             if error is None:
                 break
             self._drop()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import httpx
 import structlog
@@ -36,6 +37,9 @@ class SlackSettings:
     def __post_init__(self) -> None:
         if not isinstance(self.webhook_url, Secret) or not self.webhook_url:
             raise ValueError("webhook_url must be a non-empty Secret")
+        parts = urlsplit(self.webhook_url.reveal())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"webhook_url must be an http(s) URL, got {redact_url(self.webhook_url)!r}")
         if not self.timeout > 0:
             raise ValueError(f"timeout must be > 0 seconds, got {self.timeout!r}")
 
