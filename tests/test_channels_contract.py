@@ -580,6 +580,27 @@ class TestEmailChannel:
             await channel.send(make_alert())
         assert email_harness.deliveries() == []
 
+    @pytest.mark.parametrize(
+        ("reply", "expected"),
+        [
+            ("450 4.2.1 mailbox busy", TransientDeliveryError),
+            ("550 5.1.1 no such user", PermanentDeliveryError),
+        ],
+    )
+    async def test_all_recipients_refused(
+        self, email_harness: EmailHarness, reply: str, expected: type[DeliveryError]
+    ) -> None:
+        """When every recipient is refused, a 4xx refusal is transient and a 5xx one permanent."""
+
+        async def handle_RCPT(
+            server: Any, session: Any, envelope: Any, address: str, options: list[str]
+        ) -> str:
+            return reply
+
+        email_harness.server.handler.handle_RCPT = handle_RCPT  # type: ignore[attr-defined]
+        with pytest.raises(expected, match=f"all recipients refused by .*desk@example.org: {reply[:3]}"):
+            await email_harness.channel().send(make_alert())
+
     async def test_some_recipients_refused_still_delivered(self, email_harness: EmailHarness) -> None:
         """If one recipient of two is refused the mail counts as sent and the refusal is logged."""
 
