@@ -39,6 +39,7 @@ ACCEPT_ENCODING = "gzip, deflate, br"
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 PERMANENT_REDIRECTS = frozenset({301, 308})
 MAX_ENCODINGS = 2  # "gzip, br" is plausible; deeper nesting is only ever an attack
+_GZIP_MAGIC = b"\x1f\x8b"
 _STEP = 64 * 1024  # most bytes any decompressor may emit per call: bounds memory per step
 
 
@@ -557,13 +558,19 @@ class _Zlib:
         self._obj = zlib.decompressobj(31 if gzip else 15)
         self._head = b""  # deflate input kept until the 2-byte zlib header has been checked
         self._checked = gzip
+        self._carry = b""  # a split gzip magic number between two members
+        self._done = False
 
     def feed(self, data: bytes) -> Iterator[bytes]:
-        pending = data
-        while pending or not self._obj.eof:
+        pending, self._carry = self._carry + data, b""
+        while not self._done and (pending or not self._obj.eof):
             if self._obj.eof:
-                if not (self._gzip and pending.startswith(b"\x1f\x8b")):
-                    return  # trailing bytes after the end of the stream are ignored
+                if self._gzip and len(pending) < 2 and _GZIP_MAGIC.startswith(pending):
+                    self._carry = pending
+                    return
+                if not (self._gzip and pending.startswith(_GZIP_MAGIC)):
+                    self._done = True  # bytes after the end of the stream are ignored, as browsers do
+                    return
                 self._obj = zlib.decompressobj(31)
             out = self._step(pending)
             if out:
