@@ -11,6 +11,7 @@ import functools
 import http
 import mimetypes
 import os
+import re
 import socket
 import ssl
 import stat
@@ -67,6 +68,8 @@ class Validators:
 
 @dataclass(frozen=True, slots=True)
 class FetchResult:
+    """A successful fetch: a body (2xx) or confirmation that nothing changed (304)."""
+
     url: str  # the URL asked for
     final_url: str  # after redirects
     permanent_url: str | None  # set when every hop to final_url was 301/308: store it as the feed's URL
@@ -82,9 +85,10 @@ def redact_url(url: str) -> str:
     """``url`` with any password in its userinfo replaced, for logs and error text."""
     try:
         parts = urlsplit(url)
-    except ValueError:
-        return url
-    if parts.password is None:
+        password = parts.password
+    except ValueError:  # unparseable (e.g. a broken IPv6 literal): redact by pattern instead
+        return re.sub(r"//([^/@:]*):[^/@]*@", r"//\1:***@", url)
+    if password is None:
         return url
     host = parts.netloc.rpartition("@")[2]
     return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
@@ -122,7 +126,19 @@ def _tls_context(ca_bundle: str | None) -> ssl.SSLContext:
 
 
 class Fetcher:
-    """Fetches one feed URL at a time on a shared client; safe to call concurrently."""
+    """Fetches feeds on one shared client; safe to call concurrently (``per_host_limit`` per host).
+
+    Every failure is a :class:`FetchError` whose text starts with the feed URL (password redacted):
+
+    ==================  ==========================================================================
+    ``gone``            HTTP 410: disable the feed (``health.record_failure(gone=True)``)
+    ``retry_after``     seconds from Retry-After on 429/503: pass to ``health.next_poll_delay``
+    ``status``          the HTTP status, or None (network, timeout, decode, cap, file errors)
+    ``transient``       False only for URLs that can never work (bad scheme, no host) and for 410;
+                        everything else, 4xx included, is retried on the backoff ladder
+    ``reason``          the message without the URL, for ``health.record_failure(error=...)``
+    ==================  ==========================================================================
+    """
 
     def __init__(self, client: httpx.AsyncClient, settings: FetchSettings) -> None:
         self._client = client
@@ -216,7 +232,9 @@ class Fetcher:
 
             if not location:
                 raise FetchError(
-                    f"HTTP {status} redirect without a Location header", feed_url=redact_url(url)
+                    f"HTTP {status} redirect without a Location header",
+                    feed_url=redact_url(url),
+                    status=status,
                 )
             nxt = urljoin(current, location.strip())
             if urlsplit(nxt).scheme.lower() not in ("http", "https"):

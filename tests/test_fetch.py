@@ -360,6 +360,15 @@ class TestSizeCap:
         err = await fetch_error(httpserver.url_for("/chunked"), max_bytes=1000)
         assert "body exceeds 1000 bytes cap" in str(err)
 
+    async def test_compressed_bytes_count_against_cap(self, httpserver: HTTPServer) -> None:
+        """Bytes read off the wire count too, even ones the decoder discards (junk after a gzip stream)."""
+        body = gzip.compress(FEED) + bytes(5000)
+        httpserver.expect_request("/feed").respond_with_handler(
+            lambda _: Response(iter([body[:500], body[500:]]), headers={"Content-Encoding": "gzip"})
+        )
+        err = await fetch_error(httpserver.url_for("/feed"), max_bytes=1000)
+        assert "body exceeds 1000 bytes cap (before decompression)" in str(err)
+
     async def test_body_at_cap_is_accepted(self, httpserver: HTTPServer) -> None:
         """A body exactly as large as the cap still arrives whole."""
         httpserver.expect_request("/feed").respond_with_data(
@@ -644,6 +653,20 @@ class TestUrls:
         err = await fetch_error(url)
         assert not err.transient
         assert not err.gone
+
+    @pytest.mark.parametrize(
+        ("url", "shown"),
+        [
+            ("https://reader:s3cret@feeds.example/rss", "https://reader:***@feeds.example/rss"),
+            ("https://reader@feeds.example/rss", "https://reader@feeds.example/rss"),
+            ("https://reader:s3cret@[::1/rss", "https://reader:***@[::1/rss"),
+            ("/srv/feeds/local.xml", "/srv/feeds/local.xml"),
+        ],
+        ids=["password", "user-only", "unparseable", "path"],
+    )
+    def test_redact_url(self, url: str, shown: str) -> None:
+        """Passwords in URLs are masked wherever a URL is shown, even in URLs that do not parse."""
+        assert redact_url(url) == shown
 
     async def test_env_proxy_is_used(self, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> None:
         """HTTP_PROXY from the environment routes requests through the proxy."""
