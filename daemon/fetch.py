@@ -94,9 +94,7 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
 
 
-def make_client(
-    settings: FetchSettings, *, transport: httpx.AsyncBaseTransport | None = None
-) -> httpx.AsyncClient:
+def make_client(settings: FetchSettings, *, transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
     """The one shared client: env proxies honoured, our redirect handling, ``ca_bundle`` if set."""
     try:
         verify = _tls_context(settings.ca_bundle)
@@ -224,9 +222,7 @@ class Fetcher:
                     if status in REDIRECT_STATUSES:
                         location = _first(response.headers, "location")
                     else:
-                        return await self._finish(
-                            url, current, chain, all_permanent, validators, response, started
-                        )
+                        return await self._finish(url, current, chain, all_permanent, validators, response, started)
             except httpx.HTTPError as exc:
                 raise _network_error(url, current, exc, self._settings) from exc
 
@@ -238,9 +234,7 @@ class Fetcher:
                 )
             nxt = urljoin(current, location.strip())
             if urlsplit(nxt).scheme.lower() not in ("http", "https"):
-                raise FetchError(
-                    f"redirected to an unsupported URL {redact_url(nxt)!r}", feed_url=redact_url(url)
-                )
+                raise FetchError(f"redirected to an unsupported URL {redact_url(nxt)!r}", feed_url=redact_url(url))
             if nxt in chain:
                 loop = " -> ".join(redact_url(u) for u in [*chain[chain.index(nxt) :], nxt])
                 raise FetchError(f"redirect loop: {loop}", feed_url=redact_url(url), status=status)
@@ -285,9 +279,7 @@ class Fetcher:
         body: bytes | None = None
         if status == 304:
             # A 304 may refresh validators; anything it omits stays as it was.
-            new = Validators(
-                headers.get("etag") or old.etag, headers.get("last-modified") or old.last_modified
-            )
+            new = Validators(headers.get("etag") or old.etag, headers.get("last-modified") or old.last_modified)
         elif 200 <= status < 300:
             body = await self._read_body(url, response)
             new = Validators(headers.get("etag"), headers.get("last-modified"))
@@ -331,9 +323,7 @@ class Fetcher:
             raise FetchError(f"could not decode {encoding} body: {exc}", feed_url=redact_url(url)) from exc
         return bytes(body)
 
-    async def _fetch_file(
-        self, url: str, path: str, validators: Validators
-    ) -> tuple[int, bytes | None, Validators]:
+    async def _fetch_file(self, url: str, path: str, validators: Validators) -> tuple[int, bytes | None, Validators]:
         try:
             return await asyncio.to_thread(_read_local, path, validators, self._settings.max_bytes)
         except _TooBig:
@@ -371,9 +361,7 @@ def _classify(url: str) -> tuple[str, str]:
     if not scheme and not parts.netloc:
         return "file", text  # a plain filesystem path
     if not scheme:
-        raise FetchError(
-            "URL has no scheme: write it with https://", feed_url=redact_url(url), transient=False
-        )
+        raise FetchError("URL has no scheme: write it with https://", feed_url=redact_url(url), transient=False)
     raise FetchError(
         f"unsupported URL scheme {scheme + ':'!r}: only http, https and file URLs are fetched",
         feed_url=redact_url(url),

@@ -109,9 +109,7 @@ def auto_interval(
     return min(max(statistics.median(gaps) / 2.0, floor), ceiling)
 
 
-def record_success(
-    h: FeedHealth, *, now: datetime, status: int, new_items: int
-) -> tuple[FeedHealth, OpsEvent | None]:
+def record_success(h: FeedHealth, *, now: datetime, status: int, new_items: int) -> tuple[FeedHealth, OpsEvent | None]:
     """A poll worked (200 or 304): clear the failure streak; "recovered" if it had been reported failing."""
     event = None
     if h.alerted_failing:
@@ -166,9 +164,7 @@ def record_failure(
     return updated, None
 
 
-def check_stale(
-    h: FeedHealth, *, now: datetime, expect_update: float | None
-) -> tuple[FeedHealth, OpsEvent | None]:
+def check_stale(h: FeedHealth, *, now: datetime, expect_update: float | None) -> tuple[FeedHealth, OpsEvent | None]:
     """One "stale" event when no new item arrived for longer than ``expect_update`` seconds.
 
     Quiet for disabled feeds and for feeds already reported failing (that alert explains the silence),

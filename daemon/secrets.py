@@ -81,6 +81,4 @@ def resolve_secret(
     try:
         return Secret(Path(file).read_text(encoding="utf-8").rstrip("\r\n"))
     except OSError as exc:
-        raise ConfigError(
-            f"cannot read secret file {file}: {exc.strerror}", path=config_path, key=key
-        ) from exc
+        raise ConfigError(f"cannot read secret file {file}: {exc.strerror}", path=config_path, key=key) from exc

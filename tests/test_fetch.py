@@ -208,9 +208,7 @@ class TestConditionalGet:
         """Per-feed headers and credentials reach the feed's own server."""
         httpserver.expect_request("/feed").respond_with_data(FEED)
         async with fetcher_for() as f:
-            await f.fetch(
-                httpserver.url_for("/feed"), headers={"X-Token": "t"}, auth=httpx.BasicAuth("u", "p")
-            )
+            await f.fetch(httpserver.url_for("/feed"), headers={"X-Token": "t"}, auth=httpx.BasicAuth("u", "p"))
         request = httpserver.log[0][0]
         assert request.headers["X-Token"] == "t"
         assert request.headers["Authorization"].startswith("Basic ")
@@ -278,9 +276,7 @@ class TestDecoding:
     ) -> None:
         """Every Content-Encoding we advertise decodes back to the original bytes."""
         data = FEED * 2000  # ~160 KB: several read chunks and several bounded decode steps
-        httpserver.expect_request("/feed").respond_with_data(
-            encode(data), headers={"Content-Encoding": encoding}
-        )
+        httpserver.expect_request("/feed").respond_with_data(encode(data), headers={"Content-Encoding": encoding})
         assert (await fetch(httpserver.url_for("/feed"))).body == data
 
     @pytest.mark.parametrize(
@@ -295,15 +291,11 @@ class TestDecoding:
         ids=["gzip-members-and-trailing-junk", "deflate-zlib", "deflate-raw", "br", "gzip-then-br"],
     )
     @pytest.mark.parametrize("chunk", [1, 2, 7, 70_000])
-    def test_decoding_survives_any_chunking(
-        self, encoding: str, encode: Callable[[bytes], bytes], chunk: int
-    ) -> None:
+    def test_decoding_survives_any_chunking(self, encoding: str, encode: Callable[[bytes], bytes], chunk: int) -> None:
         """Network reads split bodies anywhere (even inside a header): output is identical and bounded."""
         data = os.urandom(3000) * 30 + b"abc" * 50_000
         blob = encode(data)
-        decoder = _body_decoder(
-            "http://127.0.0.1/feed", encoding
-        )  # the decoder alone: chunking is ours to pick
+        decoder = _body_decoder("http://127.0.0.1/feed", encoding)  # the decoder alone: chunking is ours to pick
         pieces = [p for i in range(0, len(blob), chunk) for p in decoder.feed(blob[i : i + chunk])]
         pieces += decoder.flush()
         assert b"".join(pieces) == data
@@ -382,9 +374,7 @@ class TestDeadlines:
         """A server sending a byte every 50 ms never trips the read timeout but fails the total deadline."""
 
         async def trickle(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            writer.write(
-                b"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\nContent-Length: 100000\r\n\r\n"
-            )
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\nContent-Length: 100000\r\n\r\n")
             for _ in range(200):
                 writer.write(b"<")
                 await writer.drain()
@@ -464,9 +454,7 @@ class TestStatus:
         [(404, "HTTP 404 Not Found"), (401, "HTTP 401 Unauthorized"), (403, "HTTP 403 Forbidden"),
          (500, "HTTP 500 Internal Server Error"), (599, "HTTP 599")],
     )  # fmt: skip
-    async def test_error_statuses_are_retried_at_backoff(
-        self, httpserver: HTTPServer, status: int, text: str
-    ) -> None:
+    async def test_error_statuses_are_retried_at_backoff(self, httpserver: HTTPServer, status: int, text: str) -> None:
         """Client and server errors are transient (retried at backoff), carry the status, never disable."""
         httpserver.expect_request("/feed").respond_with_data("nope", status=status)
         err = await fetch_error(httpserver.url_for("/feed"))
@@ -483,9 +471,7 @@ class TestStatus:
     @pytest.mark.parametrize("status", [429, 503])
     async def test_retry_after_seconds(self, httpserver: HTTPServer, status: int) -> None:
         """429 and 503 carry Retry-After given in seconds."""
-        httpserver.expect_request("/feed").respond_with_data(
-            "", status=status, headers={"Retry-After": "120"}
-        )
+        httpserver.expect_request("/feed").respond_with_data("", status=status, headers={"Retry-After": "120"})
         err = await fetch_error(httpserver.url_for("/feed"))
         assert (err.status, err.transient, err.retry_after) == (status, True, 120.0)
         assert "(retry after 120 s)" in str(err)
@@ -541,9 +527,7 @@ class TestRedirects:
 
     async def test_relative_location_is_resolved(self, httpserver: HTTPServer) -> None:
         """A Location relative to the current URL (../ included) is resolved before following."""
-        httpserver.expect_request("/x/y/feed").respond_with_data(
-            "", status=302, headers={"Location": "../rss?v=2"}
-        )
+        httpserver.expect_request("/x/y/feed").respond_with_data("", status=302, headers={"Location": "../rss?v=2"})
         httpserver.expect_request("/x/rss", query_string="v=2").respond_with_data(FEED)
         result = await fetch(httpserver.url_for("/x/y/feed"))
         assert (result.body, result.final_url) == (FEED, httpserver.url_for("/x/rss") + "?v=2")
@@ -559,18 +543,14 @@ class TestRedirects:
     async def test_too_many_redirects(self, httpserver: HTTPServer) -> None:
         """More hops than max_redirects fail without following the rest."""
         for i in range(10):
-            httpserver.expect_request(f"/r{i}").respond_with_data(
-                "", status=301, headers={"Location": f"/r{i + 1}"}
-            )
+            httpserver.expect_request(f"/r{i}").respond_with_data("", status=301, headers={"Location": f"/r{i + 1}"})
         err = await fetch_error(httpserver.url_for("/r0"), max_redirects=3)
         assert "too many redirects (more than 3)" in str(err)
         assert len(httpserver.log) == 4
 
     async def test_redirect_to_file_is_refused(self, httpserver: HTTPServer) -> None:
         """A server cannot make us read local files by redirecting to file://."""
-        httpserver.expect_request("/feed").respond_with_data(
-            "", status=302, headers={"Location": "file:///etc/passwd"}
-        )
+        httpserver.expect_request("/feed").respond_with_data("", status=302, headers={"Location": "file:///etc/passwd"})
         assert "redirected to an unsupported URL 'file:///etc/passwd'" in str(
             await fetch_error(httpserver.url_for("/feed"))
         )
@@ -781,12 +761,8 @@ def _make_certs() -> tuple[bytes, bytes, bytes]:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False
-        )
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-        )
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
     pem = serialization.Encoding.PEM

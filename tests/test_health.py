@@ -194,9 +194,7 @@ class TestFailureAlerts:
             h, event = fail(h, T0 + timedelta(minutes=2 * i))
             events.append(event)
         assert events[:4] == [None] * 4
-        assert events[4] == OpsEvent(
-            "failing", "failing for 5 polls since 12:04 UTC: HTTP 500 Internal Server Error"
-        )
+        assert events[4] == OpsEvent("failing", "failing for 5 polls since 12:04 UTC: HTTP 500 Internal Server Error")
         assert events[5:] == [None] * 3
         assert (h.consecutive_failures, h.failing_since, h.alerted_failing) == (8, T0, True)
         assert (h.last_status, h.last_error, h.last_attempt) == (
@@ -211,9 +209,7 @@ class TestFailureAlerts:
         h, second = fail(h, T0 + timedelta(hours=5, minutes=59))
         h, third = fail(h, T0 + timedelta(hours=6, minutes=1))
         assert (first, second) == (None, None)
-        assert third == OpsEvent(
-            "failing", "failing for 3 polls since 12:04 UTC: HTTP 500 Internal Server Error"
-        )
+        assert third == OpsEvent("failing", "failing for 3 polls since 12:04 UTC: HTTP 500 Internal Server Error")
 
     def test_failing_since_on_another_day_shows_the_date(self) -> None:
         """When the streak began on an earlier day, the message gives the date too."""
@@ -257,9 +253,7 @@ class TestFailureAlerts:
     def test_gone_disables_with_one_event(self) -> None:
         """HTTP 410 disables the feed with one "gone" event; repeats say nothing more."""
         h, event = fail(FeedHealth(), T0, error="HTTP 410 Gone: the publisher removed this feed", gone=True)
-        assert event == OpsEvent(
-            "gone", "gone, polling stopped: HTTP 410 Gone: the publisher removed this feed"
-        )
+        assert event == OpsEvent("gone", "gone, polling stopped: HTTP 410 Gone: the publisher removed this feed")
         assert h.disabled
         h, again = fail(h, T0 + timedelta(hours=1), error="HTTP 410 Gone", gone=True)
         assert again is None
@@ -277,9 +271,7 @@ class TestFailureAlerts:
         [(1, 6 * H, 1), (3, 6 * H, 3), (100, 300.0, 4)],
         ids=["first-failure", "three", "time-wins"],
     )
-    def test_thresholds_are_configurable(
-        self, after: int, after_seconds: float, polls_before_event: int
-    ) -> None:
+    def test_thresholds_are_configurable(self, after: int, after_seconds: float, polls_before_event: int) -> None:
         """Whichever threshold is reached first (failure count or duration) triggers the one event."""
         policy = PollPolicy(fail_alert_after=after, fail_alert_after_seconds=after_seconds)
         h = FeedHealth()

@@ -1,0 +1,14 @@
+"""One module per command (group); each has ``register(subparsers)``. Add new ones to COMMANDS."""
+
+from __future__ import annotations
+
+from daemon.commands import alerts, check, feeds, rules_tools, run, status
+
+COMMANDS = [
+    run,
+    check,
+    status,
+    feeds,
+    rules_tools,
+    alerts,
+]

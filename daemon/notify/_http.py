@@ -1,0 +1,132 @@
+"""One HTTP POST for the Slack and webhook channels: failures classified, secrets kept out of errors.
+
+Third-party exceptions are translated, not chained: an httpx error holds the request (whose URL may
+be the secret) and a traceback renderer showing locals would print it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit
+
+import httpx
+
+from daemon.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
+from daemon.secrets import Secret
+
+EXCERPT_MAX = 300  # characters of a receiver's error body kept in the error message
+READ_MAX = 4096  # bytes of a response body read at most; a receiver cannot make us buffer more
+RETRY_AFTER_MAX = 86400.0  # a day; a larger request is taken as a day
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
+_TRANSIENT_STATUS = frozenset({408, 425, 429})
+
+
+def reveal(value: Secret | str) -> str:
+    return value.reveal() if isinstance(value, Secret) else value
+
+
+def redact_url(url: Secret | str) -> str:
+    """A loggable form: a secret URL keeps only its origin (and Slack's team-id initial)."""
+    try:
+        parts = urlsplit(reveal(url))
+        host = parts.hostname or "?"
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "<invalid url>"
+    origin = f"{parts.scheme}://{host}{port}"
+    if not isinstance(url, Secret):
+        return origin + parts.path  # no userinfo, no query: tokens hide there too
+    segments = [s for s in parts.path.split("/") if s]
+    if len(segments) > 1 and segments[0] == "services":
+        return f"{origin}/services/{segments[1][:1]}…/***"
+    return origin + "/***"
+
+
+def parse_retry_after(value: str | None, now: datetime) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP-date), clamped to [0, a day]."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - now).total_seconds()
+    if math.isnan(seconds):
+        return None
+    return min(max(seconds, 0.0), RETRY_AFTER_MAX)
+
+
+def _scrub(text: str, secrets: Iterable[str]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return _CONTROL.sub(" ", text).strip()
+
+
+async def _excerpt(response: httpx.Response) -> str:
+    data = bytearray()
+    async for chunk in response.aiter_raw():
+        data += chunk
+        if len(data) >= READ_MAX:
+            break
+    text = data[:READ_MAX].decode(response.encoding or "utf-8", "replace")
+    return text[:EXCERPT_MAX]
+
+
+async def post(
+    client: httpx.AsyncClient,
+    url: Secret | str,
+    *,
+    body: bytes,
+    headers: Mapping[str, str],
+    request_timeout: float,
+    channel: str,
+    alert_id: str,
+    secrets: Iterable[Secret | str] = (),
+) -> int:
+    """POST ``body``; return the 2xx status or raise a transient/permanent delivery error."""
+    shown = redact_url(url)
+    hidden = [reveal(url), *(reveal(s) for s in secrets)]
+    error: DeliveryError
+    try:
+        async with client.stream("POST", reveal(url), content=body, headers=headers, timeout=request_timeout) as resp:
+            if 200 <= resp.status_code < 300:
+                await _excerpt(resp)  # drain what little there is so the connection can be reused
+                return resp.status_code
+            detail = _scrub(await _excerpt(resp), hidden)
+            error = _status_error(resp, detail, shown, channel, alert_id)
+    except httpx.TimeoutException:
+        error = TransientDeliveryError(
+            f"timed out after {request_timeout:g}s posting to {shown}", channel=channel, alert_id=alert_id
+        )
+    except httpx.UnsupportedProtocol:
+        error = PermanentDeliveryError(f"unsupported URL scheme for {shown}", channel=channel, alert_id=alert_id)
+    except httpx.TransportError as exc:
+        reason = _scrub(str(exc), hidden) or "connection failed"
+        error = TransientDeliveryError(
+            f"{type(exc).__name__} posting to {shown}: {reason}", channel=channel, alert_id=alert_id
+        )
+    except httpx.InvalidURL:
+        error = PermanentDeliveryError(f"invalid URL {shown}", channel=channel, alert_id=alert_id)
+    raise error  # outside the except blocks: nothing chains back to the request and its URL
+
+
+def _status_error(resp: httpx.Response, detail: str, shown: str, channel: str, alert_id: str) -> DeliveryError:
+    status = resp.status_code
+    message = f"HTTP {status} from {shown}" + (f": {detail}" if detail else "")
+    if status in _TRANSIENT_STATUS or status >= 500:
+        retry_after = parse_retry_after(resp.headers.get("Retry-After"), datetime.now(UTC))
+        return TransientDeliveryError(message, channel=channel, alert_id=alert_id, retry_after=retry_after)
+    if 300 <= status < 400:
+        message += " (redirects are not followed: configure the final URL)"
+    return PermanentDeliveryError(message, channel=channel, alert_id=alert_id)

@@ -1,0 +1,261 @@
+"""SMTP email channel (aiosmtplib): multipart text+HTML mail, threaded updates, classified failures.
+
+``Message-ID`` is derived from the alert id, so a re-send after a crash is recognisably the same mail.
+A connection is kept for a short burst of sends and replaced when it has gone stale.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.errors
+import hashlib
+import re
+import ssl
+import time
+from dataclasses import dataclass
+from datetime import UTC
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
+from email.utils import format_datetime, getaddresses, parseaddr
+from typing import Literal
+
+import aiosmtplib
+import structlog
+
+from daemon.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
+from daemon.models import Alert, AlertKind
+from daemon.render import clean, email_subject, render_html, render_text
+from daemon.secrets import Secret
+
+log = structlog.get_logger(__name__)
+
+Security = Literal["starttls", "tls", "none"]
+SECURITY_MODES: tuple[Security, ...] = ("starttls", "tls", "none")
+DEFAULT_PORTS: dict[Security, int] = {"starttls": 587, "tls": 465, "none": 25}
+DEFAULT_SMTP_TIMEOUT = 30.0
+REUSE_IDLE_SECONDS = 30.0  # reuse a connection this long after the last send; servers drop idle ones
+MESSAGE_ID_DOMAIN = "feedwatch"
+_ID_SAFE = re.compile(r"[A-Za-z0-9._-]{1,128}")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class EmailSettings:
+    """``port`` defaults by ``security``: 587 starttls, 465 tls, 25 none.
+
+    ``starttls`` requires the upgrade (no silent fall-back to plain text); ``helo_name`` is the name
+    sent in EHLO (default: this host's FQDN).
+    """
+
+    host: str
+    sender: str
+    recipients: tuple[str, ...]
+    port: int | None = None
+    security: Security = "starttls"
+    username: str | None = None
+    password: Secret | None = None
+    timeout: float = DEFAULT_SMTP_TIMEOUT
+    helo_name: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.security not in SECURITY_MODES:
+            raise ValueError(f"security must be one of {', '.join(SECURITY_MODES)}, got {self.security!r}")
+        if self.port is not None and not 0 < self.port < 65536:
+            raise ValueError(f"port must be 1-65535, got {self.port!r}")
+        if not self.host or any(c.isspace() for c in self.host):
+            raise ValueError(f"host must be a host name or address, got {self.host!r}")
+        if not self.recipients:
+            raise ValueError("recipients must name at least one address")
+        for address in (self.sender, *self.recipients):
+            if not _bare_address(address):
+                raise ValueError(f"not a mail address: {address!r}")
+        if (self.password is None) != (self.username is None):
+            raise ValueError("username and password go together: give both or neither")
+        if not self.timeout > 0:
+            raise ValueError(f"timeout must be > 0 seconds, got {self.timeout!r}")
+
+    @property
+    def effective_port(self) -> int:
+        return self.port if self.port is not None else DEFAULT_PORTS[self.security]
+
+
+def _bare_address(value: str) -> str:
+    """``alerts@example.org`` from ``Feedwatch <alerts@example.org>``; "" when not an address."""
+    if any(c in value for c in "\r\n\0"):
+        return ""
+    pairs = getaddresses([value])
+    if len(pairs) != 1 or "@" not in pairs[0][1]:
+        return ""
+    return pairs[0][1]
+
+
+def message_id(alert_id: str) -> str:
+    """``<{alert_id}@feedwatch>``; ids with characters unsafe in a msg-id are hashed (still stable)."""
+    token = alert_id if _ID_SAFE.fullmatch(alert_id) else hashlib.sha256(alert_id.encode()).hexdigest()[:32]
+    return f"<{token}@{MESSAGE_ID_DOMAIN}>"
+
+
+def build_message(alert: Alert, *, sender: str, recipients: tuple[str, ...]) -> EmailMessage:
+    """The mail for ``alert``; every header is set through the email package, never concatenated."""
+    msg = EmailMessage(policy=SMTP_POLICY)
+    msg["Subject"] = email_subject(alert)
+    msg["From"] = sender
+    msg["To"] = [_header_address(r) for r in recipients]
+    created = alert.created_at if alert.created_at.tzinfo else alert.created_at.replace(tzinfo=UTC)
+    msg["Date"] = format_datetime(created)  # the alert's time: identical on every re-send
+    msg["Message-ID"] = message_id(alert.alert_id)
+    if alert.thread_id and alert.thread_id != alert.alert_id:
+        msg["In-Reply-To"] = message_id(alert.thread_id)
+        msg["References"] = message_id(alert.thread_id)
+    msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: vacation responders stay quiet
+    msg["X-Feedwatch-Alert-Id"] = clean(alert.alert_id)
+    if alert.kind not in (AlertKind.DIGEST, AlertKind.TEST) and clean(alert.rule_id):
+        msg["X-Feedwatch-Rule"] = clean(alert.rule_id)
+    msg["X-Feedwatch-Severity"] = str(alert.severity)
+    msg.set_content(render_text(alert))
+    msg.add_alternative(render_html(alert), subtype="html")
+    return msg
+
+
+def _header_address(value: str) -> Address:
+    name, addr = parseaddr(value)
+    return Address(display_name=name, addr_spec=addr)
+
+
+class EmailChannel:
+    """Sends each alert as one mail to the configured recipients."""
+
+    def __init__(self, name: str, settings: EmailSettings) -> None:
+        self.name = name
+        self._settings = settings
+        self._smtp: aiosmtplib.SMTP | None = None
+        self._last_used = 0.0
+        self._lock = asyncio.Lock()  # one SMTP transaction at a time on the shared connection
+        self.target = f"{settings.host}:{settings.effective_port}"
+
+    def __repr__(self) -> str:
+        return f"EmailChannel(name={self.name!r}, target={self.target!r})"
+
+    def _client(self) -> aiosmtplib.SMTP:
+        s = self._settings
+        return aiosmtplib.SMTP(
+            hostname=s.host,
+            port=s.effective_port,
+            username=s.username,
+            password=s.password.reveal() if s.password is not None else None,
+            timeout=s.timeout,
+            use_tls=s.security == "tls",
+            start_tls=s.security == "starttls",  # required, never a silent plain-text fallback
+            local_hostname=s.helo_name,
+        )
+
+    async def send(self, alert: Alert) -> None:
+        """Send one mail; returns once the server accepted it for at least one recipient."""
+        s = self._settings
+        error: DeliveryError | None = None
+        try:
+            msg = build_message(alert, sender=s.sender, recipients=s.recipients)
+        except (ValueError, TypeError, email.errors.MessageError) as exc:
+            error = PermanentDeliveryError(f"cannot build the mail: {exc}", channel=self.name, alert_id=alert.alert_id)
+        if error is not None:
+            raise error
+        async with self._lock:
+            await self._send_locked(msg, alert)
+
+    async def _send_locked(self, msg: EmailMessage, alert: Alert) -> None:
+        s = self._settings
+        now = time.monotonic()
+        reused = self._smtp is not None and self._smtp.is_connected and now - self._last_used < REUSE_IDLE_SECONDS
+        if not reused:
+            self._drop()
+        started = now
+        while True:
+            error: DeliveryError | None = None
+            try:
+                if self._smtp is None or not self._smtp.is_connected:
+                    self._smtp = self._client()
+                    await self._smtp.connect()
+                refused, _ = await self._smtp.send_message(
+                    msg, sender=_bare_address(s.sender), recipients=[_bare_address(r) for r in s.recipients]
+                )
+            except (aiosmtplib.SMTPException, OSError) as exc:  # TimeoutError is an OSError
+                error = self._classify(exc, alert)
+            if error is None:
+                break
+            self._drop()
+            if reused and isinstance(error, TransientDeliveryError):
+                # A kept connection may have been closed by the server while idle: one fresh try.
+                reused = False
+                log.debug("email_stale_connection", channel=self.name, target=self.target, error=error.reason)
+                continue
+            raise error
+        self._last_used = time.monotonic()
+        if refused:
+            log.warning(
+                "email_recipients_refused",
+                channel=self.name,
+                alert_id=alert.alert_id,
+                refused={addr: f"{r.code} {r.message}" for addr, r in refused.items()},
+            )
+        log.debug(
+            "channel_delivered",
+            channel=self.name,
+            alert_id=alert.alert_id,
+            target=self.target,
+            elapsed_ms=round((time.monotonic() - started) * 1000, 1),
+        )
+
+    def _classify(self, exc: BaseException, alert: Alert) -> DeliveryError:
+        """Transient for timeouts, refused/lost connections and 4xx replies; permanent otherwise."""
+        s = self._settings
+        where = f"{self.target}"
+        if isinstance(exc, TimeoutError):
+            return self._error(True, f"timed out after {s.timeout:g}s talking to {where}", alert)
+        if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
+            # RFC 4954: 454 is a temporary authentication failure; 535 and friends are final.
+            reply = f"{exc.code} {self._scrub(exc.message)}"
+            return self._error(_is_4xx(exc.code), f"authentication as {s.username!r} failed: {reply}", alert)
+        if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+            replies = "; ".join(f"{r.recipient}: {r.code} {self._scrub(r.message)}" for r in exc.recipients)
+            transient = any(_is_4xx(r.code) for r in exc.recipients)
+            return self._error(transient, f"all recipients refused by {where}: {replies}", alert)
+        if isinstance(exc, aiosmtplib.SMTPResponseException):
+            transient = not (500 <= exc.code < 600)  # 4xx, and odd codes, are worth another try
+            return self._error(transient, f"{where} replied {exc.code} {self._scrub(exc.message)}", alert)
+        if isinstance(exc, aiosmtplib.SMTPNotSupported):
+            return self._error(False, f"{where}: {self._scrub(exc.message)}", alert)
+        if isinstance(exc, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(exc):
+            return self._error(False, f"TLS certificate of {where} not trusted: {self._scrub(str(exc))}", alert)
+        reason = self._scrub(str(exc)) or type(exc).__name__
+        return self._error(True, f"cannot talk to {where}: {reason}", alert)
+
+    def _error(self, transient: bool, message: str, alert: Alert) -> DeliveryError:
+        kind = TransientDeliveryError if transient else PermanentDeliveryError
+        return kind(message, channel=self.name, alert_id=alert.alert_id)
+
+    def _scrub(self, text: str) -> str:
+        password = self._settings.password
+        if password is not None and password.reveal():
+            text = text.replace(password.reveal(), "***")
+        return clean(text)
+
+    def _drop(self) -> None:
+        if self._smtp is not None:
+            self._smtp.close()
+            self._smtp = None
+
+    async def aclose(self) -> None:
+        """Say QUIT politely if a connection is open; close it regardless."""
+        async with self._lock:
+            smtp, self._smtp = self._smtp, None
+            if smtp is not None and smtp.is_connected:
+                try:
+                    with contextlib.suppress(aiosmtplib.SMTPException, OSError):
+                        await smtp.quit(timeout=min(self._settings.timeout, 5.0))
+                finally:
+                    smtp.close()
+
+
+def _is_4xx(code: int) -> bool:
+    return 400 <= code < 500

@@ -1,0 +1,181 @@
+"""The outbox worker: send what is due, mark it delivered, retry or dead-letter what failed.
+
+Deliveries of one (channel, rule, story) go strictly in order — an update never overtakes the alert
+it updates — while different stories and channels proceed concurrently (bounded per channel).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+
+import structlog
+
+from daemon import alerts
+from daemon.errors import DeliveryError, PermanentDeliveryError
+from daemon.models import Alert, AlertKind
+from daemon.notify.base import Channel
+from daemon.retry import RetryPolicy
+from daemon.store import OUTBOX_DIGEST, OUTBOX_HELD, AsyncStore, OutboxEntry, Store
+
+log = structlog.get_logger(__name__)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def fold(
+    store: Store, state: str, channel: str, rule_id: str | None, kind: AlertKind, window: float, now: datetime
+) -> Alert | None:
+    """Replace waiting alerts with one grouped alert, queued for ``channel`` — one transaction."""
+    with store.transaction():
+        entries = store.take_held(state, channel, rule_id)
+        if not entries:
+            return None
+        grouped = alerts.group_alert(kind, entries, channel=channel, rule_id=rule_id or "", window=window, now=now)
+        store.add_alert(grouped, [channel], story_id=None, item_id=None, now=now)
+        return grouped
+
+
+class OutboxWorker:
+    def __init__(
+        self,
+        store: AsyncStore,
+        channels: Mapping[str, Channel],
+        policy: RetryPolicy,
+        *,
+        concurrency: Mapping[str, int] | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        rng: random.Random | None = None,
+        storm_window: float = 600.0,
+    ) -> None:
+        self._storm_window = storm_window
+        self._store = store
+        self._channels = channels
+        self._policy = policy
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._limits = {name: asyncio.Semaphore((concurrency or {}).get(name, 4)) for name in channels}
+        self.wake = asyncio.Event()
+        self.delivered = 0
+        self.failed = 0
+
+    async def run_once(self) -> int:
+        """Deliver everything due now; returns how many deliveries succeeded."""
+        entries = await self._store.call(Store.due_outbox, self._clock(), 500)
+        groups: dict[str, list[OutboxEntry]] = {}
+        for entry in entries:
+            groups.setdefault(entry.story_key, []).append(entry)
+        results = await asyncio.gather(*(self._deliver_group(g) for g in groups.values()))
+        return sum(results)
+
+    async def _deliver_group(self, group: list[OutboxEntry]) -> int:
+        first = group[0]
+        story_id = int(first.alert.story_id) if first.alert.story_id.isdigit() else None
+        if await self._store.call(Store.pending_before, first.id, first.channel, first.alert.rule_id, story_id):
+            return 0  # an older delivery of this story is still waiting for its retry
+        done = 0
+        for entry in group:
+            if not await self._deliver(entry):
+                break  # keep the story's order: the rest wait behind the failed one
+            done += 1
+        return done
+
+    async def _deliver(self, entry: OutboxEntry) -> bool:
+        channel = self._channels.get(entry.channel)
+        bound = log.bind(alert_id=entry.alert.alert_id, channel=entry.channel, rule=entry.alert.rule_id)
+        attempt = entry.attempts + 1
+        if channel is None:
+            await self._store.call(Store.mark_failed, entry.id, f"channel {entry.channel!r} is not configured", None)
+            bound.error("delivery_dead", reason="channel not configured")
+            return False
+        try:
+            async with self._limits[entry.channel]:
+                await channel.send(entry.alert)
+        except DeliveryError as exc:
+            self.failed += 1
+            permanent = isinstance(exc, PermanentDeliveryError) or self._policy.exhausted(attempt)
+            if permanent:
+                await self._store.call(Store.mark_failed, entry.id, exc.reason, None)
+                bound.error("delivery_dead", attempt=attempt, error=exc.reason)
+            else:
+                delay = self._policy.delay(attempt, self._rng, exc.retry_after)
+                when = self._clock() + timedelta(seconds=delay)
+                await self._store.call(Store.mark_failed, entry.id, exc.reason, when)
+                bound.warning("delivery_retry", attempt=attempt, retry_in=round(delay, 1), error=exc.reason)
+            return False
+        except Exception as exc:  # a channel bug must not kill the worker; treat as transient
+            self.failed += 1
+            delay = self._policy.delay(attempt, self._rng)
+            await self._store.call(
+                Store.mark_failed, entry.id, f"{type(exc).__name__}: {exc}", self._clock() + timedelta(seconds=delay)
+            )
+            bound.exception("delivery_crashed", attempt=attempt)
+            return False
+        await self._store.call(Store.mark_delivered, entry.id, self._clock())
+        self.delivered += 1
+        bound.info("delivered", attempt=attempt)
+        return True
+
+    async def flush_storms(self, *, force: bool = False) -> int:
+        """Send one grouped message per (channel, rule) whose storm window has passed (or all: force)."""
+        now = self._clock()
+        flushed = 0
+        for channel, rule_id, oldest in await self._store.call(Store.held_groups, OUTBOX_HELD):
+            if force or (now - oldest).total_seconds() >= self._storm_window:
+                grouped = await self._store.call(
+                    fold, OUTBOX_HELD, channel, rule_id, AlertKind.STORM, self._storm_window, now
+                )
+                if grouped is not None:
+                    flushed += 1
+                    log.info("storm_grouped", channel=channel, rule=rule_id, alerts=len(grouped.entries))
+        return flushed
+
+    async def flush_digest(self, channel: str, period: float) -> Alert | None:
+        """Queue the digest of everything waiting for ``channel`` (None when there is nothing)."""
+        grouped = await self._store.call(fold, OUTBOX_DIGEST, channel, None, AlertKind.DIGEST, period, self._clock())
+        if grouped is not None:
+            log.info("digest_queued", channel=channel, alerts=len(grouped.entries))
+            self.wake.set()
+        return grouped
+
+    async def pending(self) -> int:
+        counts = await self._store.call(Store.outbox_counts)
+        return counts["pending"]
+
+    async def drain(self, within: float) -> int:
+        """Deliver until the outbox is empty or ``within`` seconds pass; returns what is still pending."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while True:
+            await self.run_once()
+            left = await self.pending()
+            if left == 0 or loop.time() >= deadline:
+                return left
+            nxt = await self._store.call(Store.next_outbox_time)
+            wait = 0.2
+            if nxt is not None:
+                wait = max(0.05, min((nxt - self._clock()).total_seconds(), deadline - loop.time()))
+            await asyncio.sleep(min(wait, max(0.0, deadline - loop.time())))
+
+    async def run_forever(self, stop: asyncio.Event, idle: float = 5.0) -> None:
+        """Deliver as alerts arrive (``wake``) and as retries fall due, until ``stop`` is set."""
+        while not stop.is_set():
+            try:
+                await self.flush_storms()
+                await self.run_once()
+                nxt = await self._store.call(Store.next_outbox_time)
+            except Exception:  # a store fault (locked, full) must not end delivery for good
+                log.exception("outbox_worker_error")
+                nxt = None
+            wait = idle
+            if nxt is not None:
+                wait = max(0.05, min(idle, (nxt - self._clock()).total_seconds()))
+            self.wake.clear()
+            waiters = [asyncio.ensure_future(self.wake.wait()), asyncio.ensure_future(stop.wait())]
+            await asyncio.wait(waiters, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+            for w in waiters:
+                w.cancel()

@@ -1,0 +1,360 @@
+"""Text normalisation for matching: HTML to plain text, Unicode folding with an offset map back to
+the original text, and word tokenising. Pure functions; no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from html.parser import HTMLParser
+from typing import NamedTuple
+
+__all__ = [
+    "FoldedText",
+    "Token",
+    "fold",
+    "fold_term",
+    "html_to_text",
+    "is_word_char",
+    "tokenize",
+    "word_pattern",
+]
+
+# --- character classes -----------------------------------------------------------------------------
+
+
+def _mark_ranges() -> str:
+    """A regex class body of every combining mark (category M*), built once at import (~15 ms)."""
+    ranges: list[tuple[int, int]] = []
+    for cp in range(0x300, 0x10000):  # the BMP holds the marks of every script news is written in
+        if unicodedata.category(chr(cp))[0] == "M":
+            if ranges and ranges[-1][1] == cp - 1:
+                ranges[-1] = (ranges[-1][0], cp)
+            else:
+                ranges.append((cp, cp))
+    return "".join(re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges)
+
+
+_MARKS = _mark_ranges()
+_MARK_RE = re.compile(f"[{_MARKS}]")
+# A piece is either a run of ASCII characters not followed by a combining mark (folded in bulk), or one
+# character with its combining marks (folded as a unit, so "e" + U+0301 becomes "e", not "e" + nothing).
+_PIECE_RE = re.compile(f"(?:[\\x00-\\x7f](?![{_MARKS}]))+|.[{_MARKS}\\u1160-\\u11ff]*", re.DOTALL)
+_NONSPACE_RE = re.compile("[^ ]+")
+_TOKEN_RE = re.compile(f"[\\w{_MARKS}]+")
+
+# Diacritics in the generic combining blocks are stripped (Latin, Greek). Other scripts' marks (Indic
+# vowel signs, Arabic harakat, Hebrew points) are letters in all but name and are kept.
+_STRIPPABLE = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
+# On Cyrillic, only stress accents and the diaeresis of ё are dropped: й, ў, ї are letters of their own.
+_CYRILLIC_DROP = frozenset("\u0300\u0301")
+
+# Letters that carry their "diacritic" in the glyph itself and so do not decompose.
+_LETTER_MAP = {
+    "ł": "l",
+    "ø": "o",
+    "đ": "d",
+    "ð": "d",
+    "ħ": "h",
+    "ı": "i",
+    "ŧ": "t",
+    "æ": "ae",
+    "œ": "oe",
+    "þ": "th",
+}
+_LETTER_MAP.update({k.upper(): v.capitalize() for k, v in _LETTER_MAP.items() if k.upper() != k})
+_DASHES = "-_\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u2e3a\u2e3b\ufe58\ufe63\uff0d"
+_QUOTES = {"‘": "'", "’": "'", "‛": "'", "ʼ": "'", "“": '"', "”": '"', "„": '"'}
+
+# Text without combining marks folds character by character through a caching translate table;
+# only text with marks (or conjoining Hangul jamo) needs the cluster-wise path.
+_NEEDS_CLUSTERS = re.compile(f"[{_MARKS}\\u1100-\\u11ff]")
+
+
+class _FoldTable(dict[int, str]):
+    """``str.translate`` table that folds any character on first sight and remembers it."""
+
+    def __init__(self, keep_case: bool) -> None:
+        super().__init__()
+        self.keep_case = keep_case
+
+    def __missing__(self, key: int) -> str:
+        folded = _fold_cluster(chr(key), self.keep_case)
+        if len(self) < 200_000:
+            self[key] = folded
+        return folded
+
+
+def is_word_char(ch: str) -> bool:
+    """True for letters, digits and combining marks: what a whole-word boundary may not cut through."""
+    return ch.isalnum() or (ch >= "\u0300" and _MARK_RE.match(ch) is not None)
+
+
+# --- folding ---------------------------------------------------------------------------------------
+
+_CLUSTER_CACHE: dict[tuple[str, bool], str] = {}
+_CLUSTER_CACHE_MAX = 50_000
+
+
+def _strip_marks(decomposed: str) -> str:
+    out: list[str] = []
+    base = ""
+    for ch in decomposed:
+        if _STRIPPABLE.match(ch):
+            if "\u0400" <= base <= "\u052f":
+                if ch in _CYRILLIC_DROP or (ch == "\u0308" and base in "еЕ"):
+                    continue
+                out.append(ch)
+            continue
+        if not unicodedata.combining(ch):
+            base = ch
+        out.append(ch)
+    return "".join(out)
+
+
+def _fold_cluster(cluster: str, keep_case: bool) -> str:
+    """Fold one base character with its marks; the result may be empty or several characters."""
+    key = (cluster, keep_case)
+    cached = _CLUSTER_CACHE.get(key)
+    if cached is not None:
+        return cached
+    s = unicodedata.normalize("NFKC", cluster)
+    if not keep_case:
+        s = s.casefold()
+    s = unicodedata.normalize("NFC", _strip_marks(unicodedata.normalize("NFD", s)))
+    out: list[str] = []
+    for ch in s:
+        if ch in _DASHES or ch.isspace():
+            out.append(" ")
+        elif ch in _LETTER_MAP:
+            out.append(_LETTER_MAP[ch])
+        elif ch in _QUOTES:
+            out.append(_QUOTES[ch])
+        else:
+            cat = unicodedata.category(ch)
+            if cat == "Cc":
+                out.append(" ")
+            elif cat != "Cf":  # soft hyphen, zero-width and direction marks vanish
+                out.append(ch)
+    result = "".join(out)
+    if len(_CLUSTER_CACHE) >= _CLUSTER_CACHE_MAX:
+        _CLUSTER_CACHE.clear()
+    _CLUSTER_CACHE[key] = result
+    return result
+
+
+_TABLES = {False: _FoldTable(keep_case=False), True: _FoldTable(keep_case=True)}
+# Plain dicts let CPython take its ASCII-to-ASCII translate fast path.
+_ASCII_TABLES = {k: {c: t[c] for c in range(128)} for k, t in _TABLES.items()}
+
+
+def _fold_with_offsets(text: str, keep_case: bool) -> tuple[str, list[int], list[int]]:
+    """The reference fold: folded text plus, per folded character, the original span it came from."""
+    out: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    table = _TABLES[keep_case]
+    pos = 0
+    for piece in _PIECE_RE.findall(text):
+        n = len(piece)
+        if piece.isascii():
+            out.append(piece.translate(table))
+            starts.extend(range(pos, pos + n))
+            ends.extend(range(pos + 1, pos + n + 1))
+        else:
+            folded = _fold_cluster(piece, keep_case)
+            if folded:
+                out.append(folded)
+                starts.extend([pos] * len(folded))
+                ends.extend([pos + n] * len(folded))
+        pos += n
+    raw = "".join(out)
+    if "  " not in raw and not raw.startswith(" ") and not raw.endswith(" "):
+        return raw, starts, ends
+    # Collapse whitespace runs to one space (keeping the first one's span) and trim the ends.
+    text_parts: list[str] = []
+    new_starts: list[int] = []
+    new_ends: list[int] = []
+    prev_end = -1
+    for m in _NONSPACE_RE.finditer(raw):
+        a, b = m.span()
+        if prev_end >= 0:
+            text_parts.append(" ")
+            new_starts.append(starts[prev_end])
+            new_ends.append(ends[prev_end])
+        prev_end = b
+        text_parts.append(raw[a:b])
+        new_starts.extend(starts[a:b])
+        new_ends.extend(ends[a:b])
+    return "".join(text_parts), new_starts, new_ends
+
+
+class FoldedText:
+    """Folded text with a map back to the original: ``span(s, e)`` gives the original span of
+    ``text[s:e]``. The map is built lazily for pure-ASCII input (most texts never produce a hit).
+    """
+
+    __slots__ = ("_ends", "_starts", "keep_case", "original", "text")
+
+    def __init__(self, original: str, *, keep_case: bool = False) -> None:
+        self.original = original
+        self.keep_case = keep_case
+        self._starts: list[int] | None
+        self._ends: list[int] | None
+        if original.isascii():
+            self.text = " ".join(original.translate(_ASCII_TABLES[keep_case]).split())
+            self._starts = self._ends = None
+        elif _NEEDS_CLUSTERS.search(original) is None:
+            self.text = " ".join(original.translate(_TABLES[keep_case]).split())
+            self._starts = self._ends = None
+        else:
+            self.text, self._starts, self._ends = _fold_with_offsets(original, keep_case)
+
+    def span(self, start: int, end: int) -> tuple[int, int]:
+        """Original ``[start, end)`` covering folded ``[start, end)`` (``end > start``)."""
+        if self._starts is None or self._ends is None:
+            _, self._starts, self._ends = _fold_with_offsets(self.original, self.keep_case)
+        return self._starts[start], self._ends[end - 1]
+
+    def original_text(self, start: int, end: int) -> str:
+        a, b = self.span(start, end)
+        return self.original[a:b]
+
+    def __repr__(self) -> str:
+        return f"FoldedText({self.text!r})"
+
+
+def fold(text: str, *, keep_case: bool = False) -> FoldedText:
+    """Fold for matching: NFKC, casefold, diacritics stripped (Cyrillic letters such as й kept),
+    every dash and underscore a space, soft hyphens and zero-width characters removed, curly quotes
+    straightened, whitespace collapsed. ``keep_case`` skips only the casefold (for acronym terms).
+    """
+    return FoldedText(text, keep_case=keep_case)
+
+
+def fold_term(text: str, *, keep_case: bool = False) -> str:
+    """The folded string of a rule term; folding is the same as for item text."""
+    return FoldedText(text, keep_case=keep_case).text
+
+
+# --- tokens ----------------------------------------------------------------------------------------
+
+
+class Token(NamedTuple):
+    text: str
+    start: int
+    end: int
+
+
+def word_pattern(min_length: int) -> re.Pattern[str]:
+    """Matches whole word tokens of at least ``min_length`` characters (used as a cheap prefilter)."""
+    return re.compile(f"[\\w{_MARKS}]{{{min_length},}}")
+
+
+def tokenize(folded: str) -> list[Token]:
+    """Word tokens (letters, digits, combining marks) of folded text, with their spans in it."""
+    return [Token(m.group(), m.start(), m.end()) for m in _TOKEN_RE.finditer(folded)]
+
+
+# --- HTML ------------------------------------------------------------------------------------------
+
+_SKIP_TAGS = frozenset({"script", "style", "noscript", "template", "svg", "math", "head", "iframe", "object"})
+_BLOCK_TAGS = frozenset(
+    {
+        "address", "article", "aside", "blockquote", "br", "caption", "dd", "details", "div", "dl", "dt",
+        "fieldset", "figcaption", "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6", "header",
+        "hr", "li", "main", "nav", "ol", "p", "pre", "section", "summary", "table", "tbody", "td", "tfoot",
+        "th", "thead", "tr", "ul", "img",
+    }
+)  # fmt: skip
+
+
+class _TextExtractor(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.skip_depth = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _SKIP_TAGS:
+            self.skip_depth += 1
+        elif tag in _BLOCK_TAGS:
+            self.parts.append(" ")
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _BLOCK_TAGS:
+            self.parts.append(" ")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _SKIP_TAGS:
+            self.skip_depth = max(0, self.skip_depth - 1)
+        elif tag in _BLOCK_TAGS:
+            self.parts.append(" ")
+
+    def handle_data(self, data: str) -> None:
+        if not self.skip_depth:
+            self.parts.append(data)
+
+
+def html_to_text(html: str) -> str:
+    """Visible text of an HTML fragment: entities decoded, script/style dropped, block boundaries as
+    spaces, whitespace collapsed. Plain text passes through (with entities decoded).
+    """
+    if "<" not in html and "&" not in html:
+        return " ".join(html.split())
+    parser = _TextExtractor()
+    parser.feed(html)
+    parser.close()
+    return " ".join("".join(parser.parts).split())
+
+
+# --- regex terms -----------------------------------------------------------------------------------
+
+
+def fold_pattern(pattern: str, *, keep_case: bool = False) -> str:
+    """Rewrite a regex written against ordinary text so it runs on folded text: literal dashes and
+    underscores become spaces (``cease-?fire`` → ``cease ?fire``) and literal letters are folded
+    (``Łódź`` → ``lodz``). Escapes, character ranges and group names are left alone.
+    """
+    out: list[str] = []
+    i, n = 0, len(pattern)
+    in_class = False
+    class_start = 0
+    while i < n:
+        ch = pattern[i]
+        if ch == "\\" and i + 1 < n:
+            nxt = pattern[i + 1]
+            out.append(" " if nxt in "-_" else pattern[i : i + 2])
+            i += 2
+            continue
+        if not in_class and pattern.startswith(("(?P<", "(?P="), i):
+            close = pattern.find(">" if pattern[i + 3] == "<" else ")", i)
+            close = n - 1 if close < 0 else close
+            out.append(pattern[i : close + 1])
+            i = close + 1
+            continue
+        if in_class:
+            if ch == "]" and i > class_start:
+                in_class = False
+                out.append(ch)
+            elif ch == "-" and i > class_start and i + 1 < n and pattern[i + 1] != "]":
+                out.append(ch)  # a range such as a-z
+            else:
+                folded = _fold_cluster(ch, keep_case) if not ch.isascii() or ch in _DASHES else ch
+                out.append(folded if len(folded) == 1 else ch)
+        elif ch == "[":
+            in_class = True
+            class_start = i + 1
+            if pattern.startswith("[^", i):
+                class_start += 1
+                out.append("[^")
+                i += 2
+                continue
+            out.append(ch)
+        elif ch in _DASHES or not ch.isascii():
+            folded = _fold_cluster(ch, keep_case)
+            out.append(folded if len(folded) <= 1 else f"(?:{re.escape(folded)})")
+        else:
+            out.append(ch)
+        i += 1
+    return "".join(out)

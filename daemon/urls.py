@@ -1,0 +1,62 @@
+"""URL hygiene: which links may be shown, and a canonical form for identity and story matching."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+
+# Tracking parameters that never change what a link points at.
+_TRACKING = re.compile(r"^(utm_[a-z_]+|fbclid|gclid|dclid|mc_cid|mc_eid|yclid|igshid|ref_src|_hsenc|_hsmi)$", re.I)
+_CONTROL = re.compile(r"[\x00-\x20\x7f]")
+
+
+def safe_link(raw: str | None, base: str | None = None) -> str | None:
+    """An absolute http(s) URL, or None.
+
+    Browsers drop tab/CR/LF inside URLs, so ``java\\nscript:`` is ``javascript:``: remove control
+    characters *before* looking at the scheme, then accept only http and https.
+    """
+    if not raw:
+        return None
+    cleaned = _CONTROL.sub("", raw.strip())
+    if not cleaned:
+        return None
+    if base and not urlsplit(cleaned).scheme:
+        base_parts = urlsplit(base)
+        if base_parts.scheme in ("http", "https"):
+            cleaned = urljoin(base, cleaned)
+    try:
+        parts = urlsplit(cleaned)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return None
+    return cleaned
+
+
+def canonical_url(url: str | None) -> str | None:
+    """Lower-case scheme and host, no fragment, no default port, tracking parameters removed."""
+    if not url:
+        return None
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        port = parts.port
+    except ValueError:
+        return None
+    if not host:
+        return None
+    scheme = parts.scheme.lower()
+    netloc = host
+    if port and not ((scheme == "http" and port == 80) or (scheme == "https" and port == 443)):
+        netloc = f"{host}:{port}"
+    query = urlencode([(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _TRACKING.match(k)])
+    path = parts.path or "/"
+    return urlunsplit((scheme, netloc, path, query, ""))
+
+
+def host_of(url: str) -> str:
+    try:
+        return (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return ""

@@ -1,0 +1,134 @@
+"""Config loading: typed values, precise key-path errors, path resolution, secrets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from daemon.config import find_config, load_config
+from daemon.errors import ConfigError
+
+MINIMAL = """
+[[feeds]]
+url = "seeds/demo.xml"
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "config.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+class TestLoad:
+    def test_minimal_config_gets_defaults(self, tmp_path: Path) -> None:
+        """A config with one feed path gets the documented defaults and a console channel."""
+        cfg = load_config(write(tmp_path, MINIMAL))
+        assert cfg.polling.interval == 900.0
+        assert cfg.store.path == tmp_path / "var" / "feedwatch.db"
+        assert cfg.rules_dir == tmp_path / "rules"
+        assert list(cfg.channels) == ["console"]
+        assert cfg.feeds[0].url == (tmp_path / "seeds" / "demo.xml").as_uri()
+        assert cfg.feeds[0].name == "demo"
+
+    def test_shipped_config_loads(self) -> None:
+        """The repository's config.toml is valid and points at the demo feed with backfill."""
+        cfg = load_config(Path(__file__).parent.parent / "config.toml")
+        assert cfg.feeds[0].backfill == float("inf")
+        assert cfg.feeds[0].url.endswith("seeds/demo.xml")
+
+    @pytest.mark.parametrize(
+        ("text", "message"),
+        [
+            (
+                '[[feeds]]\nurl = "a.xml"\n[[feeds]]\nurl = "b.xml"\n[[feeds]]\nurl = "c.xml"\ninterval = "fast"\n',
+                'feeds[2].interval: expected a duration like "90s", "5m", "1h" or "2d", got \'fast\'',
+            ),
+            ('[polling]\nintervall = "5m"\n', "polling.intervall: unknown key (did you mean 'interval'?)"),
+            ("[polling]\nmax_concurrency = true\n", "polling.max_concurrency: expected an integer, got bool True"),
+            ('[polling]\nmax_concurrency = "8"\n', "polling.max_concurrency: expected an integer, got '8'"),
+            ("[[feeds]]\nname = 'x'\n", "feeds[0].url: required value is missing"),
+            ('[[feeds]]\nurl = "ftp://example.org/x"\n', "feeds[0].url: unsupported scheme 'ftp'"),
+            ('[channels.desk]\ntype = "pager"\n', "channels.desk.type: unknown channel type 'pager'"),
+            ('[alerts]\ndefault_channels = ["email"]\n', "alerts.default_channels[0]: unknown channel 'email'"),
+            ('[[feeds]]\nurl = "a.xml"\n[[feeds]]\nurl = "a.xml"\n', "feeds[1]: feed URL"),
+            ('[polling]\ninterval = "10s"\n', "polling.interval: is below min_interval"),
+        ],
+    )
+    def test_errors_name_file_and_key_path(self, tmp_path: Path, text: str, message: str) -> None:
+        """Each mistake raises ConfigError naming the file, the key path and what was expected."""
+        path = write(tmp_path, text)
+        with pytest.raises(ConfigError) as info:
+            load_config(path)
+        assert str(info.value).startswith(f"{path}: ")
+        assert message in str(info.value)
+
+    def test_toml_syntax_error_has_line_and_column(self, tmp_path: Path) -> None:
+        """A TOML syntax error reports line and column."""
+        path = write(tmp_path, '[polling]\ninterval = "5m\n')
+        with pytest.raises(ConfigError, match=r"line 2, column \d+"):
+            load_config(path)
+
+    def test_missing_file(self, tmp_path: Path) -> None:
+        """A missing config file is a ConfigError naming the path."""
+        with pytest.raises(ConfigError, match="file not found"):
+            load_config(tmp_path / "nope.toml")
+
+    def test_feeds_d_merged_and_duplicates_rejected(self, tmp_path: Path) -> None:
+        """feeds.d/*.toml adds feeds; a URL defined twice across files is an error naming both."""
+        path = write(tmp_path, MINIMAL)
+        (tmp_path / "feeds.d").mkdir()
+        (tmp_path / "feeds.d" / "extra.toml").write_text('[[feeds]]\nurl = "https://example.org/rss"\n')
+        cfg = load_config(path)
+        assert [f.url for f in cfg.feeds][1] == "https://example.org/rss"
+        (tmp_path / "feeds.d" / "dup.toml").write_text('[[feeds]]\nurl = "https://example.org/rss"\nname = "again"\n')
+        with pytest.raises(ConfigError, match=r"extra.toml: feeds\[0\]: feed URL .* already defined at dup.toml"):
+            load_config(path)
+
+    def test_backfill_forms(self, tmp_path: Path) -> None:
+        """backfill accepts "all", a duration, or false."""
+        cfg = load_config(
+            write(
+                tmp_path,
+                '[[feeds]]\nurl = "a.xml"\nbackfill = "24h"\n[[feeds]]\nurl = "b.xml"\nbackfill = false\n',
+            )
+        )
+        assert [f.backfill for f in cfg.feeds] == [86400.0, None]
+
+
+class TestSecrets:
+    def test_secret_from_env_is_redacted(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A feed password from the environment is available but never printed by repr."""
+        monkeypatch.setenv("FW_TEST_PW", "hunter2")
+        cfg = load_config(write(tmp_path, MINIMAL + 'username = "u"\npassword_env = "FW_TEST_PW"\n'))
+        secret = cfg.feeds[0].password
+        assert secret is not None
+        assert secret.reveal() == "hunter2"
+        assert "hunter2" not in repr(cfg.feeds[0])
+
+    def test_secret_from_credentials_directory(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """*_credential reads $CREDENTIALS_DIRECTORY/NAME (systemd LoadCredential=), newline stripped."""
+        creds = tmp_path / "creds"
+        creds.mkdir()
+        (creds / "feedtoken").write_text("tok-123\n")
+        monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
+        cfg = load_config(write(tmp_path, MINIMAL + 'token_credential = "feedtoken"\n'))
+        assert cfg.feeds[0].token is not None
+        assert cfg.feeds[0].token.reveal() == "tok-123"
+
+    def test_unset_env_is_an_error(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Naming an unset environment variable is a ConfigError that names the variable, not a value."""
+        monkeypatch.delenv("FW_NOPE", raising=False)
+        with pytest.raises(ConfigError, match="FW_NOPE is not set"):
+            load_config(write(tmp_path, MINIMAL + 'token_env = "FW_NOPE"\n'))
+
+
+class TestFindConfig:
+    def test_precedence(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """--config wins over $FEEDWATCH_CONFIG, which wins over ./config.toml."""
+        monkeypatch.setenv("FEEDWATCH_CONFIG", "/etc/fw.toml")
+        assert find_config("x.toml") == Path("x.toml")
+        assert find_config(None) == Path("/etc/fw.toml")
+        monkeypatch.delenv("FEEDWATCH_CONFIG")
+        assert find_config(None) == Path("config.toml")
