@@ -11,6 +11,7 @@ import functools
 import http
 import mimetypes
 import os
+import re
 import socket
 import ssl
 import stat
@@ -39,6 +40,7 @@ ACCEPT_ENCODING = "gzip, deflate, br"
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 PERMANENT_REDIRECTS = frozenset({301, 308})
 MAX_ENCODINGS = 2  # "gzip, br" is plausible; deeper nesting is only ever an attack
+_GZIP_MAGIC = b"\x1f\x8b"
 _STEP = 64 * 1024  # most bytes any decompressor may emit per call: bounds memory per step
 
 
@@ -66,6 +68,8 @@ class Validators:
 
 @dataclass(frozen=True, slots=True)
 class FetchResult:
+    """A successful fetch: a body (2xx) or confirmation that nothing changed (304)."""
+
     url: str  # the URL asked for
     final_url: str  # after redirects
     permanent_url: str | None  # set when every hop to final_url was 301/308: store it as the feed's URL
@@ -81,9 +85,10 @@ def redact_url(url: str) -> str:
     """``url`` with any password in its userinfo replaced, for logs and error text."""
     try:
         parts = urlsplit(url)
-    except ValueError:
-        return url
-    if parts.password is None:
+        password = parts.password
+    except ValueError:  # unparseable (e.g. a broken IPv6 literal): redact by pattern instead
+        return re.sub(r"//([^/@:]*):[^/@]*@", r"//\1:***@", url)
+    if password is None:
         return url
     host = parts.netloc.rpartition("@")[2]
     return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
@@ -119,7 +124,19 @@ def _tls_context(ca_bundle: str | None) -> ssl.SSLContext:
 
 
 class Fetcher:
-    """Fetches one feed URL at a time on a shared client; safe to call concurrently."""
+    """Fetches feeds on one shared client; safe to call concurrently (``per_host_limit`` per host).
+
+    Every failure is a :class:`FetchError` whose text starts with the feed URL (password redacted):
+
+    ==================  ==========================================================================
+    ``gone``            HTTP 410: disable the feed (``health.record_failure(gone=True)``)
+    ``retry_after``     seconds from Retry-After on 429/503: pass to ``health.next_poll_delay``
+    ``status``          the HTTP status, or None (network, timeout, decode, cap, file errors)
+    ``transient``       False only for URLs that can never work (bad scheme, no host) and for 410;
+                        everything else, 4xx included, is retried on the backoff ladder
+    ``reason``          the message without the URL, for ``health.record_failure(error=...)``
+    ==================  ==========================================================================
+    """
 
     def __init__(self, client: httpx.AsyncClient, settings: FetchSettings) -> None:
         self._client = client
@@ -210,7 +227,11 @@ class Fetcher:
                 raise _network_error(url, current, exc, self._settings) from exc
 
             if not location:
-                raise FetchError(f"HTTP {status} redirect without a Location header", feed_url=redact_url(url))
+                raise FetchError(
+                    f"HTTP {status} redirect without a Location header",
+                    feed_url=redact_url(url),
+                    status=status,
+                )
             nxt = urljoin(current, location.strip())
             if urlsplit(nxt).scheme.lower() not in ("http", "https"):
                 raise FetchError(f"redirected to an unsupported URL {redact_url(nxt)!r}", feed_url=redact_url(url))
@@ -543,13 +564,19 @@ class _Zlib:
         self._obj = zlib.decompressobj(31 if gzip else 15)
         self._head = b""  # deflate input kept until the 2-byte zlib header has been checked
         self._checked = gzip
+        self._carry = b""  # a split gzip magic number between two members
+        self._done = False
 
     def feed(self, data: bytes) -> Iterator[bytes]:
-        pending = data
-        while pending or not self._obj.eof:
+        pending, self._carry = self._carry + data, b""
+        while not self._done and (pending or not self._obj.eof):
             if self._obj.eof:
-                if not (self._gzip and pending.startswith(b"\x1f\x8b")):
-                    return  # trailing bytes after the end of the stream are ignored
+                if self._gzip and len(pending) < 2 and _GZIP_MAGIC.startswith(pending):
+                    self._carry = pending
+                    return
+                if not (self._gzip and pending.startswith(_GZIP_MAGIC)):
+                    self._done = True  # bytes after the end of the stream are ignored, as browsers do
+                    return
                 self._obj = zlib.decompressobj(31)
             out = self._step(pending)
             if out:
