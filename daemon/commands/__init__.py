@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from daemon.commands import check, run, status
+from daemon.commands import check, init, run, status
 
 COMMANDS = [
     run,
     check,
     status,
+    init,
 ]
