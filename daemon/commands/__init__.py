@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from daemon.commands import check, init, run, status
+from daemon.commands import check, db, init, run, status
 
 COMMANDS = [
     run,
     check,
     status,
     init,
+    db,
 ]
