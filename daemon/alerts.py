@@ -12,7 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from daemon.models import Severity
+from daemon.durations import format_duration
+from daemon.models import Alert, AlertKind, Severity
 
 
 class Action(enum.StrEnum):
@@ -59,3 +60,33 @@ def alert_id(*parts: object) -> str:
     """Stable id from what the alert is about; used as Message-ID and Idempotency-Key."""
     digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()
     return f"fw-{digest[:24]}"
+
+
+def storm_exceeded(recent_for_rule: int, limit: int) -> bool:
+    """Storm control: past ``limit`` alerts of one rule within the window, fold the rest."""
+    return recent_for_rule >= limit
+
+
+def group_alert(
+    kind: AlertKind, entries: Sequence[Alert], *, channel: str, rule_id: str, window: float, now: datetime
+) -> Alert:
+    """One message standing for ``entries``: a storm summary for a rule, or a channel's digest."""
+    rules = sorted({e.rule_id for e in entries})
+    if kind is AlertKind.STORM:
+        title = f"{len(entries)} more items matched {rule_id} in the last {format_duration(window)}"
+    else:
+        title = f"Digest: {len(entries)} alert{'s' if len(entries) != 1 else ''} from {len(rules)} rule" + (
+            "s" if len(rules) != 1 else ""
+        )
+    return Alert(
+        alert_id=alert_id(kind, channel, rule_id, *(e.alert_id for e in entries)),
+        kind=kind,
+        rule_id=rule_id,
+        severity=max((e.severity for e in entries), default=Severity.INFO),
+        score=max((e.score for e in entries), default=0.0),
+        title=title,
+        link=None,
+        feed=", ".join(sorted({e.feed for e in entries})),
+        created_at=now,
+        entries=tuple(entries),
+    )

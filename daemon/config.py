@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from daemon.durations import parse_duration, parse_size
 from daemon.errors import ConfigError
 from daemon.models import Severity
+from daemon.schedule import parse_schedule
 from daemon.secrets import Secret, resolve_secret
 
 ENV_CONFIG = "FEEDWATCH_CONFIG"
@@ -519,6 +521,16 @@ def _channels(t: Table) -> dict[str, ChannelConfig]:
         schedule = ct.string("schedule", None)
         if mode == "digest" and not schedule:
             raise ct.error("schedule", 'a digest channel needs a schedule like "08:00" or "every 1h"')
+        if schedule:
+            try:
+                parse_schedule(schedule)
+            except ValueError as exc:
+                raise ct.error("schedule", str(exc)) from None
+        zone = ct.string("timezone", "UTC")
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ct.error("timezone", f"unknown time zone {zone!r} (expected e.g. 'Europe/London')") from None
         cfg = ChannelConfig(
             name=name,
             type=type_,
@@ -526,7 +538,7 @@ def _channels(t: Table) -> dict[str, ChannelConfig]:
             min_severity=severity,
             mode=mode,
             schedule=schedule,
-            timezone=ct.string("timezone", "UTC"),
+            timezone=zone,
             concurrency=ct.integer("concurrency", 4, minimum=1),
         )
         ct.done()

@@ -16,9 +16,12 @@ from rapidfuzz import fuzz
 
 from daemon.models import FIELDS, Hit, Item, RuleMatch, Severity
 from daemon.rules import EXCLUDE_GROUP, Rule, RuleSet, Term
-from daemon.text import FoldedText, fold, fold_pattern, fold_term, is_word_char, tokenize
+from daemon.text import FoldedText, fold, fold_pattern, fold_term, is_word_char, tokenize, word_pattern
 
 __all__ = ["MAX_HITS_PER_TERM", "Evaluation", "Matcher"]
+
+if not getattr(ahocorasick, "unicode", True):  # a bytes build would report byte offsets
+    raise ImportError("pyahocorasick must be built with unicode support")
 
 MAX_HITS_PER_TERM = 5  # occurrences reported per term; the counted one is always among them
 _EXCLUDE = -1  # group index of a rule's exclude terms
@@ -109,7 +112,8 @@ class Matcher:
         self._automaton: ahocorasick.Automaton | None = None
         self._regexes: list[tuple[int, int, int, re.Pattern[str], bool]] = []
         self._fuzzy: list[_FuzzyEntry] = []
-        self._fuzzy_cache: dict[str, tuple[tuple[int, float], ...]] = {}
+        self._fuzzy_cache: dict[str, tuple[tuple[str, int, float], ...]] = {}
+        self._fuzzy_token_re: re.Pattern[str] | None = None
         self._needs_case_fold = False
         self._compile()
 
@@ -139,6 +143,9 @@ class Matcher:
                         window = max(2, round(len(alias.folded) * 0.25))
                         fe = _FuzzyEntry(ri, gi, ti, alias.text, alias.folded, term.fuzzy, window)
                         self._fuzzy.append(fe)
+        if self._fuzzy:
+            shortest = min(len(fe.folded) - fe.window for fe in self._fuzzy)
+            self._fuzzy_token_re = word_pattern(max(1, shortest))
         if words:
             automaton = ahocorasick.Automaton()
             for key, entries in words.items():
@@ -203,15 +210,29 @@ class Matcher:
                     scan.hits[ri].append(_Raw(gi, ti, rx.pattern, field, m.start(), m.end(), None))
 
     def _scan_fuzzy(self, scan: _Scan, fi: int, ft: FoldedText) -> None:
+        # Whitespace-separated chunks are looked up in a cache of earlier verdicts; news vocabulary
+        # repeats, so rapidfuzz runs only on chunks never seen before. Positions are found only for
+        # the rare chunks that hold a fuzzy hit.
+        assert self._fuzzy_token_re is not None
         cache = self._fuzzy_cache
-        for tok in tokenize(ft.text):
-            found = cache.get(tok.text)
+        positive: dict[str, list[tuple[int, float]]] = {}
+        for chunk in set(ft.text.split(" ")):
+            found = cache.get(chunk)
             if found is None:
-                found = self._fuzzy_lookup(tok.text)
+                found = tuple(
+                    (word, idx, score)
+                    for word in self._fuzzy_token_re.findall(chunk)
+                    for idx, score in self._fuzzy_lookup(word)
+                )
                 if len(cache) >= _FUZZY_CACHE_MAX:
                     cache.clear()
-                cache[tok.text] = found
-            for idx, score in found:
+                cache[chunk] = found
+            for word, idx, score in found:
+                positive.setdefault(word, []).append((idx, score))
+        if not positive:
+            return
+        for tok in tokenize(ft.text):
+            for idx, score in positive.get(tok.text, ()):
                 fe = self._fuzzy[idx]
                 scan.hits[fe.rule].append(_Raw(fe.group, fe.term, fe.alias, fi, tok.start, tok.end, score))
 

@@ -15,7 +15,7 @@ from typing import Protocol
 from daemon import alerts, stories
 from daemon.config import AlertConfig, FeedConfig
 from daemon.models import Alert, AlertKind, Item, RuleMatch, Severity
-from daemon.store import FeedState, Store
+from daemon.store import OUTBOX_DIGEST, OUTBOX_HELD, OUTBOX_PENDING, FeedState, Store
 from daemon.urls import canonical_url
 
 SNIPPET = 280
@@ -40,6 +40,7 @@ class Routing:
 
     alerts: AlertConfig
     channel_floors: Mapping[str, Severity]
+    digest_channels: frozenset[str] = frozenset()
 
 
 @dataclass(slots=True)
@@ -190,5 +191,10 @@ def _alert_for(
         also_reported_by=also,
     )
     channels = alerts.route(rule.channels if rule else (), cfg.default_channels, routing.channel_floors, match.severity)
-    store.add_alert(alert, channels, story_id=story_id, item_id=item_id, now=now)
+    recent = store.count_alerts(match.rule_id, now - timedelta(seconds=cfg.storm_window))
+    storm = alerts.storm_exceeded(recent, cfg.storm_limit)
+    states = {
+        c: OUTBOX_DIGEST if c in routing.digest_channels else OUTBOX_HELD if storm else OUTBOX_PENDING for c in channels
+    }
+    store.add_alert(alert, channels, story_id=story_id, item_id=item_id, now=now, states=states)
     result.alerts.append(alert)

@@ -161,7 +161,10 @@ class Locator:
 
     @staticmethod
     def _needle_col(line: str, needle: str) -> int | None:
-        for form in (f'"{needle}"', f"'{needle}'", needle):
+        # TOML basic strings double backslashes: fall back to the text before the first one.
+        head = needle.split("\\", 1)[0]
+        forms = [f'"{needle}"', f"'{needle}'", needle] + ([head] if len(head) >= 4 else [])
+        for form in forms:
             at = line.find(form)
             if at >= 0:
                 return at + 1
@@ -185,6 +188,7 @@ class Checker:
         self.text = text
         self.errors: list[RuleError] = []
         self.warnings: list[str] = []
+        self.needles: dict[KeyPath, str] = {}  # array element path -> text that identifies it in the source
         self._locator: Locator | None = None
 
     @property
@@ -194,6 +198,8 @@ class Checker:
         return self._locator
 
     def line_of(self, where: KeyPath, needle: str | None = None) -> int:
+        if needle is None:
+            needle = self.needles.get(where)
         return self.locator.find(where, needle)[0]
 
     def syntax_error(self, exc: tomllib.TOMLDecodeError) -> None:
@@ -210,12 +216,17 @@ class Checker:
         self.errors.append(RuleError(f"invalid TOML: {message}", path=self.path, line=line, column=col))
 
     def error(self, where: KeyPath, message: str, *, needle: str | None = None) -> None:
+        if needle is None:  # an element of an array: point at its text if it was registered
+            needle = next(
+                (self.needles[where[:i]] for i in range(len(where), 0, -1) if where[:i] in self.needles), None
+            )
         line, col = self.locator.find(where, needle)
         rule_id = str(where[1]) if len(where) > 1 and where[0] == "rule" else None
         self.errors.append(RuleError(message, path=self.path, line=line, column=col, rule_id=rule_id))
 
-    def warn(self, message: str) -> None:
-        self.warnings.append(message)
+    def warn(self, message: str, line: int | None = None) -> None:
+        """Record a likely mistake as ``path:line: message``."""
+        self.warnings.append(f"{self.path}:{line}: {message}" if line else f"{self.path}: {message}")
 
     def unknown_key(self, where: KeyPath, key: str, allowed: Collection[str]) -> None:
         self.error((*where, key), f"unknown key {key!r}{close_match(key, allowed)}")
@@ -299,4 +310,4 @@ class Checker:
             return
         if rx.search("") is not None:
             line = self.line_of(where)
-            self.warn(f"{self.path}:{line}: regex {pattern!r} matches empty text; it would hit every item")
+            self.warn(f"regex {pattern!r} matches empty text; it would hit every item", line)

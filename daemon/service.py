@@ -16,26 +16,30 @@ from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
+from watchfiles import awatch
 
-from daemon import __version__, pipeline
+from daemon import __version__
 from daemon.config import Config, FeedConfig, load_config
-from daemon.errors import FeedwatchError, FetchError, RuleError
-from daemon.feeds import ParsedFeed, parse_feed
-from daemon.fetch import Fetcher, FetchResult, FetchSettings, Validators, make_client
+from daemon.errors import FeedwatchError, RuleError
+from daemon.fetch import Fetcher, FetchSettings, make_client
 from daemon.matcher import Matcher
 from daemon.notify.base import Channel
 from daemon.notify.worker import OutboxWorker
+from daemon.poller import Poller
 from daemon.retry import RetryPolicy
 from daemon.rules import LoadReport, load_rules
-from daemon.store import AsyncStore, FeedState, Store
+from daemon.schedule import parse_schedule
+from daemon.store import AsyncStore, Store
 from daemon.systemd import Notifier, format_status, watchdog_loop
-from daemon.urls import host_of
 
 log = structlog.get_logger(__name__)
 
@@ -43,6 +47,7 @@ EXIT_OK = 0
 EXIT_CONFIG = 2
 EXIT_QUEUED = 3
 HEARTBEAT_EVERY = 10.0
+RULES_DEBOUNCE_MS = 300  # editors write in bursts; one reload per save, well inside the 2 s promise
 CLOSE_TIMEOUT = 2.0  # seconds for all channels together to close at shutdown, after the grace period
 
 
@@ -91,8 +96,6 @@ class Service:
         self._clock = clock
         self._rng = random.Random()
         self._stop = asyncio.Event()
-        self._hosts: dict[str, asyncio.Semaphore] = {}
-        self._global = asyncio.Semaphore(config.polling.max_concurrency)
         self._started = time.time()
         self._stack = AsyncExitStack()
         self._scheduler: AsyncIOScheduler | None = None
@@ -105,6 +108,7 @@ class Service:
         self.channels: dict[str, Channel] = {}
         self.worker: OutboxWorker | None = None
         self.fetcher: Fetcher | None = None
+        self.poller: Poller | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -123,11 +127,27 @@ class Service:
         client = make_client(settings)
         self._stack.push_async_callback(client.aclose)
         self.fetcher = Fetcher(client, settings)
+        self.poller = Poller(
+            self.store,
+            self.fetcher,
+            lambda: self.active,
+            clock=self._clock,
+            reschedule=self._next_poll,
+            on_alerts=self._alerts_queued,
+            rng=self._rng,
+        )
         self.channels = build_channels(cfg, client)
         self._stack.push_async_callback(self._close_channels)
         policy = RetryPolicy(attempts=cfg.alerts.max_attempts, base=cfg.alerts.retry_base, cap=cfg.alerts.retry_cap)
         concurrency = {name: c.concurrency for name, c in cfg.channels.items()}
-        self.worker = OutboxWorker(self.store, self.channels, policy, concurrency=concurrency, clock=self._clock)
+        self.worker = OutboxWorker(
+            self.store,
+            self.channels,
+            policy,
+            concurrency=concurrency,
+            clock=self._clock,
+            storm_window=cfg.alerts.storm_window,
+        )
         await self._record_rules()
 
     async def aclose(self) -> None:
@@ -160,6 +180,11 @@ class Service:
             feeds = [f for f in self.active.config.feeds if f.enabled]
             await asyncio.gather(*(self.poll(f) for f in feeds))
             assert self.worker is not None
+            # One cycle has no later window: send grouped and digest messages now.
+            await self.worker.flush_storms(force=True)
+            for name, channel in self.active.config.channels.items():
+                if channel.mode == "digest":
+                    await self.worker.flush_digest(name, 0.0)
             left = await self.worker.drain(self.active.config.alerts.outbox_wait)
             if left:
                 log.warning("outbox_not_empty", pending=left, hint="they are delivered on the next run")
@@ -186,8 +211,11 @@ class Service:
             assert self.worker is not None
             worker_task = asyncio.create_task(self.worker.run_forever(self._stop), name="outbox")
             heartbeat_task = asyncio.create_task(self._heartbeat_loop(), name="heartbeat")
+            watch_task = asyncio.create_task(self._watch_rules(), name="rules-watch")
+            self._background.add(watch_task)
             self._scheduler = AsyncIOScheduler(timezone=UTC)
             self._schedule_all(initial=True)
+            self._schedule_digests()
             self._scheduler.start()
             self._worker_task = worker_task
             self.notifier.ready(await self._status_line())
@@ -221,12 +249,14 @@ class Service:
         for task in list(self._polls):
             task.cancel()
         heartbeat_task.cancel()
+        for pending in list(self._background):
+            pending.cancel()
         grace = self.active.config.grace_period
         try:
             await asyncio.wait_for(worker_task, timeout=grace)
         except TimeoutError:
             log.warning("grace_period_over", grace=grace, hint="undelivered alerts stay in the outbox")
-        await asyncio.gather(*self._polls, heartbeat_task, return_exceptions=True)
+        await asyncio.gather(*self._polls, *self._background, heartbeat_task, return_exceptions=True)
         counts = await self.store.call(Store.outbox_counts)
         await self.store.call(Store.set_meta, "daemon_stopped", {"at": self._clock().isoformat(), "pid": os.getpid()})
         assert self.worker is not None
@@ -247,7 +277,7 @@ class Service:
         cfg = self.active.config
         wanted = {f.name: f for f in cfg.feeds if f.enabled}
         for job in self._scheduler.get_jobs():
-            if job.id not in wanted:
+            if job.id not in wanted and not job.id.startswith("digest:"):
                 job.remove()
                 log.info("feed_unscheduled", feed=job.id)
         now = self._clock()
@@ -271,6 +301,38 @@ class Service:
             elif not initial:
                 self._scheduler.reschedule_job(name, trigger=trigger)
 
+    def _schedule_digests(self) -> None:
+        """One job per digest channel, at its schedule in its time zone."""
+        assert self._scheduler is not None
+        for name, channel in self.active.config.channels.items():
+            if channel.mode != "digest" or not channel.schedule:
+                continue
+            when = parse_schedule(channel.schedule)
+            zone = ZoneInfo(channel.timezone)
+            trigger: IntervalTrigger | CronTrigger
+            if when.every:
+                trigger = IntervalTrigger(seconds=when.every, timezone=zone)
+                period = when.every
+            else:
+                trigger = CronTrigger(hour=when.hour, minute=when.minute, day_of_week=when.day, timezone=zone)
+                period = 7 * 86400.0 if when.day else 86400.0
+            self._scheduler.add_job(
+                self._digest_job,
+                trigger=trigger,
+                id=f"digest:{name}",
+                args=[name, period],
+                max_instances=1,
+                coalesce=True,
+                replace_existing=True,
+            )
+
+    async def _digest_job(self, channel: str, period: float) -> None:
+        if self.worker is not None:
+            try:
+                await self.worker.flush_digest(channel, period)
+            except FeedwatchError as exc:
+                log.error("digest_failed", channel=channel, error=str(exc))
+
     async def _poll_job(self, name: str) -> None:
         feed = next((f for f in self.active.config.feeds if f.name == name), None)
         if feed is None or self._stop.is_set():
@@ -283,163 +345,32 @@ class Service:
         finally:
             self._polls.discard(task)
 
-    def _delay_next(self, feed: FeedConfig, seconds: float) -> None:
-        """Push this feed's next poll out (backoff, Retry-After, Cache-Control); never pull it in."""
-        if self._scheduler is None:
+    def _next_poll(self, feed: FeedConfig, seconds: float) -> None:
+        """Set when this feed is polled next (interval, backoff, Retry-After, publisher hints, jitter)."""
+        if self._scheduler is None or self._stop.is_set():
             return
         job = self._scheduler.get_job(feed.name)
-        if job is None:
-            return
-        when = self._clock() + timedelta(seconds=seconds)
-        if job.next_run_time is None or job.next_run_time < when:
-            job.modify(next_run_time=when)
+        if job is not None:
+            job.modify(next_run_time=self._clock() + timedelta(seconds=seconds))
 
     # -- one poll ----------------------------------------------------------------------------
 
-    def _host_limit(self, url: str) -> asyncio.Semaphore:
-        host = host_of(url) or "-"
-        if host not in self._hosts:
-            self._hosts[host] = asyncio.Semaphore(self.active.config.polling.per_host)
-        return self._hosts[host]
-
     async def poll(self, feed: FeedConfig) -> None:
-        """Fetch, parse, score and enqueue one feed; every failure stays with this feed."""
-        bound = log.bind(feed=feed.name)
+        """Poll one feed; whatever goes wrong stays with that feed."""
+        assert self.poller is not None
         try:
-            state = await self.store.call(Store.ensure_feed, feed.name, feed.url)
-            if state.disabled:
-                return
-            result = await self._fetch(feed, state)
-            if result is None:
-                return
-            await self._ingest(feed, state, result)
+            await self.poller.poll(feed)
         except asyncio.CancelledError:
             raise
         except FeedwatchError as exc:
-            bound.error("poll_failed", error=str(exc))
+            log.error("poll_failed", feed=feed.name, error=str(exc))
         except Exception:
-            bound.exception("poll_crashed")
+            log.exception("poll_crashed", feed=feed.name)
 
-    async def _fetch(self, feed: FeedConfig, state: FeedState) -> FetchResult | None:
-        assert self.fetcher is not None
-        now = self._clock()
-        url = state.fetch_url
-        auth: httpx.Auth | None = None
-        headers = dict(feed.headers)
-        if feed.username and feed.password:
-            auth = httpx.BasicAuth(feed.username, feed.password.reveal())
-        if feed.token:
-            headers["Authorization"] = f"Bearer {feed.token.reveal()}"
-        try:
-            async with self._global, self._host_limit(url):
-                result = await self.fetcher.fetch(
-                    url, Validators(state.etag, state.last_modified), headers=headers, auth=auth
-                )
-        except FetchError as exc:
-            await self._failed(feed, state, exc, now)
-            return None
-        if result.permanent_url and result.permanent_url != url:
-            log.warning("feed_moved", feed=feed.name, old=url, new=result.permanent_url)
-        if result.status == 304:
-            await self.store.call(
-                Store.update_feed,
-                state.id,
-                last_attempt_at=now,
-                last_success_at=now,
-                last_status=304,
-                consecutive_failures=0,
-                failing_since=None,
-                last_error=None,
-                current_url=result.permanent_url or state.current_url,
-            )
-            self._hint(feed, result.expires_in, None)
-            return None
-        return result
-
-    async def _ingest(self, feed: FeedConfig, state: FeedState, result: FetchResult) -> None:
-        now = self._clock()
-        assert result.body is not None
-        try:
-            parsed: ParsedFeed = await asyncio.to_thread(
-                parse_feed, result.body, feed=feed.name, url=result.final_url, content_type=result.content_type
-            )
-        except FetchError as exc:
-            await self._failed(feed, state, exc, now)
-            return
-        updates: dict[str, object] = {
-            "etag": result.validators.etag,
-            "last_modified": result.validators.last_modified,
-            "last_attempt_at": now,
-            "last_success_at": now,
-            "last_status": result.status,
-            "consecutive_failures": 0,
-            "failing_since": None,
-            "last_error": None,
-        }
-        if result.permanent_url:
-            updates["current_url"] = result.permanent_url
-        if parsed.problem and not state.problem_logged:
-            log.warning("feed_ill_formed", feed=feed.name, url=result.final_url, problem=parsed.problem)
-            updates["problem_logged"] = True
-        active = self.active  # one RuleSet for the whole poll, even if a reload lands meanwhile
-        channel_floors = {n: c.min_severity for n, c in active.config.channels.items()}
-        routing = pipeline.Routing(active.config.alerts, channel_floors)
-        ingested = await self.store.call(
-            pipeline.ingest,
-            feed,
-            state,
-            parsed.items,
-            scorer=active.matcher,
-            rules=active.rules,
-            routing=routing,
-            now=now,
-            feed_updates=updates,
-        )
-        log.info(
-            "feed_polled",
-            feed=feed.name,
-            status=result.status,
-            items=len(parsed.items),
-            new=ingested.new_items,
-            changed=ingested.changed_items,
-            alerts=len(ingested.alerts),
-        )
-        if ingested.alerts and self.worker is not None:
-            self._last_alert = now
+    def _alerts_queued(self, now: datetime) -> None:
+        self._last_alert = now
+        if self.worker is not None:
             self.worker.wake.set()
-        self._hint(feed, result.expires_in, parsed.ttl_minutes)
-
-    def _hint(self, feed: FeedConfig, expires_in: float | None, ttl_minutes: int | None) -> None:
-        asked = max(expires_in or 0.0, (ttl_minutes or 0) * 60.0)
-        if asked > self._interval(feed):
-            self._delay_next(feed, min(asked, 24 * 3600.0))
-
-    async def _failed(self, feed: FeedConfig, state: FeedState, exc: FetchError, now: datetime) -> None:
-        failures = state.consecutive_failures + 1
-        fields: dict[str, object] = {
-            "last_attempt_at": now,
-            "last_status": exc.status,
-            "consecutive_failures": failures,
-            "last_error": exc.reason,
-        }
-        if state.failing_since is None:
-            fields["failing_since"] = now
-        if exc.gone:
-            fields["disabled"] = True
-        await self.store.call(Store.update_feed, state.id, **fields)
-        log.error(
-            "feed_failed",
-            feed=feed.name,
-            url=exc.feed_url,
-            status=exc.status,
-            failures=failures,
-            error=exc.reason,
-            disabled=exc.gone,
-        )
-        polling = self.active.config.polling
-        backoff = min(polling.max_backoff, polling.min_interval * 2.0 ** (failures - 1))
-        delay = max(backoff * self._rng.uniform(0.9, 1.1), exc.retry_after or 0.0)
-        self._delay_next(feed, delay)
 
     # -- reload and heartbeat ----------------------------------------------------------------
 
@@ -481,25 +412,54 @@ class Service:
             feeds=enabled, failing=failing, outbox=counts["pending"], last_alert=self._last_alert, now=self._clock()
         )
 
-    async def reload(self) -> bool:
-        """SIGHUP: re-read config and rules; on any error keep what runs now."""
-        log.info("reloading")
+    async def reload(self, *, config: bool = True) -> bool:
+        """Re-read config (SIGHUP) and rules; on any error keep what runs now.
+
+        Loading and compiling happen on a worker thread; the swap of ``self.active`` is one
+        assignment, so a poll in progress finishes with the set it started with.
+        """
+        log.info("reloading", config=config)
         old = self.active
+
+        def load() -> Active:
+            cfg = load_config(old.config.path) if config else old.config
+            report = load_rules(cfg.rules_dir, channels=list(cfg.channels), previous=old.report)
+            return Active(cfg, report, Matcher(report.ruleset))
+
         try:
-            config = load_config(old.config.path)
-            report = load_rules(config.rules_dir, channels=list(config.channels), previous=old.report)
+            new = await asyncio.to_thread(load)
         except FeedwatchError as exc:
             log.error("reload_failed", error=str(exc), hint="the previous configuration stays active")
             await self.store.call(Store.set_meta, "rules_error", {"at": self._clock().isoformat(), "error": str(exc)})
             return False
-        self.active = Active(config, report, Matcher(report.ruleset))
-        for error in report.errors:
+        self.active = new
+        for error in new.report.errors:
             log.error("rule_file_invalid", error=str(error), hint="the file's last good version stays active")
-        if self._scheduler is not None:
+        if self._scheduler is not None and config:
             self._schedule_all()
         await self._record_rules()
-        log.info("reloaded", feeds=len(config.feeds), rules=len(report.ruleset.rules), errors=len(report.errors))
-        return not report.errors
+        log.info(
+            "reloaded",
+            feeds=len(new.config.feeds),
+            rules=len(new.report.ruleset.rules),
+            errors=len(new.report.errors),
+            version=new.report.ruleset.version[:12],
+        )
+        return not new.report.errors
+
+    async def _watch_rules(self) -> None:
+        """Reload rules when a file under rules_dir changes (debounced; atomic-rename saves included)."""
+        rules_dir = self.active.config.rules_dir
+        try:
+            async for changes in awatch(
+                rules_dir, debounce=RULES_DEBOUNCE_MS, step=50, stop_event=self._stop, recursive=True
+            ):
+                relevant = [p for _, p in changes if p.endswith(".toml")]
+                if relevant:
+                    log.info("rules_changed", files=sorted({Path(p).name for p in relevant}))
+                    await self.reload(config=False)
+        except FileNotFoundError:
+            log.error("rules_dir_missing", path=str(rules_dir), hint="live reload is off; SIGHUP still reloads")
 
     async def _record_rules(self) -> None:
         report = self.active.report

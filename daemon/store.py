@@ -12,7 +12,7 @@ import asyncio
 import functools
 import json
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -118,6 +118,9 @@ T = TypeVar("T")
 OUTBOX_PENDING = "pending"
 OUTBOX_DELIVERED = "delivered"
 OUTBOX_DEAD = "dead"
+OUTBOX_HELD = "held"  # storm control: folded into one grouped message later
+OUTBOX_DIGEST = "digest"  # waits for its digest channel's schedule
+OUTBOX_FOLDED = "folded"  # delivered as part of a grouped or digest message
 
 
 def iso(dt: datetime) -> str:
@@ -512,7 +515,9 @@ class Store:
         item_id: int | None,
         now: datetime,
         state: str = OUTBOX_PENDING,
+        states: Mapping[str, str] | None = None,
     ) -> None:
+        """Record an alert and queue it per channel (``states`` overrides ``state`` per channel)."""
         self._write(
             "INSERT INTO alerts(id, kind, rule_id, story_id, item_id, severity, score, created_at, payload) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -531,8 +536,37 @@ class Store:
         for channel in channels:
             self._write(
                 "INSERT INTO outbox(alert_id, channel, state, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?)",
-                (alert.alert_id, channel, state, iso(now), iso(now)),
+                (alert.alert_id, channel, (states or {}).get(channel, state), iso(now), iso(now)),
             )
+
+    def held_groups(self, state: str) -> list[tuple[str, str, datetime]]:
+        """(channel, rule_id, oldest created_at) of outbox rows waiting in ``state``."""
+        rows = self.conn.execute(
+            "SELECT o.channel, a.rule_id, MIN(o.created_at) FROM outbox o JOIN alerts a ON a.id = o.alert_id "
+            "WHERE o.state = ? GROUP BY o.channel, a.rule_id ORDER BY MIN(o.created_at)",
+            (state,),
+        )
+        out = []
+        for channel, rule_id, oldest in rows:
+            when = from_iso(oldest)
+            assert when is not None
+            out.append((channel, rule_id, when))
+        return out
+
+    def take_held(self, state: str, channel: str, rule_id: str | None = None) -> list[Alert]:
+        """The alerts waiting in ``state`` for ``channel`` (one rule or all), now marked folded."""
+        sql = (
+            "SELECT o.id, a.payload FROM outbox o JOIN alerts a ON a.id = o.alert_id "
+            "WHERE o.state = ? AND o.channel = ?"
+        )
+        params: list[Any] = [state, channel]
+        if rule_id is not None:
+            sql += " AND a.rule_id = ?"
+            params.append(rule_id)
+        rows = self.conn.execute(sql + " ORDER BY o.id", params).fetchall()
+        for row in rows:
+            self._write("UPDATE outbox SET state = ? WHERE id = ?", (OUTBOX_FOLDED, row["id"]))
+        return [alert_from_dict(json.loads(r["payload"])) for r in rows]
 
     def alert(self, alert_id: str) -> Alert | None:
         row = self.conn.execute("SELECT payload FROM alerts WHERE id = ?", (alert_id,)).fetchone()
@@ -590,7 +624,14 @@ class Store:
 
     def outbox_counts(self) -> dict[str, int]:
         rows = self.conn.execute("SELECT state, COUNT(*) FROM outbox GROUP BY state")
-        counts = {OUTBOX_PENDING: 0, OUTBOX_DELIVERED: 0, OUTBOX_DEAD: 0}
+        counts = {
+            OUTBOX_PENDING: 0,
+            OUTBOX_DELIVERED: 0,
+            OUTBOX_DEAD: 0,
+            OUTBOX_HELD: 0,
+            OUTBOX_DIGEST: 0,
+            OUTBOX_FOLDED: 0,
+        }
         counts.update({r[0]: r[1] for r in rows})
         return counts
 
@@ -614,10 +655,19 @@ class Store:
         )
         return cur.rowcount
 
+    def requeue(self, alert_id: str, channels: Sequence[str] | None, now: datetime) -> int:
+        """Queue an alert again (same id, so receivers can still deduplicate)."""
+        sql = "UPDATE outbox SET state = ?, attempts = 0, next_attempt_at = ?, last_error = NULL WHERE alert_id = ?"
+        params: list[Any] = [OUTBOX_PENDING, iso(now), alert_id]
+        if channels:
+            sql += f" AND channel IN ({','.join('?' * len(channels))})"
+            params += list(channels)
+        return self._write(sql, params).rowcount
+
     def deliveries(self, alert_id: str) -> list[sqlite3.Row]:
         return list(
             self.conn.execute(
-                "SELECT channel, state, attempts, last_error, delivered_at FROM outbox WHERE alert_id = ?",
+                "SELECT channel, state, attempts, last_error, delivered_at FROM outbox WHERE alert_id = ? ORDER BY id",
                 (alert_id,),
             )
         )

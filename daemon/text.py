@@ -17,6 +17,7 @@ __all__ = [
     "html_to_text",
     "is_word_char",
     "tokenize",
+    "word_pattern",
 ]
 
 # --- character classes -----------------------------------------------------------------------------
@@ -243,6 +244,11 @@ class Token(NamedTuple):
     text: str
     start: int
     end: int
+
+
+def word_pattern(min_length: int) -> re.Pattern[str]:
+    """Matches whole word tokens of at least ``min_length`` characters (used as a cheap prefilter)."""
+    return re.compile(f"[\\w{_MARKS}]{{{min_length},}}")
 
 
 def tokenize(folded: str) -> list[Token]:

@@ -89,9 +89,21 @@ class TestCheck:
         assert out.returncode == 2
         assert "karabakh.toml:" in out.stderr
 
+    def test_broken_example_fails_check(self, demo: Path) -> None:
+        """An example the rule no longer satisfies fails check with the rule, the example and why."""
+        path = demo / "rules" / "karabakh.toml"
+        path.write_text(
+            path.read_text()
+            + '\n[[rule.karabakh-fighting.examples]]\ntitle = "A quiet day at the stud farm"\nexpect = true\n'
+        )
+        out = subprocess.run([*CLI, "check"], cwd=demo, env=cli_env(), capture_output=True, text=True, check=False)
+        assert out.returncode == 2
+        assert "karabakh-fighting" in out.stderr
+        assert "expected a match but the rule did not fire" in out.stderr
+
     def test_run_refuses_invalid_rules_with_exit_2(self, demo: Path) -> None:
         """A daemon that cannot load valid rules at start exits 2 with one clear line."""
-        (demo / "rules" / "bad.toml").write_text("[rule.x]\nthreshhold = 2\n")
+        (demo / "rules" / "bad.toml").write_text('[rule.x]\nthreshhold = 2\n[rule.x.groups.g]\nterms = ["a"]\n')
         out = run_once(demo)
         assert out.returncode == 2
         assert "bad.toml" in out.stderr

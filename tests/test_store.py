@@ -108,7 +108,8 @@ class TestOutbox:
         assert store.due_outbox(NOW) == []
         assert [e.attempts for e in store.due_outbox(NOW + timedelta(minutes=6))] == [1]
         store.mark_failed(due[1].id, "550 no such user", None)
-        assert store.outbox_counts() == {"pending": 0, "delivered": 1, "dead": 1}
+        counts = store.outbox_counts()
+        assert (counts["pending"], counts["delivered"], counts["dead"]) == (0, 1, 1)
         assert store.retry_dead(NOW) == 1
         assert store.outbox_counts()["pending"] == 1
 

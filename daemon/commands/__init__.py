@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from daemon.commands import check, db, init, run, status
+from daemon.commands import alerts, check, db, feeds, init, rules_tools, run, status
 
 COMMANDS = [
     run,
     check,
     status,
+    feeds,
+    rules_tools,
+    alerts,
     init,
     db,
 ]

@@ -16,7 +16,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from daemon.rules import load_rules
+    from daemon.rules import check_examples, load_rules
 
     config = load(args, secrets=False)
     rules_dir = Path(args.rules) if args.rules else config.rules_dir
@@ -30,7 +30,14 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     for error in report.errors:
         print(f"error: {error}", file=sys.stderr)
-    if report.errors:
+    # Examples are unit tests for rules: an edit that breaks one fails the check.
+    failures = check_examples(report.ruleset)
+    for failure in failures:
+        print(f"error: {failure}", file=sys.stderr)
+    if report.errors or failures:
         return EXIT_USAGE
+    examples = sum(len(r.examples) for r in report.ruleset.rules)
+    if examples:
+        print(f"examples: {examples} passed")
     print(f"rules: {rules_dir} ok ({len(report.ruleset.rules)} rules)")
     return EXIT_OK

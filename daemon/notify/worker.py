@@ -13,16 +13,31 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
+from daemon import alerts
 from daemon.errors import DeliveryError, PermanentDeliveryError
+from daemon.models import Alert, AlertKind
 from daemon.notify.base import Channel
 from daemon.retry import RetryPolicy
-from daemon.store import AsyncStore, OutboxEntry, Store
+from daemon.store import OUTBOX_DIGEST, OUTBOX_HELD, AsyncStore, OutboxEntry, Store
 
 log = structlog.get_logger(__name__)
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def fold(
+    store: Store, state: str, channel: str, rule_id: str | None, kind: AlertKind, window: float, now: datetime
+) -> Alert | None:
+    """Replace waiting alerts with one grouped alert, queued for ``channel`` — one transaction."""
+    with store.transaction():
+        entries = store.take_held(state, channel, rule_id)
+        if not entries:
+            return None
+        grouped = alerts.group_alert(kind, entries, channel=channel, rule_id=rule_id or "", window=window, now=now)
+        store.add_alert(grouped, [channel], story_id=None, item_id=None, now=now)
+        return grouped
 
 
 class OutboxWorker:
@@ -35,7 +50,9 @@ class OutboxWorker:
         concurrency: Mapping[str, int] | None = None,
         clock: Callable[[], datetime] = utcnow,
         rng: random.Random | None = None,
+        storm_window: float = 600.0,
     ) -> None:
+        self._storm_window = storm_window
         self._store = store
         self._channels = channels
         self._policy = policy
@@ -103,6 +120,28 @@ class OutboxWorker:
         bound.info("delivered", attempt=attempt)
         return True
 
+    async def flush_storms(self, *, force: bool = False) -> int:
+        """Send one grouped message per (channel, rule) whose storm window has passed (or all: force)."""
+        now = self._clock()
+        flushed = 0
+        for channel, rule_id, oldest in await self._store.call(Store.held_groups, OUTBOX_HELD):
+            if force or (now - oldest).total_seconds() >= self._storm_window:
+                grouped = await self._store.call(
+                    fold, OUTBOX_HELD, channel, rule_id, AlertKind.STORM, self._storm_window, now
+                )
+                if grouped is not None:
+                    flushed += 1
+                    log.info("storm_grouped", channel=channel, rule=rule_id, alerts=len(grouped.entries))
+        return flushed
+
+    async def flush_digest(self, channel: str, period: float) -> Alert | None:
+        """Queue the digest of everything waiting for ``channel`` (None when there is nothing)."""
+        grouped = await self._store.call(fold, OUTBOX_DIGEST, channel, None, AlertKind.DIGEST, period, self._clock())
+        if grouped is not None:
+            log.info("digest_queued", channel=channel, alerts=len(grouped.entries))
+            self.wake.set()
+        return grouped
+
     async def pending(self) -> int:
         counts = await self._store.call(Store.outbox_counts)
         return counts["pending"]
@@ -126,6 +165,7 @@ class OutboxWorker:
         """Deliver as alerts arrive (``wake``) and as retries fall due, until ``stop`` is set."""
         while not stop.is_set():
             try:
+                await self.flush_storms()
                 await self.run_once()
                 nxt = await self._store.call(Store.next_outbox_time)
             except Exception:  # a store fault (locked, full) must not end delivery for good
