@@ -235,11 +235,13 @@ class Daemon:
             store.close()
 
     def outbox(self) -> dict[str, int]:
+        """Pending, delivered and dead deliveries in the outbox."""
         store = Store(self.db, readonly=True)
         try:
-            return store.outbox_counts()
+            counts = store.outbox_counts()
         finally:
             store.close()
+        return {key: counts[key] for key in ("pending", "delivered", "dead")}
 
     def wait_until(self, check: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout
