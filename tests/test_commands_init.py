@@ -36,6 +36,7 @@ class TestInit:
         check = feedwatch("--config", str(target / "config.toml"), "check", cwd=tmp_path)
         assert check.returncode == 0, check.stderr
         assert "rule example-outage" in check.stdout
+        assert "examples: 4 passed" in check.stdout
         assert check.stderr == ""  # not even a warning
 
     def test_unit_is_the_packaged_unit(self, tmp_path: Path) -> None:
