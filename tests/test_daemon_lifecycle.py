@@ -68,7 +68,7 @@ class TestStartup:
         pings = [n.at for n in notes if n.has("WATCHDOG", "1")]
         assert len(pings) >= 3
         gaps = [b - a for a, b in itertools.pairwise(pings[1:])]  # the first may precede start-up
-        assert all(0.3 < g < 0.8 for g in gaps), gaps
+        assert all(0.2 < g < 1.0 for g in gaps), gaps  # 0.5 s apart, give or take a busy loop
         statuses = [n.fields["STATUS"] for n in notes if n.has("STATUS")]
         assert all(s.startswith("polling 1 feed, ") for s in statuses), statuses
         # Once the first poll has alerted, the status line says when.
@@ -138,6 +138,7 @@ class TestReload:
 
 
 class TestStop:
+    @pytest.mark.slow
     def test_sigterm_stops_cleanly(self, daemon: Daemon) -> None:
         """SIGTERM: STOPPING=1 and exit 0 well within the grace period; status then says no daemon runs (exit 4)."""
         daemon.wait_ready(daemon.start())
@@ -156,6 +157,7 @@ class TestStop:
         assert report["daemon"]["running"] is False
         assert report["daemon"]["stopped_at"] is not None
 
+    @pytest.mark.slow
     def test_killed_daemon_is_not_running(self, daemon: Daemon) -> None:
         """After SIGKILL (no clean stop recorded) status sees the daemon's PID gone and exits 4 at once."""
         daemon.wait_ready(daemon.start())
@@ -253,8 +255,9 @@ class TestStopDuringDelivery:
             d.signal(signal.SIGTERM)
             started = time.monotonic()
             assert d.wait_exit(timeout=12) == 0, d.stderr()
-            # 1 s grace + at most 2 s to close channels: a QUIT waiting on the busy server is cut short.
-            assert time.monotonic() - started < 5.5
+            # 1 s grace + at most 2 s to close channels + interpreter exit; without the bound on closing,
+            # the QUIT waiting for the busy server would add its 5 s timeout (about 7 s in all).
+            assert time.monotonic() - started < 6.0
             assert '"event": "grace_period_over"' in d.stderr()
             assert d.outbox()["pending"] == 1
 
