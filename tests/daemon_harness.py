@@ -108,7 +108,8 @@ class NotifyListener:
 class FeedServer:
     """The items of one RSS feed, served by a handler that renders the current list on every GET."""
 
-    def __init__(self) -> None:
+    def __init__(self, url: str = "") -> None:
+        self.url = url
         self.items: list[tuple[str, str]] = []  # (guid, title)
 
     def add(self, guid: str, title: str) -> None:

@@ -36,7 +36,7 @@ def feed(httpserver: HTTPServer) -> FeedServer:
         return Response(server.render(), content_type="application/rss+xml")
 
     httpserver.expect_request("/wire.xml").respond_with_handler(handler)
-    server.url = httpserver.url_for("/wire.xml")  # type: ignore[attr-defined]
+    server.url = httpserver.url_for("/wire.xml")
     return server
 
 
@@ -44,7 +44,7 @@ def feed(httpserver: HTTPServer) -> FeedServer:
 def daemon(tmp_path: Path, feed: FeedServer) -> Iterator[Daemon]:
     """A site (config, quake rule, one feed with one matching item) and its not yet started daemon."""
     feed.add("q1", "Strong earthquake shakes the coastal town of Alpha")
-    write_site(tmp_path, feed_url=feed.url)  # type: ignore[attr-defined]
+    write_site(tmp_path, feed_url=feed.url)
     with running_site(tmp_path) as d:
         yield d
 
@@ -224,7 +224,7 @@ class TestStopDuringDelivery:
         """SIGTERM while the SMTP server is still answering: the send completes, is marked delivered, exit 0."""
         handler, port = sink
         feed.add("q1", "Strong earthquake shakes the coastal town of Alpha")
-        mail_site(tmp_path, feed.url, port, grace="10s")  # type: ignore[attr-defined]
+        mail_site(tmp_path, feed.url, port, grace="10s")
         with running_site(tmp_path) as d:
             d.wait_ready(d.start())
             assert handler.receiving.wait(10), d.stderr()
@@ -248,7 +248,7 @@ class TestStopDuringDelivery:
         handler, port = sink
         handler.delay = 8.0  # longer than grace, channel close bound and SMTP QUIT timeout together
         feed.add("q1", "Strong earthquake shakes the coastal town of Alpha")
-        mail_site(tmp_path, feed.url, port, grace="1s")  # type: ignore[attr-defined]
+        mail_site(tmp_path, feed.url, port, grace="1s")
         with running_site(tmp_path) as d:
             d.wait_ready(d.start())
             assert handler.receiving.wait(10), d.stderr()
