@@ -156,11 +156,12 @@ def render(report: dict[str, Any]) -> str:
             f"  running  pid {d['pid']} · version {d['version']} · started {d['started_at']} · "
             f"heartbeat {d['heartbeat_age_seconds']:.0f}s ago"
         )
+    elif d["stopped_at"] and d["stopped_at"] >= (d["heartbeat_at"] or ""):
+        lines.append(f"  NOT RUNNING: no daemon is running (the last one stopped at {d['stopped_at']})")
     elif d["heartbeat_at"]:
-        why = f"stopped at {d['stopped_at']}" if d["stopped_at"] else f"last heartbeat {d['heartbeat_at']}"
-        lines.append(f"  NOT RUNNING ({why})")
+        lines.append(f"  NOT RUNNING: no daemon heartbeat since {d['heartbeat_at']} (not running, or stuck)")
     else:
-        lines.append("  NOT RUNNING (no daemon has run with this database)")
+        lines.append("  NOT RUNNING: no daemon has run with this database")
     lines.append("")
     lines.append(f"feeds ({len(report['feeds'])})")
     for f in report["feeds"]:
