@@ -312,9 +312,7 @@ class SlackHarness(HttpHarness):
     def deliveries(self) -> list[Delivery]:
         # Slack has no idempotency header: a re-send is recognisable by its identical body.
         return [
-            Delivery(
-                key=hashlib.sha256(body).hexdigest(), text=json.dumps(json.loads(body)), raw=body, headers=h
-            )
+            Delivery(key=hashlib.sha256(body).hexdigest(), text=json.dumps(json.loads(body)), raw=body, headers=h)
             for h, body in self.requests
         ]
 
@@ -454,9 +452,7 @@ class TestChannelContract:
             await channel.send(make_alert("after"))
         await channel.aclose()
 
-    async def test_secrets_never_in_logs_or_errors(
-        self, harness: Harness, silent_port: int, closed_port: int
-    ) -> None:
+    async def test_secrets_never_in_logs_or_errors(self, harness: Harness, silent_port: int, closed_port: int) -> None:
         """Across success and every failure, no secret reaches a log event, message or traceback."""
         seen: list[str] = []
         with capture_logs() as logs:
@@ -592,9 +588,7 @@ class TestEmailChannel:
     ) -> None:
         """When every recipient is refused, a 4xx refusal is transient and a 5xx one permanent."""
 
-        async def handle_RCPT(
-            server: Any, session: Any, envelope: Any, address: str, options: list[str]
-        ) -> str:
+        async def handle_RCPT(server: Any, session: Any, envelope: Any, address: str, options: list[str]) -> str:
             return reply
 
         email_harness.server.handler.handle_RCPT = handle_RCPT  # type: ignore[attr-defined]
@@ -604,9 +598,7 @@ class TestEmailChannel:
     async def test_some_recipients_refused_still_delivered(self, email_harness: EmailHarness) -> None:
         """If one recipient of two is refused the mail counts as sent and the refusal is logged."""
 
-        async def handle_RCPT(
-            server: Any, session: Any, envelope: Any, address: str, options: list[str]
-        ) -> str:
+        async def handle_RCPT(server: Any, session: Any, envelope: Any, address: str, options: list[str]) -> str:
             if address.startswith("gone@"):
                 return "550 5.1.1 no such user"
             envelope.rcpt_tos.append(address)
@@ -652,9 +644,7 @@ def webhook_harness(http_server: HTTPServer, http_client: httpx.AsyncClient) -> 
 class TestSlackChannel:
     async def test_posts_block_kit_with_identity(self, slack_harness: SlackHarness) -> None:
         """The body is the Block Kit payload plus the configured username and emoji icon."""
-        settings = SlackSettings(
-            webhook_url=Secret(slack_harness.url(None)), username="feedwatch", icon=":satellite:"
-        )
+        settings = SlackSettings(webhook_url=Secret(slack_harness.url(None)), username="feedwatch", icon=":satellite:")
         await SlackChannel("s", settings, slack_harness.client).send(make_alert())
         [delivery] = slack_harness.deliveries()
         body = json.loads(delivery.raw)
@@ -677,32 +667,24 @@ class TestSlackChannel:
         assert f"/services/T…/***: {body}" in str(info.value)
         assert SLACK_TOKEN not in str(info.value)
 
-    async def test_retry_after_as_http_date(
-        self, httpserver: HTTPServer, http_client: httpx.AsyncClient
-    ) -> None:
+    async def test_retry_after_as_http_date(self, httpserver: HTTPServer, http_client: httpx.AsyncClient) -> None:
         """A Retry-After given as an HTTP date becomes seconds from now."""
         later = format_datetime(datetime.now(UTC) + timedelta(seconds=120), usegmt=True)
-        httpserver.expect_request(SLACK_PATH).respond_with_data(
-            "busy", status=503, headers={"Retry-After": later}
-        )
+        httpserver.expect_request(SLACK_PATH).respond_with_data("busy", status=503, headers={"Retry-After": later})
         settings = SlackSettings(webhook_url=Secret(httpserver.url_for(SLACK_PATH)))
         with pytest.raises(TransientDeliveryError) as info:
             await SlackChannel("s", settings, http_client).send(make_alert())
         assert info.value.retry_after is not None
         assert 100 < info.value.retry_after <= 120
 
-    async def test_redirect_is_permanent(
-        self, httpserver: HTTPServer, http_client: httpx.AsyncClient
-    ) -> None:
+    async def test_redirect_is_permanent(self, httpserver: HTTPServer, http_client: httpx.AsyncClient) -> None:
         """A redirect is not followed (it would turn a POST into a GET) and is reported as configuration."""
         httpserver.expect_request(SLACK_PATH).respond_with_data("", status=301, headers={"Location": "/x"})
         settings = SlackSettings(webhook_url=Secret(httpserver.url_for(SLACK_PATH)))
         with pytest.raises(PermanentDeliveryError, match="redirects are not followed"):
             await SlackChannel("s", settings, http_client).send(make_alert())
 
-    @pytest.mark.parametrize(
-        "url", ["ftp://hooks.example.org/T1/B2/tok3n", "hooks.example.org/T1/B2/tok3n", ""]
-    )
+    @pytest.mark.parametrize("url", ["ftp://hooks.example.org/T1/B2/tok3n", "hooks.example.org/T1/B2/tok3n", ""])
     def test_settings_validation(self, url: str) -> None:
         """A webhook URL that is not an absolute http(s) URL is refused without printing it."""
         with pytest.raises(ValueError, match=r".") as info:
@@ -734,10 +716,7 @@ class TestWebhookChannel:
         payload = json.loads(delivery.raw)
         assert payload["schema"] == "feedwatch.alert/v1"
         assert payload["alert"]["alert_id"] == "sig-1"
-        assert (
-            delivery.raw
-            == json.dumps(payload, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
-        )
+        assert delivery.raw == json.dumps(payload, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
         assert delivery.headers["X-Feedwatch-Timestamp"] == "1714564800"
         expected = hmac.new(HMAC_KEY.encode(), b"1714564800." + delivery.raw, hashlib.sha256).hexdigest()
         assert delivery.headers["X-Feedwatch-Signature"] == f"sha256={expected}"
@@ -783,9 +762,7 @@ class TestWebhookChannel:
 
     def test_secret_url_is_redacted(self, http_client: httpx.AsyncClient) -> None:
         """A webhook URL given as a Secret shows only its origin."""
-        channel = WebhookChannel(
-            "w", WebhookSettings(url=Secret("https://hooks.example.org/t/abc123")), http_client
-        )
+        channel = WebhookChannel("w", WebhookSettings(url=Secret("https://hooks.example.org/t/abc123")), http_client)
         assert channel.target == "https://hooks.example.org/***"
         assert "abc123" not in repr(channel)
 
@@ -802,9 +779,7 @@ class TestRegistry:
 
     def test_builds_each_type(self, http_client: httpx.AsyncClient) -> None:
         """build_channel returns the implementation for each type, named as configured."""
-        email_settings = EmailSettings(
-            host="127.0.0.1", sender="a@example.org", recipients=("b@example.org",)
-        )
+        email_settings = EmailSettings(host="127.0.0.1", sender="a@example.org", recipients=("b@example.org",))
         slack = SlackSettings(webhook_url=Secret("https://hooks.slack.com/services/T1/B2/x"))
         hook = WebhookSettings(url="https://example.org/hook")
         built = [

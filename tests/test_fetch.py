@@ -316,11 +316,12 @@ class TestDecoding:
         assert "unsupported Content-Encoding 'zstd'" in str(await fetch_error(httpserver.url_for("/feed")))
 
 
-class TestSizeCap:
-    @pytest.fixture(scope="class")
-    def bomb(self) -> bytes:
-        return gzip_bomb(256 * MiB)
+@pytest.fixture(scope="module")
+def bomb() -> bytes:
+    return gzip_bomb(256 * MiB)
 
+
+class TestSizeCap:
     async def test_gzip_bomb_stops_at_cap_with_bounded_memory(self, bomb: bytes) -> None:
         """A 260 KB gzip body inflating to 256 MiB fails at the 10 MiB cap, peaking well under 3x the cap."""
         assert len(bomb) < 300_000
@@ -662,20 +663,21 @@ class TestUrls:
             make_client(FetchSettings(ca_bundle=str(tmp_path / "missing.pem")))
 
 
-class TestTls:
-    @pytest.fixture(scope="class")
-    def tls_server(self, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[HTTPServer, str]]:
-        """An HTTPS server on 127.0.0.1 with a certificate from a throwaway CA; yields (server, CA path)."""
-        ca_pem, cert_pem, key_pem = _make_certs()
-        folder = tmp_path_factory.mktemp("tls")
-        (folder / "ca.pem").write_bytes(ca_pem)
-        (folder / "cert.pem").write_bytes(cert_pem)
-        (folder / "key.pem").write_bytes(key_pem)
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
-        with HTTPServer("127.0.0.1", 0, ssl_context=context) as server:
-            yield server, str(folder / "ca.pem")
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[HTTPServer, str]]:
+    """An HTTPS server on 127.0.0.1 with a certificate from a throwaway CA; yields (server, CA path)."""
+    ca_pem, cert_pem, key_pem = _make_certs()
+    folder = tmp_path_factory.mktemp("tls")
+    (folder / "ca.pem").write_bytes(ca_pem)
+    (folder / "cert.pem").write_bytes(cert_pem)
+    (folder / "key.pem").write_bytes(key_pem)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
+    with HTTPServer("127.0.0.1", 0, ssl_context=context) as server:
+        yield server, str(folder / "ca.pem")
 
+
+class TestTls:
     async def test_ca_bundle_is_trusted(self, tls_server: tuple[HTTPServer, str]) -> None:
         """With ca_bundle set, a server signed by that CA is fetched over HTTPS."""
         server, ca = tls_server

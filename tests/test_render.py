@@ -202,9 +202,7 @@ class TestSlackInert:
         payload = slack_payload(alert())
         header, title, fields, matched, snippet, context = payload["blocks"]
         assert header["text"]["text"] == "CRITICAL · karabakh-fighting"
-        assert (
-            title["text"]["text"] == "*<https://news.example.org/martuni?a=1&amp;b=2|Shelling near Martuni>*"
-        )
+        assert title["text"]["text"] == "*<https://news.example.org/martuni?a=1&amp;b=2|Shelling near Martuni>*"
         assert [f["text"].split("\n")[0] for f in fields["fields"]] == [
             "*Severity*",
             "*Rule*",
@@ -223,9 +221,7 @@ class TestMailInert:
         """Hostile titles and rule ids produce one Subject line and no extra headers in the sent bytes."""
         hostile = hostile_alert(HOSTILE[name])
         hostile = replace(hostile, rule_id="rule\r\nBcc: rule@y.example", alert_id="id\r\nX-Evil: 2")
-        raw = build_message(
-            hostile, sender="feedwatch@example.org", recipients=("desk@example.org",)
-        ).as_bytes()
+        raw = build_message(hostile, sender="feedwatch@example.org", recipients=("desk@example.org",)).as_bytes()
         msg = email.message_from_bytes(raw, policy=email.policy.default)
         assert msg["Bcc"] is None
         assert msg["X-Evil"] is None
@@ -394,9 +390,7 @@ class TestText:
             alert(alert_id="d3", story_id="s1", score=7, feed="bbc-ru", title="Martuni shelled"),
             alert(alert_id="d4", story_id="s2", score=6, title="Drone over Stepanakert"),
         )
-        text = render_text(
-            alert(alert_id="dg", kind=AlertKind.DIGEST, title="Morning digest", entries=entries)
-        )
+        text = render_text(alert(alert_id="dg", kind=AlertKind.DIGEST, title="Morning digest", entries=entries))
         order = [line for line in text.splitlines() if line.startswith(("==", "  -", "      also"))]
         assert order == [
             "== karabakh-fighting (3 alerts) ==",
