@@ -38,7 +38,7 @@ from daemon.poller import Poller
 from daemon.retry import RetryPolicy
 from daemon.rules import LoadReport, load_rules
 from daemon.schedule import parse_schedule
-from daemon.store import AsyncStore, Store
+from daemon.store import AsyncStore, FeedState, Store
 from daemon.systemd import Notifier, format_status, watchdog_loop
 
 log = structlog.get_logger(__name__)
@@ -113,6 +113,7 @@ class Service:
             max_bytes=cfg.polling.max_bytes,
             max_redirects=cfg.polling.max_redirects,
             ca_bundle=cfg.polling.ca_bundle,
+            per_host_limit=cfg.polling.per_host,
         )
         client = make_client(settings)
         self._stack.push_async_callback(client.aclose)
@@ -185,7 +186,7 @@ class Service:
             watch_task = asyncio.create_task(self._watch_rules(), name="rules-watch")
             self._background.add(watch_task)
             self._scheduler = AsyncIOScheduler(timezone=UTC)
-            self._schedule_all(initial=True)
+            self._schedule_all(initial=True, states=await self.store.call(Store.feeds))
             self._schedule_digests()
             self._scheduler.start()
             self._worker_task = worker_task
@@ -243,10 +244,11 @@ class Service:
     def _interval(self, feed: FeedConfig) -> float:
         return feed.interval or self.active.config.polling.interval
 
-    def _schedule_all(self, *, initial: bool = False) -> None:
+    def _schedule_all(self, *, initial: bool = False, states: list[FeedState] | None = None) -> None:
         assert self._scheduler is not None
         cfg = self.active.config
         wanted = {f.name: f for f in cfg.feeds if f.enabled}
+        known = {s.name: s for s in states or ()}
         for job in self._scheduler.get_jobs():
             if job.id not in wanted and not job.id.startswith("digest:"):
                 job.remove()
@@ -256,7 +258,9 @@ class Service:
             interval = self._interval(feed)
             # Spread the first polls so a restart does not hit every server in the same second.
             spread = min(interval * cfg.polling.jitter, 30.0)
-            start = now + timedelta(seconds=self._rng.uniform(0, spread))
+            start = first_poll_at(
+                feed, known.get(name), now=now, interval=interval, spread=self._rng.uniform(0, spread)
+            )
             trigger = IntervalTrigger(seconds=interval, jitter=int(interval * cfg.polling.jitter) or None)
             if self._scheduler.get_job(name) is None:
                 self._scheduler.add_job(
@@ -458,6 +462,24 @@ class Service:
             except FeedwatchError as exc:
                 log.error("heartbeat_failed", error=str(exc))
             await asyncio.sleep(HEARTBEAT_EVERY)
+
+
+def first_poll_at(
+    feed: FeedConfig, state: FeedState | None, *, now: datetime, interval: float, spread: float
+) -> datetime:
+    """When a feed is first polled after start: soon (``spread`` seconds), unless its stored next poll is later.
+
+    A restart must not undo a publisher's Retry-After or a failing feed's backoff, nor re-poll every
+    healthy feed at once; a healthy feed waits at most one (possibly newly configured) interval, and a
+    changed URL is a new feed that starts fresh.
+    """
+    soon = now + timedelta(seconds=spread)
+    if state is None or state.url != feed.url or state.next_poll_at is None:
+        return soon
+    target = state.next_poll_at
+    if not state.consecutive_failures:
+        target = min(target, now + timedelta(seconds=interval))
+    return max(soon, target)
 
 
 def build_channels(config: Config, client: httpx.AsyncClient) -> dict[str, Channel]:

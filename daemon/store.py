@@ -440,6 +440,14 @@ class Store:
             ),
         )
 
+    def recent_published(self, feed_id: int, limit: int = 100) -> list[datetime]:
+        """Publication times of the feed's newest stored items (for ``interval = "auto"`` after a 304)."""
+        rows = self.conn.execute(
+            "SELECT published FROM items WHERE feed_id = ? AND published IS NOT NULL ORDER BY published DESC LIMIT ?",
+            (feed_id, limit),
+        )
+        return [t for (text,) in rows if (t := from_iso(text)) is not None]
+
     def count_items(self) -> int:
         return int(self.conn.execute("SELECT COUNT(*) FROM items").fetchone()[0])
 
