@@ -189,6 +189,7 @@ class Poller:
         updates: dict[str, object] = {
             "etag": result.validators.etag,
             "last_modified": result.validators.last_modified,
+            "last_content_at": now,  # the items of this document are the feed's current ones
         }
         if result.permanent_url:
             updates["current_url"] = result.permanent_url

@@ -47,6 +47,9 @@ EXIT_OK = 0
 EXIT_CONFIG = 2
 EXIT_QUEUED = 3
 HEARTBEAT_EVERY = 10.0
+PRUNE_EVERY = 3600.0
+PRUNE_FIRST = 60.0  # the first pass shortly after start, once the first polls are under way
+PRUNE_BATCH = 1000  # items per transaction: keeps each write lock short so polls are not held up
 RULES_DEBOUNCE_MS = 300  # editors write in bursts; one reload per save, well inside the 2 s promise
 
 
@@ -151,6 +154,7 @@ class Service:
             await self._start()
             feeds = [f for f in self.active.config.feeds if f.enabled]
             await asyncio.gather(*(self.poll(f) for f in feeds))
+            await self.prune()
             assert self.worker is not None
             # One cycle has no later window: send grouped and digest messages now.
             await self.worker.flush_storms(force=True)
@@ -188,6 +192,7 @@ class Service:
             self._scheduler = AsyncIOScheduler(timezone=UTC)
             self._schedule_all(initial=True, states=await self.store.call(Store.feeds))
             self._schedule_digests()
+            self._schedule_maintenance()
             self._scheduler.start()
             self._worker_task = worker_task
             self.notifier.ready(await self._status_line())
@@ -250,7 +255,7 @@ class Service:
         wanted = {f.name: f for f in cfg.feeds if f.enabled}
         known = {s.name: s for s in states or ()}
         for job in self._scheduler.get_jobs():
-            if job.id not in wanted and not job.id.startswith("digest:"):
+            if job.id not in wanted and not job.id.startswith(("digest:", "maint:")):
                 job.remove()
                 log.info("feed_unscheduled", feed=job.id)
         now = self._clock()
@@ -300,6 +305,42 @@ class Service:
                 coalesce=True,
                 replace_existing=True,
             )
+
+    def _schedule_maintenance(self) -> None:
+        assert self._scheduler is not None
+        self._scheduler.add_job(
+            self.prune,
+            trigger=IntervalTrigger(seconds=PRUNE_EVERY),
+            id="maint:prune",
+            max_instances=1,
+            coalesce=True,
+            replace_existing=True,
+            next_run_time=self._clock() + timedelta(seconds=PRUNE_FIRST),
+        )
+
+    async def prune(self) -> int:
+        """Drop items not seen in their feed for ``[store] retention``, in small batches; how many went.
+
+        Each batch is one short transaction on the store thread; between batches the loop runs, so
+        polls and deliveries queue their store calls in between instead of waiting for the whole pass.
+        """
+        retention = self.active.config.store.retention
+        if retention is None:
+            return 0
+        before = self._clock() - timedelta(seconds=retention)
+        total = 0
+        try:
+            while not self._stop.is_set():
+                pruned = await self.store.call(Store.prune, before, batch=PRUNE_BATCH)
+                total += pruned
+                if pruned < PRUNE_BATCH:
+                    break
+                await asyncio.sleep(0)
+        except FeedwatchError as exc:
+            log.error("prune_failed", error=str(exc), pruned=total)
+            return total
+        log.info("pruned", items=total, unseen_since=before.isoformat(timespec="seconds"))
+        return total
 
     async def _digest_job(self, channel: str, period: float) -> None:
         if self.worker is not None:
