@@ -173,6 +173,30 @@ class TestEntityExpansion:
         assert "entity declarations removed" in problems[0]["problem"]
 
 
+class TestParserCost:
+    @pytest.mark.parametrize("codec", ["utf-8", "utf-16"])
+    def test_element_with_thousands_of_attributes_is_refused_at_once(self, codec: str) -> None:
+        """20,000 attributes on one element (19 s inside feedparser, growing with the square) fail in a blink."""
+        attributes = " ".join(f'a{i}="1"' for i in range(20_000))
+        body = doc(f"<item {attributes}><guid>g</guid><title>x</title></item>").replace("utf-8", codec)
+        started = time.perf_counter()
+        with pytest.raises(FeedParseError, match="an element with 20000 attributes"):
+            parse(body.encode(codec))
+        assert time.perf_counter() - started < 2
+
+    def test_many_namespaces_and_long_tags_are_fine(self) -> None:
+        """A root element with dozens of namespace declarations and long attribute values still parses."""
+        namespaces = " ".join(f'xmlns:ns{i}="http://ns{i}.example.org/{"x" * 40}"' for i in range(60))
+        body = (
+            f'<?xml version="1.0"?><rss version="2.0" {namespaces}><channel><title>T</title>'
+            f"<item><guid>g</guid><title>Long link</title><link>https://n.example/{'p' * 3000}</link></item>"
+            "</channel></rss>"
+        ).encode()
+        parsed = parse(body)
+        assert [i.title for i in parsed.items] == ["Long link"]
+        assert parsed.problem is None
+
+
 class TestEncodings:
     def test_invalid_utf8_and_nul_bytes_leave_the_rest_readable(self) -> None:
         """A UTF-8 feed with a stray byte and NULs keeps its Cyrillic text; bad bytes become U+FFFD."""
