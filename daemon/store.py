@@ -349,14 +349,18 @@ class Store:
     # -- feeds -------------------------------------------------------------------------------
 
     def ensure_feed(self, name: str, url: str) -> FeedState:
-        """Create the feed's row on first sight; a changed configured URL resets its redirect target."""
+        """Create the feed's row on first sight.
+
+        A changed configured URL is a new source under an old name: its redirect target, validators and
+        410 verdict are dropped, and its first poll records the backlog silently like any new feed's.
+        """
         row = self.conn.execute("SELECT * FROM feeds WHERE name = ?", (name,)).fetchone()
         if row is None:
             self._write("INSERT INTO feeds(name, url) VALUES (?, ?)", (name, url))
         elif row["url"] != url:
             self._write(
                 "UPDATE feeds SET url = ?, current_url = NULL, etag = NULL, last_modified = NULL, "
-                "disabled = 0 WHERE id = ?",
+                "disabled = 0, first_polled_at = NULL WHERE id = ?",
                 (url, row["id"]),
             )
         state = self.feed(name)

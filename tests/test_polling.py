@@ -303,6 +303,21 @@ class TestBackfill:
             await d.poll("news")
             assert await d.alerted_titles() == ["Drone strike in Delta"]
 
+    async def test_changed_url_records_the_new_backlog_silently(self, httpserver: HTTPServer, tmp_path: Path) -> None:
+        """Pointing a feed at another URL is a new source: its backlog is recorded, not alerted."""
+        first = FeedServer(httpserver, "/a", rss(entry("a1", "Shelling near Alpha")))
+        second = FeedServer(httpserver, "/b", rss(entry("b1", "Shelling near Bravo"), entry("b2", "Drones in Echo")))
+        async with Daemon(write_config(tmp_path, feed_toml("news", first.url))) as d:
+            await d.poll("news")
+        clock = d.clock
+        async with Daemon(write_config(tmp_path, feed_toml("news", second.url)), clock) as d:
+            state = await d.poll("news")
+            assert (state.url, state.last_status) == (second.url, 200)
+            assert await d.alerts() == []
+            second.body = rss(entry("b3", "Artillery fire in Foxtrot"), entry("b1", "Shelling near Bravo"))
+            await d.poll("news")
+            assert await d.alerted_titles() == ["Artillery fire in Foxtrot"]
+
     @pytest.mark.parametrize(
         ("backfill", "expected"),
         [
