@@ -194,7 +194,7 @@ class PollingConfig:
     fail_alert_after: int = 5
     fail_alert_after_time: float = 6 * 3600.0
     status_fail_threshold: float = 3600.0  # `status` exits 1 when a feed failed longer than this
-    parse_workers: int = 0  # 0: one per core
+    parse_workers: int = 0  # processes for feed parsing; 0 parses in a thread
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import faulthandler
+import multiprocessing
 import os
 import random
 import signal
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -131,6 +133,14 @@ class Service:
         client = make_client(settings)
         self._stack.push_async_callback(client.aclose)
         self.fetcher = Fetcher(client, settings)
+        parse_executor: ProcessPoolExecutor | None = None
+        if cfg.polling.parse_workers:
+            # feedparser is pure Python and holds the GIL: worker processes let a cold cycle of many
+            # feeds use every core. "spawn" because forking a process with threads is unsafe.
+            parse_executor = ProcessPoolExecutor(
+                max_workers=cfg.polling.parse_workers, mp_context=multiprocessing.get_context("spawn")
+            )
+            self._stack.callback(parse_executor.shutdown, wait=False, cancel_futures=True)
         self.poller = Poller(
             self.store,
             self.fetcher,
@@ -138,6 +148,7 @@ class Service:
             clock=self._clock,
             reschedule=self._next_poll,
             on_alerts=self._alerts_queued,
+            parse_executor=parse_executor,
             rng=self._rng,
         )
         self.channels = build_channels(cfg, client)
