@@ -19,7 +19,7 @@ import structlog
 
 from daemon import alerts, health, pipeline
 from daemon.config import Config, FeedConfig
-from daemon.errors import FetchError
+from daemon.errors import FeedParseError, FetchError
 from daemon.feeds import ParsedFeed, parse_feed
 from daemon.fetch import Fetcher, FetchResult, Validators
 from daemon.matcher import Matcher
@@ -179,9 +179,16 @@ class Poller:
     async def _parse(self, feed: FeedConfig, result: FetchResult) -> ParsedFeed:
         loop = asyncio.get_running_loop()
         assert result.body is not None
-        return await loop.run_in_executor(
-            self._parse_executor, _parse, result.body, feed.name, result.final_url, result.content_type
-        )
+        try:
+            return await loop.run_in_executor(
+                self._parse_executor, _parse, result.body, feed.name, result.final_url, result.content_type
+            )
+        except FetchError:
+            raise
+        except Exception as exc:
+            # A parser bug on one document is that feed's problem: record it and back off like any failure.
+            log.exception("feed_parse_crashed", feed=feed.name, url=result.final_url)
+            raise FeedParseError(f"parser failed: {type(exc).__name__}: {exc}", feed_url=result.final_url) from exc
 
     async def _ingest(
         self, feed: FeedConfig, state: FeedState, result: FetchResult, parsed: ParsedFeed, now: datetime
