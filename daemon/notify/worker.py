@@ -10,6 +10,7 @@ import asyncio
 import random
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import structlog
 
@@ -92,33 +93,41 @@ class OutboxWorker:
             await self._store.call(Store.mark_failed, entry.id, f"channel {entry.channel!r} is not configured", None)
             bound.error("delivery_dead", reason="channel not configured")
             return False
-        try:
-            async with self._limits[entry.channel]:
+        # The slot is held until the outcome is recorded: at most ``concurrency`` deliveries per channel are
+        # ever accepted by a receiver but not yet marked, so a crash re-sends at most that many. Released
+        # before recording, a burst of sends could outrun a busy store thread by hundreds.
+        async with self._limits[entry.channel]:
+            try:
                 await channel.send(entry.alert)
-        except DeliveryError as exc:
-            self.failed += 1
-            permanent = isinstance(exc, PermanentDeliveryError) or self._policy.exhausted(attempt)
-            if permanent:
-                await self._store.call(Store.mark_failed, entry.id, exc.reason, None)
-                bound.error("delivery_dead", attempt=attempt, error=exc.reason)
-            else:
-                delay = self._policy.delay(attempt, self._rng, exc.retry_after)
-                when = self._clock() + timedelta(seconds=delay)
-                await self._store.call(Store.mark_failed, entry.id, exc.reason, when)
-                bound.warning("delivery_retry", attempt=attempt, retry_in=round(delay, 1), error=exc.reason)
-            return False
-        except Exception as exc:  # a channel bug must not kill the worker; treat as transient
-            self.failed += 1
-            delay = self._policy.delay(attempt, self._rng)
-            await self._store.call(
-                Store.mark_failed, entry.id, f"{type(exc).__name__}: {exc}", self._clock() + timedelta(seconds=delay)
-            )
-            bound.exception("delivery_crashed", attempt=attempt)
-            return False
-        await self._store.call(Store.mark_delivered, entry.id, self._clock())
+            except DeliveryError as exc:
+                await self._failed(entry, exc, attempt, bound)
+                return False
+            except Exception as exc:  # a channel bug must not kill the worker; treat as transient
+                self.failed += 1
+                delay = self._policy.delay(attempt, self._rng)
+                await self._store.call(
+                    Store.mark_failed,
+                    entry.id,
+                    f"{type(exc).__name__}: {exc}",
+                    self._clock() + timedelta(seconds=delay),
+                )
+                bound.exception("delivery_crashed", attempt=attempt)
+                return False
+            await self._store.call(Store.mark_delivered, entry.id, self._clock())
         self.delivered += 1
         bound.info("delivered", attempt=attempt)
         return True
+
+    async def _failed(self, entry: OutboxEntry, exc: DeliveryError, attempt: int, bound: Any) -> None:
+        self.failed += 1
+        if isinstance(exc, PermanentDeliveryError) or self._policy.exhausted(attempt):
+            await self._store.call(Store.mark_failed, entry.id, exc.reason, None)
+            bound.error("delivery_dead", attempt=attempt, error=exc.reason)
+            return
+        delay = self._policy.delay(attempt, self._rng, exc.retry_after)
+        when = self._clock() + timedelta(seconds=delay)
+        await self._store.call(Store.mark_failed, entry.id, exc.reason, when)
+        bound.warning("delivery_retry", attempt=attempt, retry_in=round(delay, 1), error=exc.reason)
 
     async def flush_storms(self, *, force: bool = False) -> int:
         """Send one grouped message per (channel, rule) whose storm window has passed (or all: force)."""
