@@ -636,7 +636,19 @@ class Store:
         return counts
 
     def next_outbox_time(self) -> datetime | None:
-        row = self.conn.execute("SELECT MIN(next_attempt_at) FROM outbox WHERE state = ?", (OUTBOX_PENDING,)).fetchone()
+        """When the next delivery can go: the earliest pending one not waiting behind its story's older one.
+
+        A delivery queued behind an older one of the same (channel, rule, story) is not due at its own
+        time, only once the older one is delivered; counting it would wake the worker at once, again and
+        again, for as long as the older one waits out its backoff.
+        """
+        row = self.conn.execute(
+            "SELECT MIN(o.next_attempt_at) FROM outbox o JOIN alerts a ON a.id = o.alert_id "
+            "WHERE o.state = ? AND (a.story_id IS NULL OR NOT EXISTS ("
+            "SELECT 1 FROM alerts b JOIN outbox p ON p.alert_id = b.id AND p.channel = o.channel "
+            "WHERE b.rule_id = a.rule_id AND b.story_id = a.story_id AND p.state = ? AND p.id < o.id))",
+            (OUTBOX_PENDING, OUTBOX_PENDING),
+        ).fetchone()
         return from_iso(row[0]) if row and row[0] else None
 
     def dead_letters(self, limit: int = 50) -> list[sqlite3.Row]:
