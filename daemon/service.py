@@ -313,6 +313,12 @@ class Service:
         self._polls.add(task)
         try:
             await self.poll(feed)
+        except asyncio.CancelledError:
+            if not self._stop.is_set():
+                raise
+            # Our own shutdown cancelled it; the next start polls again. Raised further, APScheduler would
+            # log every poll in flight at a clean stop as a job that "raised an exception", with a traceback.
+            log.debug("poll_cancelled", feed=name, reason="stopping")
         finally:
             self._polls.discard(task)
 
