@@ -126,9 +126,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     baseline = time.perf_counter() - t
 
     matcher = Matcher(ruleset)
-    items = [
-        Item(feed="bench", key=str(i), title=text, link=None, summary="") for i, text in enumerate(texts)
-    ]
+    items = [Item(feed="bench", key=str(i), title=text, link=None, summary="") for i, text in enumerate(texts)]
     matcher.score(items[0])  # warm caches the way a running daemon has them
     t = time.perf_counter()
     fired = sum(1 for it in items if matcher.score(it))

@@ -11,22 +11,21 @@ import functools
 import http
 import mimetypes
 import os
+import re
 import socket
 import ssl
 import stat
 import time
-import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
 from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
-import brotli
 import httpx
 import structlog
 
 from daemon import __version__
+from daemon.decode import DecodeError, TooBig, body_decoder
 from daemon.errors import ConfigError, FetchError
 
 log = structlog.get_logger(__name__)
@@ -38,8 +37,6 @@ ACCEPT = (
 ACCEPT_ENCODING = "gzip, deflate, br"
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 PERMANENT_REDIRECTS = frozenset({301, 308})
-MAX_ENCODINGS = 2  # "gzip, br" is plausible; deeper nesting is only ever an attack
-_STEP = 64 * 1024  # most bytes any decompressor may emit per call: bounds memory per step
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +63,8 @@ class Validators:
 
 @dataclass(frozen=True, slots=True)
 class FetchResult:
+    """A successful fetch: a body (2xx) or confirmation that nothing changed (304)."""
+
     url: str  # the URL asked for
     final_url: str  # after redirects
     permanent_url: str | None  # set when every hop to final_url was 301/308: store it as the feed's URL
@@ -81,9 +80,10 @@ def redact_url(url: str) -> str:
     """``url`` with any password in its userinfo replaced, for logs and error text."""
     try:
         parts = urlsplit(url)
-    except ValueError:
-        return url
-    if parts.password is None:
+        password = parts.password
+    except ValueError:  # unparseable (e.g. a broken IPv6 literal): redact by pattern instead
+        return re.sub(r"//([^/@:]*):[^/@]*@", r"//\1:***@", url)
+    if password is None:
         return url
     host = parts.netloc.rpartition("@")[2]
     return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
@@ -119,7 +119,19 @@ def _tls_context(ca_bundle: str | None) -> ssl.SSLContext:
 
 
 class Fetcher:
-    """Fetches one feed URL at a time on a shared client; safe to call concurrently."""
+    """Fetches feeds on one shared client; safe to call concurrently (``per_host_limit`` per host).
+
+    Every failure is a :class:`FetchError` whose text starts with the feed URL (password redacted):
+
+    ==================  ==========================================================================
+    ``gone``            HTTP 410: disable the feed (``health.record_failure(gone=True)``)
+    ``retry_after``     seconds from Retry-After on 429/503: pass to ``health.next_poll_delay``
+    ``status``          the HTTP status, or None (network, timeout, decode, cap, file errors)
+    ``transient``       False only for URLs that can never work (bad scheme, no host) and for 410;
+                        everything else, 4xx included, is retried on the backoff ladder
+    ``reason``          the message without the URL, for ``health.record_failure(error=...)``
+    ==================  ==========================================================================
+    """
 
     def __init__(self, client: httpx.AsyncClient, settings: FetchSettings) -> None:
         self._client = client
@@ -210,7 +222,11 @@ class Fetcher:
                 raise _network_error(url, current, exc, self._settings) from exc
 
             if not location:
-                raise FetchError(f"HTTP {status} redirect without a Location header", feed_url=redact_url(url))
+                raise FetchError(
+                    f"HTTP {status} redirect without a Location header",
+                    feed_url=redact_url(url),
+                    status=status,
+                )
             nxt = urljoin(current, location.strip())
             if urlsplit(nxt).scheme.lower() not in ("http", "https"):
                 raise FetchError(f"redirected to an unsupported URL {redact_url(nxt)!r}", feed_url=redact_url(url))
@@ -281,7 +297,10 @@ class Fetcher:
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > cap:
             raise _too_big(url, cap, f"server announced {int(declared)} bytes")
-        decoder = _body_decoder(url, response.headers.get("content-encoding", ""))
+        try:
+            decoder = body_decoder(response.headers.get("content-encoding", ""))
+        except DecodeError as exc:
+            raise FetchError(str(exc), feed_url=redact_url(url)) from None
         body = bytearray()
         raw_total = 0
         try:
@@ -297,7 +316,7 @@ class Fetcher:
                 if len(body) + len(piece) > cap:
                     raise _too_big(url, cap, "after decompression")
                 body += piece
-        except _DecodeError as exc:
+        except DecodeError as exc:
             encoding = response.headers.get("content-encoding", "")
             raise FetchError(f"could not decode {encoding} body: {exc}", feed_url=redact_url(url)) from exc
         return bytes(body)
@@ -305,7 +324,7 @@ class Fetcher:
     async def _fetch_file(self, url: str, path: str, validators: Validators) -> tuple[int, bytes | None, Validators]:
         try:
             return await asyncio.to_thread(_read_local, path, validators, self._settings.max_bytes)
-        except _TooBig:
+        except TooBig:
             raise _too_big(url, self._settings.max_bytes, "file size") from None
         except FileNotFoundError:
             hint = "" if "/" in path else " (for a web feed write the URL with https://)"
@@ -509,148 +528,6 @@ def _is_dns_failure(detail: str, causes: list[BaseException]) -> bool:
     return any(isinstance(c, socket.gaierror) for c in causes) or any(m in lowered for m in _DNS_MARKERS)
 
 
-# --- Bounded decoding ------------------------------------------------------------------------------
-
-
-class _DecodeError(Exception):
-    pass
-
-
-class _TooBig(Exception):
-    pass
-
-
-class _Decoder(Protocol):
-    def feed(self, data: bytes) -> Iterator[bytes]: ...
-
-    def flush(self) -> Iterator[bytes]: ...
-
-
-class _Identity:
-    def feed(self, data: bytes) -> Iterator[bytes]:
-        if data:
-            yield data
-
-    def flush(self) -> Iterator[bytes]:
-        return iter(())
-
-
-class _Zlib:
-    """gzip (several members allowed) or deflate (zlib-wrapped, falling back to raw as browsers do)."""
-
-    def __init__(self, gzip: bool) -> None:
-        self._gzip = gzip
-        self._obj = zlib.decompressobj(31 if gzip else 15)
-        self._head = b""  # deflate input kept until the 2-byte zlib header has been checked
-        self._checked = gzip
-
-    def feed(self, data: bytes) -> Iterator[bytes]:
-        pending = data
-        while pending or not self._obj.eof:
-            if self._obj.eof:
-                if not (self._gzip and pending.startswith(b"\x1f\x8b")):
-                    return  # trailing bytes after the end of the stream are ignored
-                self._obj = zlib.decompressobj(31)
-            out = self._step(pending)
-            if out:
-                yield out
-            # A bounded call leaves input in unconsumed_tail; the next gzip member lands in unused_data.
-            pending = self._obj.unconsumed_tail or (self._obj.unused_data if self._obj.eof else b"")
-            if not pending and len(out) < _STEP:
-                return
-
-    def _step(self, data: bytes) -> bytes:
-        try:
-            out = self._obj.decompress(data, _STEP)
-        except zlib.error as exc:
-            if self._checked:
-                raise _DecodeError(str(exc)) from exc
-            self._obj = zlib.decompressobj(-15)  # "deflate" sent as a raw stream
-            self._checked = True
-            data, self._head = self._head + data, b""
-            try:
-                return self._obj.decompress(data, _STEP)
-            except zlib.error as exc2:
-                raise _DecodeError(str(exc2)) from exc2
-        if not self._checked:
-            self._head += data
-            self._checked = len(self._head) >= 2
-            if self._checked:
-                self._head = b""
-        return out
-
-    def flush(self) -> Iterator[bytes]:
-        # Not zlib's flush(): it would return all pending output at once, unbounded.
-        yield from self.feed(b"")
-
-
-class _Brotli:
-    def __init__(self) -> None:
-        self._dec = brotli.Decompressor()
-
-    def feed(self, data: bytes) -> Iterator[bytes]:
-        dec = self._dec
-        if dec.is_finished():
-            return
-        try:
-            out: bytes = dec.process(data, output_buffer_limit=_STEP)
-            stalls = 0
-            while True:
-                if out:
-                    yield out
-                    stalls = 0
-                elif dec.can_accept_more_data() or dec.is_finished():
-                    return
-                else:
-                    stalls += 1
-                    if stalls > 3:
-                        raise _DecodeError("brotli decoder made no progress")
-                # The decoder may still hold output for input it already took: drain with empty input.
-                out = dec.process(b"", output_buffer_limit=_STEP)
-        except brotli.error as exc:
-            raise _DecodeError(str(exc) or "invalid brotli data") from exc
-
-    def flush(self) -> Iterator[bytes]:
-        yield from self.feed(b"")
-
-
-class _Chain:
-    """Decoders in the order they must run (reverse of the Content-Encoding list)."""
-
-    def __init__(self, decoders: list[_Decoder]) -> None:
-        self._decoders = decoders
-
-    def feed(self, data: bytes, start: int = 0) -> Iterator[bytes]:
-        if start == len(self._decoders):
-            yield data
-            return
-        for piece in self._decoders[start].feed(data):
-            yield from self.feed(piece, start + 1)
-
-    def flush(self) -> Iterator[bytes]:
-        for i, decoder in enumerate(self._decoders):
-            for piece in decoder.flush():
-                yield from self.feed(piece, i + 1)
-
-
-def _body_decoder(url: str, content_encoding: str) -> _Chain:
-    names = [n.strip().lower() for n in content_encoding.split(",") if n.strip()]
-    names = [n for n in names if n != "identity"]
-    if len(names) > MAX_ENCODINGS:
-        raise FetchError(f"too many nested Content-Encodings: {content_encoding}", feed_url=redact_url(url))
-    decoders: list[_Decoder] = []
-    for name in reversed(names):
-        if name in ("gzip", "x-gzip"):
-            decoders.append(_Zlib(gzip=True))
-        elif name == "deflate":
-            decoders.append(_Zlib(gzip=False))
-        elif name == "br":
-            decoders.append(_Brotli())
-        else:
-            raise FetchError(f"unsupported Content-Encoding {name!r}", feed_url=redact_url(url))
-    return _Chain(decoders or [_Identity()])
-
-
 # --- Local files -----------------------------------------------------------------------------------
 
 
@@ -673,8 +550,8 @@ def _read_local(path: str, validators: Validators, max_bytes: int) -> tuple[int,
         if unchanged:
             return 304, None, current
         if st.st_size > max_bytes:
-            raise _TooBig
+            raise TooBig
         data = fh.read(max_bytes + 1)
         if len(data) > max_bytes:
-            raise _TooBig
+            raise TooBig
         return 200, data, current

@@ -300,9 +300,7 @@ def _parse_severity(c: Checker, w: tuple[str | int, ...], raw: Any, threshold: f
             c.error((*w, "severity"), str(exc))
             return SeverityBands()
     if not isinstance(raw, dict):
-        c.error(
-            (*w, "severity"), "expected a table like { warning = 3.0, critical = 6.0 } or a severity name"
-        )
+        c.error((*w, "severity"), "expected a table like { warning = 3.0, critical = 6.0 } or a severity name")
         return SeverityBands()
     sw = (*w, "severity")
     c.known_keys(sw, raw, ("warning", "critical"))
@@ -390,8 +388,7 @@ def _warn_duplicates(c: Checker, rule_id: str, groups: list[Group], exclude: tup
                 if key in seen:
                     where = f"group {seen[key]!r}" if seen[key] != group.name else "the same group"
                     c.warn(
-                        f"rule {rule_id!r}: term {alias.text!r} in group {group.name!r} duplicates one in "
-                        + where,
+                        f"rule {rule_id!r}: term {alias.text!r} in group {group.name!r} duplicates one in " + where,
                         term.line,
                     )
                 else:

@@ -225,11 +225,7 @@ class ExampleFailure:
     def __str__(self) -> str:
         where = f"{self.path}:{self.line}: " if self.line else (f"{self.path}: " if self.path else "")
         if self.expected != self.fired:
-            what = (
-                "expected a match but the rule did not fire"
-                if self.expected
-                else "expected no match but it fired"
-            )
+            what = "expected a match but the rule did not fire" if self.expected else "expected no match but it fired"
         else:
             what = f"expected severity {self.expected_severity}, got {self.severity}"
         why = "; ".join(self.reasons)
@@ -326,9 +322,7 @@ def load_rules(
             warnings += results[p].warnings
     errors = [e for p in order for e in failed.get(p, [])]
     files = {p: hashlib.sha256(t.encode("utf-8")).hexdigest() for p, t in in_use.items() if t is not None}
-    version = hashlib.sha256("".join(f"{p}\0{h}\0" for p, h in sorted(files.items())).encode()).hexdigest()[
-        :16
-    ]
+    version = hashlib.sha256("".join(f"{p}\0{h}\0" for p, h in sorted(files.items())).encode()).hexdigest()[:16]
     ruleset = RuleSet(tuple(rules), MappingProxyType(lists), version)
     sources = {p: t for p, t in in_use.items() if t is not None}
     return LoadReport(ruleset, tuple(errors), tuple(dict.fromkeys(warnings)), files, sources)

@@ -48,6 +48,16 @@ EXIT_CONFIG = 2
 EXIT_QUEUED = 3
 HEARTBEAT_EVERY = 10.0
 RULES_DEBOUNCE_MS = 300  # editors write in bursts; one reload per save, well inside the 2 s promise
+CLOSE_TIMEOUT = 2.0  # seconds for all channels together to close at shutdown, after the grace period
+
+
+def heartbeat_interval(config: Config) -> float:
+    """Seconds between heartbeats: at most HEARTBEAT_EVERY, never more than the shortest poll interval.
+
+    `feedwatch status` calls the daemon gone after 3 poll intervals without a heartbeat, so with fast
+    polling (tests, `min_interval = "1s"`) a fixed 10 s would read as a dead daemon.
+    """
+    return min(HEARTBEAT_EVERY, config.polling.min_interval)
 
 
 def utcnow() -> datetime:
@@ -127,8 +137,7 @@ class Service:
             rng=self._rng,
         )
         self.channels = build_channels(cfg, client)
-        for channel in self.channels.values():
-            self._stack.push_async_callback(channel.aclose)
+        self._stack.push_async_callback(self._close_channels)
         policy = RetryPolicy(attempts=cfg.alerts.max_attempts, base=cfg.alerts.retry_base, cap=cfg.alerts.retry_cap)
         concurrency = {name: c.concurrency for name, c in cfg.channels.items()}
         self.worker = OutboxWorker(
@@ -143,6 +152,26 @@ class Service:
 
     async def aclose(self) -> None:
         await self._stack.aclose()
+
+    async def _close_channels(self) -> None:
+        """Close every channel at once, all within CLOSE_TIMEOUT.
+
+        A channel whose send was cut off at the end of the grace period may be talking to a server
+        that is still busy with it (an SMTP QUIT then waits for the reply to DATA); that must not
+        push the exit past systemd's stop timeout.
+        """
+        tasks = {asyncio.ensure_future(channel.aclose()): name for name, channel in self.channels.items()}
+        if not tasks:
+            return
+        done, pending = await asyncio.wait(tasks, timeout=CLOSE_TIMEOUT)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        if pending:
+            log.warning("channel_close_timeout", channels=sorted(tasks[t] for t in pending), timeout=CLOSE_TIMEOUT)
+        for task in done:
+            if not task.cancelled() and task.exception() is not None:
+                log.warning("channel_close_failed", channel=tasks[task], error=str(task.exception()))
 
     async def run_once(self) -> int:
         """Poll every feed once, deliver, wait for the outbox up to the bound; 0 or 3."""
@@ -352,6 +381,10 @@ class Service:
     # -- reload and heartbeat ----------------------------------------------------------------
 
     def _on_sighup(self) -> None:
+        if self._stop.is_set():
+            # A reload ends in READY=1, which would tell systemd that a stopping service is up again.
+            log.info("reload_ignored", reason="stopping")
+            return
         # RELOADING=1 must reach systemd before `kill -HUP` returns, so send it from the handler.
         self.notifier.reloading()
         task = asyncio.ensure_future(self._reload_and_ready())
@@ -362,8 +395,10 @@ class Service:
         try:
             await self.reload()
         finally:
-            # Always READY again, even when the new files were rejected, or the unit stays "reloading".
-            self.notifier.ready(await self._status_line())
+            # Always READY again, even when the new files were rejected, or the unit stays "reloading";
+            # unless a stop began meanwhile: STOPPING=1 already ended the reload for systemd.
+            if not self._stop.is_set():
+                self.notifier.ready(await self._status_line())
 
     def _healthy(self) -> bool:
         """Cheap check for the watchdog: heartbeats are recent and the outbox worker is alive."""
@@ -463,7 +498,7 @@ class Service:
                 self.notifier.status(await self._status_line())
             except FeedwatchError as exc:
                 log.error("heartbeat_failed", error=str(exc))
-            await asyncio.sleep(HEARTBEAT_EVERY)
+            await asyncio.sleep(heartbeat_interval(self.active.config))
 
 
 def build_channels(config: Config, client: httpx.AsyncClient) -> dict[str, Channel]:

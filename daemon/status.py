@@ -119,7 +119,13 @@ def collect(store: Store, config: Config, now: datetime) -> dict[str, Any]:
             "errors": rules.get("errors", []) + ([rules_error["error"]] if _newer(rules_error, rules) else []),
             "warnings": rules.get("warnings", []),
         },
-        "outbox": {"pending": counts["pending"], "delivered": counts["delivered"], "dead": counts["dead"]},
+        "outbox": {
+            "pending": counts["pending"],
+            "delivered": counts["delivered"],
+            "dead": counts["dead"],
+            "held_by_storm_control": counts["held"],
+            "waiting_for_digest": counts["digest"],
+        },
         "dead_letters": dead,
         "recent_alerts": recent,
     }
@@ -150,11 +156,12 @@ def render(report: dict[str, Any]) -> str:
             f"  running  pid {d['pid']} · version {d['version']} · started {d['started_at']} · "
             f"heartbeat {d['heartbeat_age_seconds']:.0f}s ago"
         )
+    elif d["stopped_at"] and d["stopped_at"] >= (d["heartbeat_at"] or ""):
+        lines.append(f"  NOT RUNNING: no daemon is running (the last one stopped at {d['stopped_at']})")
     elif d["heartbeat_at"]:
-        why = f"stopped at {d['stopped_at']}" if d["stopped_at"] else f"last heartbeat {d['heartbeat_at']}"
-        lines.append(f"  NOT RUNNING ({why})")
+        lines.append(f"  NOT RUNNING: no daemon heartbeat since {d['heartbeat_at']} (not running, or stuck)")
     else:
-        lines.append("  NOT RUNNING (no daemon has run with this database)")
+        lines.append("  NOT RUNNING: no daemon has run with this database")
     lines.append("")
     lines.append(f"feeds ({len(report['feeds'])})")
     for f in report["feeds"]:
@@ -173,7 +180,11 @@ def render(report: dict[str, Any]) -> str:
     lines += [f"  ERROR {e}" for e in r["errors"]]
     lines += [f"  warning {w}" for w in r["warnings"]]
     o = report["outbox"]
-    lines += ["", f"outbox  pending {o['pending']} · delivered {o['delivered']} · dead letters {o['dead']}"]
+    lines += [
+        "",
+        f"outbox  pending {o['pending']} · delivered {o['delivered']} · dead letters {o['dead']}"
+        f" · held (storm) {o['held_by_storm_control']} · waiting for digest {o['waiting_for_digest']}",
+    ]
     lines += [f"  dead {x['alert_id']} → {x['channel']} ({x['rule']}): {x['error']}" for x in report["dead_letters"]]
     lines += ["", "recent alerts"]
     lines += [

@@ -23,8 +23,16 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from daemon.decode import body_decoder
 from daemon.errors import ConfigError, FetchError
-from daemon.fetch import Fetcher, FetchResult, FetchSettings, Validators, make_client, redact_url
+from daemon.fetch import (
+    Fetcher,
+    FetchResult,
+    FetchSettings,
+    Validators,
+    make_client,
+    redact_url,
+)
 
 FEED = b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title></channel></rss>'
 MiB = 1 << 20
@@ -93,10 +101,24 @@ async def raw_server(handler: Handler) -> AsyncIterator[str]:
         await server.wait_closed()
 
 
+def serve(body: bytes, *headers: bytes) -> Handler:
+    """A raw_server handler answering 200 with ``body`` and extra header lines."""
+
+    async def handler(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = b"".join(h + b"\r\n" for h in headers)
+        writer.write(b"HTTP/1.1 200 OK\r\n%sContent-Length: %d\r\n\r\n" % (head, len(body)))
+        writer.write(body)
+        await writer.drain()
+
+    return handler
+
+
 async def measured_failure(url: str, settings: FetchSettings) -> tuple[FetchError, int, float]:
     """Fetch expecting failure; returns (error, peak traced bytes, seconds) for the fetch alone.
 
-    The client is made first: its one-time TLS setup is not what is being measured.
+    The client is made first: its one-time TLS setup is not what is being measured. tracemalloc counts
+    every thread, so the server must be ``raw_server`` on this loop: werkzeug's thread allocates ~10 MB
+    now and then, which would be charged to us.
     """
     async with fetcher_for(settings) as f:
         tracemalloc.start()
@@ -257,6 +279,28 @@ class TestDecoding:
         httpserver.expect_request("/feed").respond_with_data(encode(data), headers={"Content-Encoding": encoding})
         assert (await fetch(httpserver.url_for("/feed"))).body == data
 
+    @pytest.mark.parametrize(
+        ("encoding", "encode"),
+        [
+            ("gzip", lambda d: gzip.compress(d[:5000]) + gzip.compress(d[5000:]) + b"\0\0junk"),
+            ("deflate", zlib.compress),
+            ("deflate", raw_deflate),
+            ("br", brotli.compress),
+            ("gzip, br", lambda d: brotli.compress(gzip.compress(d))),
+        ],
+        ids=["gzip-members-and-trailing-junk", "deflate-zlib", "deflate-raw", "br", "gzip-then-br"],
+    )
+    @pytest.mark.parametrize("chunk", [1, 2, 7, 70_000])
+    def test_decoding_survives_any_chunking(self, encoding: str, encode: Callable[[bytes], bytes], chunk: int) -> None:
+        """Network reads split bodies anywhere (even inside a header): output is identical and bounded."""
+        data = os.urandom(3000) * 30 + b"abc" * 50_000
+        blob = encode(data)
+        decoder = body_decoder(encoding)  # the decoder alone: chunking is ours to pick
+        pieces = [p for i in range(0, len(blob), chunk) for p in decoder.feed(blob[i : i + chunk])]
+        pieces += decoder.flush()
+        assert b"".join(pieces) == data
+        assert max(map(len, pieces)) <= 128 * 1024
+
     @pytest.mark.parametrize("encoding", ["gzip", "br"])
     async def test_corrupt_body_is_a_decode_error(self, httpserver: HTTPServer, encoding: str) -> None:
         """Bytes that are not what Content-Encoding claims give a clear decode error."""
@@ -272,28 +316,29 @@ class TestDecoding:
         assert "unsupported Content-Encoding 'zstd'" in str(await fetch_error(httpserver.url_for("/feed")))
 
 
-class TestSizeCap:
-    @pytest.fixture(scope="class")
-    def bomb(self) -> bytes:
-        return gzip_bomb(256 * MiB)
+@pytest.fixture(scope="module")
+def bomb() -> bytes:
+    return gzip_bomb(256 * MiB)
 
-    async def test_gzip_bomb_stops_at_cap_with_bounded_memory(self, httpserver: HTTPServer, bomb: bytes) -> None:
+
+class TestSizeCap:
+    async def test_gzip_bomb_stops_at_cap_with_bounded_memory(self, bomb: bytes) -> None:
         """A 260 KB gzip body inflating to 256 MiB fails at the 10 MiB cap, peaking well under 3x the cap."""
         assert len(bomb) < 300_000
-        httpserver.expect_request("/feed").respond_with_data(bomb, headers={"Content-Encoding": "gzip"})
-        err, peak, elapsed = await measured_failure(httpserver.url_for("/feed"), FetchSettings())
-        assert str(err) == f"{httpserver.url_for('/feed')}: body exceeds 10 MiB cap (after decompression)"
+        async with raw_server(serve(bomb, b"Content-Encoding: gzip")) as url:
+            err, peak, elapsed = await measured_failure(url, FetchSettings())
+        assert str(err) == f"{url}: body exceeds 10 MiB cap (after decompression)"
         assert err.transient
         assert not err.gone
         assert peak < 3 * 10 * MiB, f"peak {peak / MiB:.1f} MiB"
         assert elapsed < 5
 
-    async def test_brotli_bomb_stops_at_cap_with_bounded_memory(self, httpserver: HTTPServer) -> None:
+    async def test_brotli_bomb_stops_at_cap_with_bounded_memory(self) -> None:
         """24 KB of brotli inflating to 128 MiB fail at a 1 MiB cap, peaking well under 3x the cap."""
         comp = brotli.Compressor(quality=1)
         bomb = b"".join(comp.process(bytes(MiB)) for _ in range(128)) + comp.finish()
-        httpserver.expect_request("/feed").respond_with_data(bomb, headers={"Content-Encoding": "br"})
-        err, peak, _ = await measured_failure(httpserver.url_for("/feed"), FetchSettings(max_bytes=MiB))
+        async with raw_server(serve(bomb, b"Content-Encoding: br")) as url:
+            err, peak, _ = await measured_failure(url, FetchSettings(max_bytes=MiB))
         assert "body exceeds 1 MiB cap (after decompression)" in str(err)
         assert peak < 3 * MiB, f"peak {peak / MiB:.1f} MiB"
 
@@ -307,6 +352,15 @@ class TestSizeCap:
         assert "body exceeds 1000 bytes cap (server announced 2000 bytes)" in str(err)
         err = await fetch_error(httpserver.url_for("/chunked"), max_bytes=1000)
         assert "body exceeds 1000 bytes cap" in str(err)
+
+    async def test_compressed_bytes_count_against_cap(self, httpserver: HTTPServer) -> None:
+        """Bytes read off the wire count too, even ones the decoder discards (junk after a gzip stream)."""
+        body = gzip.compress(FEED) + bytes(5000)
+        httpserver.expect_request("/feed").respond_with_handler(
+            lambda _: Response(iter([body[:500], body[500:]]), headers={"Content-Encoding": "gzip"})
+        )
+        err = await fetch_error(httpserver.url_for("/feed"), max_bytes=1000)
+        assert "body exceeds 1000 bytes cap (before decompression)" in str(err)
 
     async def test_body_at_cap_is_accepted(self, httpserver: HTTPServer) -> None:
         """A body exactly as large as the cap still arrives whole."""
@@ -581,6 +635,20 @@ class TestUrls:
         assert not err.transient
         assert not err.gone
 
+    @pytest.mark.parametrize(
+        ("url", "shown"),
+        [
+            ("https://reader:s3cret@feeds.example/rss", "https://reader:***@feeds.example/rss"),
+            ("https://reader@feeds.example/rss", "https://reader@feeds.example/rss"),
+            ("https://reader:s3cret@[::1/rss", "https://reader:***@[::1/rss"),
+            ("/srv/feeds/local.xml", "/srv/feeds/local.xml"),
+        ],
+        ids=["password", "user-only", "unparseable", "path"],
+    )
+    def test_redact_url(self, url: str, shown: str) -> None:
+        """Passwords in URLs are masked wherever a URL is shown, even in URLs that do not parse."""
+        assert redact_url(url) == shown
+
     async def test_env_proxy_is_used(self, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> None:
         """HTTP_PROXY from the environment routes requests through the proxy."""
         monkeypatch.setenv("HTTP_PROXY", httpserver.url_for("/").rstrip("/"))
@@ -595,20 +663,21 @@ class TestUrls:
             make_client(FetchSettings(ca_bundle=str(tmp_path / "missing.pem")))
 
 
-class TestTls:
-    @pytest.fixture(scope="class")
-    def tls_server(self, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[HTTPServer, str]]:
-        """An HTTPS server on 127.0.0.1 with a certificate from a throwaway CA; yields (server, CA path)."""
-        ca_pem, cert_pem, key_pem = _make_certs()
-        folder = tmp_path_factory.mktemp("tls")
-        (folder / "ca.pem").write_bytes(ca_pem)
-        (folder / "cert.pem").write_bytes(cert_pem)
-        (folder / "key.pem").write_bytes(key_pem)
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
-        with HTTPServer("127.0.0.1", 0, ssl_context=context) as server:
-            yield server, str(folder / "ca.pem")
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[HTTPServer, str]]:
+    """An HTTPS server on 127.0.0.1 with a certificate from a throwaway CA; yields (server, CA path)."""
+    ca_pem, cert_pem, key_pem = _make_certs()
+    folder = tmp_path_factory.mktemp("tls")
+    (folder / "ca.pem").write_bytes(ca_pem)
+    (folder / "cert.pem").write_bytes(cert_pem)
+    (folder / "key.pem").write_bytes(key_pem)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
+    with HTTPServer("127.0.0.1", 0, ssl_context=context) as server:
+        yield server, str(folder / "ca.pem")
 
+
+class TestTls:
     async def test_ca_bundle_is_trusted(self, tls_server: tuple[HTTPServer, str]) -> None:
         """With ca_bundle set, a server signed by that CA is fetched over HTTPS."""
         server, ca = tls_server

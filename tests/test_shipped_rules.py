@@ -20,9 +20,7 @@ LABELLED = REPO / "tests" / "data" / "labelled.jsonl"
 MIN_PRECISION = 0.95
 MIN_RECALL = 0.95
 
-needs_rules = pytest.mark.skipif(
-    not (RULES / "karabakh.toml").exists(), reason="rules/karabakh.toml not present"
-)
+needs_rules = pytest.mark.skipif(not (RULES / "karabakh.toml").exists(), reason="rules/karabakh.toml not present")
 
 
 @needs_rules

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from daemon.commands import alerts, check, feeds, rules_tools, run, status
+from daemon.commands import alerts, check, db, feeds, init, rules_tools, run, status
 
 COMMANDS = [
     run,
@@ -11,4 +11,6 @@ COMMANDS = [
     feeds,
     rules_tools,
     alerts,
+    init,
+    db,
 ]

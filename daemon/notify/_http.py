@@ -1,7 +1,9 @@
 """One HTTP POST for the Slack and webhook channels: failures classified, secrets kept out of errors.
 
 Third-party exceptions are translated, not chained: an httpx error holds the request (whose URL may
-be the secret) and a traceback renderer showing locals would print it.
+be the secret) and a traceback renderer showing locals would print it. For the same reason
+:func:`post` *returns* its error for the caller to raise, so no frame holding headers or a revealed
+URL is ever part of a traceback.
 """
 
 from __future__ import annotations
@@ -66,10 +68,10 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
     return min(max(seconds, 0.0), RETRY_AFTER_MAX)
 
 
-def _scrub(text: str, secrets: Iterable[str]) -> str:
+def _scrub(text: str, secrets: Iterable[Secret | str]) -> str:
     for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
+        if reveal(secret):
+            text = text.replace(reveal(secret), "***")
     return _CONTROL.sub(" ", text).strip()
 
 
@@ -93,10 +95,10 @@ async def post(
     channel: str,
     alert_id: str,
     secrets: Iterable[Secret | str] = (),
-) -> int:
-    """POST ``body``; return the 2xx status or raise a transient/permanent delivery error."""
+) -> int | DeliveryError:
+    """POST ``body``; return the 2xx status, or the transient/permanent error for the caller to raise."""
     shown = redact_url(url)
-    hidden = [reveal(url), *(reveal(s) for s in secrets)]
+    hidden = [url, *secrets]
     error: DeliveryError
     try:
         async with client.stream("POST", reveal(url), content=body, headers=headers, timeout=request_timeout) as resp:
@@ -118,7 +120,7 @@ async def post(
         )
     except httpx.InvalidURL:
         error = PermanentDeliveryError(f"invalid URL {shown}", channel=channel, alert_id=alert_id)
-    raise error  # outside the except blocks: nothing chains back to the request and its URL
+    return error
 
 
 def _status_error(resp: httpx.Response, detail: str, shown: str, channel: str, alert_id: str) -> DeliveryError:

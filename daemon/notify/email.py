@@ -59,6 +59,7 @@ class EmailSettings:
     helo_name: str | None = None
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "recipients", tuple(self.recipients))  # a list from TOML stays immutable
         if self.security not in SECURITY_MODES:
             raise ValueError(f"security must be one of {', '.join(SECURITY_MODES)}, got {self.security!r}")
         if self.port is not None and not 0 < self.port < 65536:
@@ -181,6 +182,9 @@ class EmailChannel:
                 )
             except (aiosmtplib.SMTPException, OSError) as exc:  # TimeoutError is an OSError
                 error = self._classify(exc, alert)
+            except asyncio.CancelledError:
+                self._drop()  # cancelled mid-transaction: the connection's state is unknown
+                raise
             if error is None:
                 break
             self._drop()
@@ -223,7 +227,8 @@ class EmailChannel:
         if isinstance(exc, aiosmtplib.SMTPResponseException):
             transient = not (500 <= exc.code < 600)  # 4xx, and odd codes, are worth another try
             return self._error(transient, f"{where} replied {exc.code} {self._scrub(exc.message)}", alert)
-        if isinstance(exc, aiosmtplib.SMTPNotSupported):
+        if type(exc) is aiosmtplib.SMTPException or isinstance(exc, aiosmtplib.SMTPNotSupported):
+            # The server lacks what the settings demand (STARTTLS, AUTH, SMTPUTF8): configuration.
             return self._error(False, f"{where}: {self._scrub(exc.message)}", alert)
         if isinstance(exc, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(exc):
             return self._error(False, f"TLS certificate of {where} not trusted: {self._scrub(str(exc))}", alert)

@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import httpx
 import structlog
 
+from daemon.errors import DeliveryError
 from daemon.models import Alert
 from daemon.notify._http import post, redact_url
 from daemon.render import slack_payload
@@ -35,6 +37,9 @@ class SlackSettings:
     def __post_init__(self) -> None:
         if not isinstance(self.webhook_url, Secret) or not self.webhook_url:
             raise ValueError("webhook_url must be a non-empty Secret")
+        parts = urlsplit(self.webhook_url.reveal())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"webhook_url must be an http(s) URL, got {redact_url(self.webhook_url)!r}")
         if not self.timeout > 0:
             raise ValueError(f"timeout must be > 0 seconds, got {self.timeout!r}")
 
@@ -64,7 +69,7 @@ class SlackChannel:
         """Post the alert; 2xx is delivered, 429/5xx/timeout transient, other 4xx permanent."""
         body = json.dumps(self.payload(alert), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         started = time.monotonic()
-        status = await post(
+        outcome = await post(
             self._client,
             self._settings.webhook_url,
             body=body,
@@ -73,12 +78,14 @@ class SlackChannel:
             channel=self.name,
             alert_id=alert.alert_id,
         )
+        if isinstance(outcome, DeliveryError):
+            raise outcome  # built outside any except block: no third-party traceback attached
         log.debug(
             "channel_delivered",
             channel=self.name,
             alert_id=alert.alert_id,
             target=self.target,
-            status=status,
+            status=outcome,
             elapsed_ms=round((time.monotonic() - started) * 1000, 1),
         )
 

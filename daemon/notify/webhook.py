@@ -20,6 +20,7 @@ import httpx
 import structlog
 
 from daemon import __version__
+from daemon.errors import DeliveryError
 from daemon.models import Alert
 from daemon.notify._http import post, redact_url, reveal
 from daemon.render import webhook_payload
@@ -48,14 +49,24 @@ _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 header field nam
 _BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@dataclass(frozen=True, kw_only=True, slots=True, repr=False)
 class WebhookSettings:
-    """``url`` may itself be a :class:`Secret` (tokens in the path); ``secret`` keys the HMAC."""
+    """``url`` may itself be a :class:`Secret` (tokens in the path); ``secret`` keys the HMAC.
+
+    Header values may be Secrets too (``Authorization``); plain values are never printed either.
+    """
 
     url: Secret | str
     secret: Secret | None = None
-    headers: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str | Secret] = field(default_factory=dict)
     timeout: float = DEFAULT_WEBHOOK_TIMEOUT
+
+    def __repr__(self) -> str:
+        names = {name: "***" for name in self.headers}
+        return (
+            f"WebhookSettings(url={redact_url(self.url)!r}, secret={self.secret!r}, "
+            f"headers={names!r}, timeout={self.timeout!r})"
+        )
 
     def __post_init__(self) -> None:
         parts = urlsplit(reveal(self.url))
@@ -66,7 +77,7 @@ class WebhookSettings:
                 raise ValueError(f"header name {name!r} is not a valid HTTP field name")
             if name.lower() in RESERVED_HEADERS:
                 raise ValueError(f"header {name!r} is set by feedwatch and cannot be configured")
-            if not isinstance(value, str) or _BAD_VALUE.search(value):
+            if not isinstance(value, str | Secret) or _BAD_VALUE.search(reveal(value)):
                 raise ValueError(f"header {name!r}: value must be text without control characters")
         if not self.timeout > 0:
             raise ValueError(f"timeout must be > 0 seconds, got {self.timeout!r}")
@@ -105,11 +116,11 @@ class WebhookChannel:
         return f"WebhookChannel(name={self.name!r}, target={self.target!r})"
 
     def headers(self, alert: Alert, body: bytes, timestamp: int) -> dict[str, str]:
-        headers = dict(self._settings.headers)
+        headers = {"User-Agent": f"feedwatch/{__version__}"}
+        headers.update((name, reveal(value)) for name, value in self._settings.headers.items())
         headers.update(
             {
                 "Content-Type": "application/json",
-                "User-Agent": headers.get("User-Agent", f"feedwatch/{__version__}"),
                 IDEMPOTENCY_HEADER: alert.alert_id,
                 TIMESTAMP_HEADER: str(timestamp),
             }
@@ -122,7 +133,7 @@ class WebhookChannel:
         """Post the alert; 2xx is delivered, 429/5xx/timeout transient, other 4xx permanent."""
         body = encode_body(alert)
         started = time.monotonic()
-        status = await post(
+        outcome = await post(
             self._client,
             self._settings.url,
             body=body,
@@ -130,14 +141,16 @@ class WebhookChannel:
             request_timeout=self._settings.timeout,
             channel=self.name,
             alert_id=alert.alert_id,
-            secrets=[s for s in (self._settings.secret, *self._settings.headers.values()) if s],
+            secrets=[s for s in (self._settings.secret, *self._settings.headers.values()) if s is not None],
         )
+        if isinstance(outcome, DeliveryError):
+            raise outcome  # built outside any except block: no third-party traceback attached
         log.debug(
             "channel_delivered",
             channel=self.name,
             alert_id=alert.alert_id,
             target=self.target,
-            status=status,
+            status=outcome,
             elapsed_ms=round((time.monotonic() - started) * 1000, 1),
         )
 

@@ -61,6 +61,7 @@ class OutboxWorker:
         self._rng = rng or random.Random()
         self._limits = {name: asyncio.Semaphore((concurrency or {}).get(name, 4)) for name in channels}
         self.wake = asyncio.Event()
+        self._stop: asyncio.Event | None = None
         self.delivered = 0
         self.failed = 0
 
@@ -80,6 +81,8 @@ class OutboxWorker:
             return 0  # an older delivery of this story is still waiting for its retry
         done = 0
         for entry in group:
+            if self._stop is not None and self._stop.is_set():
+                break  # stopping: finish what is in flight, start nothing new
             if not await self._deliver(entry):
                 break  # keep the story's order: the rest wait behind the failed one
             done += 1
@@ -172,6 +175,7 @@ class OutboxWorker:
 
     async def run_forever(self, stop: asyncio.Event, idle: float = 5.0) -> None:
         """Deliver as alerts arrive (``wake``) and as retries fall due, until ``stop`` is set."""
+        self._stop = stop
         while not stop.is_set():
             try:
                 await self.flush_storms()

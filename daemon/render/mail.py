@@ -69,7 +69,7 @@ def _text_single(alert: Alert) -> list[str]:
     lines: list[str] = []
     if alert.kind is AlertKind.UPDATE:
         lines.append(_update_note(alert))
-    lines.append(_text_segments(title_segments(alert)))
+    lines.append(clean(alert.title))
     link = safe_link(alert.link)
     if link:
         lines.append(link)

@@ -141,11 +141,11 @@ def _slack_single(alert: Alert) -> list[dict[str, Any]]:
     lead = ":arrow_right_hook: *Update to story*\n" if alert.kind is AlertKind.UPDATE else ""
     title = clean(alert.title) or "(no title)"
     blocks = [_section(f"{lead}*{_slack_link(alert.link, title, SLACK_SECTION_MAX - 2200)}*")]
-    fields = [
-        f"*Severity*\n{SEVERITY_EMOJI[alert.severity]} {alert.severity}",
-        f"*Rule*\n{_slack_fit(clean(alert.rule_id), SLACK_FIELD_MAX - 10)}",
-        f"*Score*\n{fmt_score(alert.score)}",
-    ]
+    fields = [f"*Severity*\n{SEVERITY_EMOJI[alert.severity]} {alert.severity}"]
+    if clean(alert.rule_id):
+        fields.append(f"*Rule*\n{_slack_fit(clean(alert.rule_id), SLACK_FIELD_MAX - 10)}")
+    if alert.kind not in (AlertKind.OPS, AlertKind.TEST):
+        fields.append(f"*Score*\n{fmt_score(alert.score)}")
     if clean(alert.feed):
         fields.append(f"*Feed*\n{_slack_fit(clean(alert.feed), SLACK_FIELD_MAX - 10)}")
     blocks.append({"type": "section", "fields": [_mrkdwn(f) for f in fields]})
