@@ -96,6 +96,7 @@ class Service:
         self._clock = clock
         self._rng = random.Random()
         self._stop = asyncio.Event()
+        self._reload_lock = asyncio.Lock()
         self._started = time.time()
         self._stack = AsyncExitStack()
         self._scheduler: AsyncIOScheduler | None = None
@@ -422,8 +423,14 @@ class Service:
         """Re-read config (SIGHUP) and rules; on any error keep what runs now.
 
         Loading and compiling happen on a worker thread; the swap of ``self.active`` is one
-        assignment, so a poll in progress finishes with the set it started with.
+        assignment, so a poll in progress finishes with the set it started with. Reloads run one at a
+        time: a SIGHUP and a file change overlapping could otherwise finish out of order, and the one
+        that read the files first would swap in an older RuleSet after the newer one.
         """
+        async with self._reload_lock:
+            return await self._reload(config)
+
+    async def _reload(self, config: bool) -> bool:
         log.info("reloading", config=config)
         old = self.active
 
