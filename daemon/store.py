@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+import structlog
+
 from daemon.errors import StoreError
 from daemon.models import Alert, RuleMatch, Severity, alert_from_dict, alert_to_dict, hit_to_dict
 
@@ -114,6 +116,7 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 T = TypeVar("T")
+log = structlog.get_logger(__name__)
 
 OUTBOX_PENDING = "pending"
 OUTBOX_DELIVERED = "delivered"
@@ -288,13 +291,22 @@ class Store:
         try:
             yield self.conn
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            self._rollback()
             raise
         try:
             self.conn.execute("COMMIT")
         except sqlite3.Error as exc:
-            self.conn.execute("ROLLBACK")
+            self._rollback()
             raise StoreError(f"{self.path}: commit failed: {exc}") from exc
+
+    def _rollback(self) -> None:
+        # SQLite rolls back by itself on some errors (disk or max_page_count full, I/O error); a second
+        # ROLLBACK would then raise and hide the StoreError that explains what went wrong.
+        if self.conn.in_transaction:
+            try:
+                self.conn.execute("ROLLBACK")
+            except sqlite3.Error as exc:
+                log.warning("rollback_failed", path=str(self.path), error=str(exc))
 
     def backup(self, target: Path) -> None:
         """Online copy with SQLite's backup API (consistent while the daemon writes)."""
