@@ -28,7 +28,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from watchfiles import awatch
 
 from daemon import __version__
-from daemon.config import Config, FeedConfig, load_config
+from daemon.config import Config, FeedConfig, StoreConfig, load_config
 from daemon.errors import FeedwatchError, RuleError
 from daemon.fetch import Fetcher, FetchSettings, make_client
 from daemon.matcher import Matcher
@@ -446,6 +446,8 @@ class Service:
             await self.store.call(Store.set_meta, "rules_error", {"at": self._clock().isoformat(), "error": str(exc)})
             return False
         self.active = new
+        if config:
+            await self._apply_store_config(old.config.store, new.config.store)
         for error in new.report.errors:
             log.error("rule_file_invalid", error=str(error), hint="the file's last good version stays active")
         if self._scheduler is not None and config:
@@ -459,6 +461,14 @@ class Service:
             version=new.report.ruleset.version[:12],
         )
         return not new.report.errors
+
+    async def _apply_store_config(self, old: StoreConfig, new: StoreConfig) -> None:
+        """Limits apply at once (a full database gets its room without a restart); a new path needs one."""
+        if new.path != old.path:
+            log.warning("store_path_changed", path=str(new.path), hint="takes effect when the daemon restarts")
+        if (new.max_size, new.busy_timeout) != (old.max_size, old.busy_timeout):
+            await self.store.call(Store.set_limits, max_size=new.max_size, busy_timeout=new.busy_timeout)
+            log.info("store_limits_changed", max_size=new.max_size, busy_timeout=new.busy_timeout)
 
     async def _watch_rules(self) -> None:
         """Reload rules when a file under rules_dir changes (debounced; atomic-rename saves included)."""
