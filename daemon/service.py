@@ -30,7 +30,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from watchfiles import awatch
 
 from daemon import __version__
-from daemon.config import Config, FeedConfig, load_config
+from daemon.config import Config, FeedConfig, StoreConfig, load_config
 from daemon.errors import FeedwatchError, RuleError
 from daemon.fetch import Fetcher, FetchSettings, make_client
 from daemon.matcher import Matcher
@@ -101,6 +101,7 @@ class Service:
         self._clock = clock
         self._rng = random.Random()
         self._stop = asyncio.Event()
+        self._reload_lock = asyncio.Lock()
         self._started = time.time()
         self._stack = AsyncExitStack()
         self._scheduler: AsyncIOScheduler | None = None
@@ -398,6 +399,12 @@ class Service:
         self._polls.add(task)
         try:
             await self.poll(feed)
+        except asyncio.CancelledError:
+            if not self._stop.is_set():
+                raise
+            # Our own shutdown cancelled it; the next start polls again. Raised further, APScheduler would
+            # log every poll in flight at a clean stop as a job that "raised an exception", with a traceback.
+            log.debug("poll_cancelled", feed=name, reason="stopping")
         finally:
             self._polls.discard(task)
 
@@ -472,8 +479,14 @@ class Service:
         """Re-read config (SIGHUP) and rules; on any error keep what runs now.
 
         Loading and compiling happen on a worker thread; the swap of ``self.active`` is one
-        assignment, so a poll in progress finishes with the set it started with.
+        assignment, so a poll in progress finishes with the set it started with. Reloads run one at a
+        time: a SIGHUP and a file change overlapping could otherwise finish out of order, and the one
+        that read the files first would swap in an older RuleSet after the newer one.
         """
+        async with self._reload_lock:
+            return await self._reload(config)
+
+    async def _reload(self, config: bool) -> bool:
         log.info("reloading", config=config)
         old = self.active
 
@@ -489,6 +502,8 @@ class Service:
             await self.store.call(Store.set_meta, "rules_error", {"at": self._clock().isoformat(), "error": str(exc)})
             return False
         self.active = new
+        if config:
+            await self._apply_store_config(old.config.store, new.config.store)
         for error in new.report.errors:
             log.error("rule_file_invalid", error=str(error), hint="the file's last good version stays active")
         if self._scheduler is not None and config:
@@ -502,6 +517,14 @@ class Service:
             version=new.report.ruleset.version[:12],
         )
         return not new.report.errors
+
+    async def _apply_store_config(self, old: StoreConfig, new: StoreConfig) -> None:
+        """Limits apply at once (a full database gets its room without a restart); a new path needs one."""
+        if new.path != old.path:
+            log.warning("store_path_changed", path=str(new.path), hint="takes effect when the daemon restarts")
+        if (new.max_size, new.busy_timeout) != (old.max_size, old.busy_timeout):
+            await self.store.call(Store.set_limits, max_size=new.max_size, busy_timeout=new.busy_timeout)
+            log.info("store_limits_changed", max_size=new.max_size, busy_timeout=new.busy_timeout)
 
     async def _watch_rules(self) -> None:
         """Reload rules when a file under rules_dir changes (debounced; atomic-rename saves included)."""

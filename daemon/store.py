@@ -255,12 +255,12 @@ class Store:
                 self.conn = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None)
             self.conn.row_factory = sqlite3.Row
             self.conn.execute("PRAGMA foreign_keys = ON")
+            self.max_size: int | None = None
+            self._no_limit = int(self.conn.execute("PRAGMA max_page_count").fetchone()[0])
             if not readonly:
                 self.conn.execute("PRAGMA journal_mode = WAL")
                 self.conn.execute("PRAGMA synchronous = NORMAL")
-                if max_size:
-                    page_size = self.conn.execute("PRAGMA page_size").fetchone()[0]
-                    self.conn.execute(f"PRAGMA max_page_count = {max(1, max_size // page_size)}")
+                self.set_limits(max_size=max_size, busy_timeout=busy_timeout)
                 self._migrate()
             else:
                 version = self.schema_version()
@@ -270,6 +270,24 @@ class Store:
             raise StoreError(f"{self.path}: {exc}") from exc
 
     # -- lifecycle ---------------------------------------------------------------------------
+
+    def set_limits(self, *, max_size: int | None, busy_timeout: float) -> None:
+        """Apply ``[store] max_size`` and ``busy_timeout``; also on a running store, so SIGHUP can raise a
+        full database's limit. A limit below the current size holds the database at its size."""
+        pages = self._no_limit
+        if max_size:
+            page_size = int(self.conn.execute("PRAGMA page_size").fetchone()[0])
+            pages = max(1, max_size // page_size)
+        self.conn.execute(f"PRAGMA max_page_count = {pages}")
+        self.conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+        self.max_size = max_size
+
+    def _error(self, exc: sqlite3.Error, doing: str = "") -> StoreError:
+        """A StoreError naming the database, what was being done and, when it is full, the limit."""
+        text = f"{self.path}: {doing}{exc}"
+        if self.max_size and "full" in str(exc):
+            text += f" (store.max_size is {_size(self.max_size)}; raise it and reload, or free disk space)"
+        return StoreError(text)
 
     def close(self) -> None:
         self.conn.close()
@@ -297,7 +315,7 @@ class Store:
         try:
             self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: cannot start a transaction: {exc}") from exc
+            raise self._error(exc, "cannot start a transaction: ") from exc
         try:
             yield self.conn
         except BaseException:
@@ -307,7 +325,7 @@ class Store:
             self.conn.execute("COMMIT")
         except sqlite3.Error as exc:
             self._rollback()
-            raise StoreError(f"{self.path}: commit failed: {exc}") from exc
+            raise self._error(exc, "commit failed: ") from exc
 
     def _rollback(self) -> None:
         # SQLite rolls back by itself on some errors (disk or max_page_count full, I/O error); a second
@@ -344,7 +362,7 @@ class Store:
         try:
             return self.conn.execute(sql, params)
         except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: {exc}") from exc
+            raise self._error(exc) from exc
 
     # -- feeds -------------------------------------------------------------------------------
 
@@ -702,7 +720,19 @@ class Store:
         return counts
 
     def next_outbox_time(self) -> datetime | None:
-        row = self.conn.execute("SELECT MIN(next_attempt_at) FROM outbox WHERE state = ?", (OUTBOX_PENDING,)).fetchone()
+        """When the next delivery can go: the earliest pending one not waiting behind its story's older one.
+
+        A delivery queued behind an older one of the same (channel, rule, story) is not due at its own
+        time, only once the older one is delivered; counting it would wake the worker at once, again and
+        again, for as long as the older one waits out its backoff.
+        """
+        row = self.conn.execute(
+            "SELECT MIN(o.next_attempt_at) FROM outbox o JOIN alerts a ON a.id = o.alert_id "
+            "WHERE o.state = ? AND (a.story_id IS NULL OR NOT EXISTS ("
+            "SELECT 1 FROM alerts b JOIN outbox p ON p.alert_id = b.id AND p.channel = o.channel "
+            "WHERE b.rule_id = a.rule_id AND b.story_id = a.story_id AND p.state = ? AND p.id < o.id))",
+            (OUTBOX_PENDING, OUTBOX_PENDING),
+        ).fetchone()
         return from_iso(row[0]) if row and row[0] else None
 
     def dead_letters(self, limit: int = 50) -> list[sqlite3.Row]:
@@ -737,6 +767,13 @@ class Store:
                 (alert_id,),
             )
         )
+
+
+def _size(n: int) -> str:
+    for unit, factor in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= factor:
+            return f"{n / factor:g} {unit}"
+    return f"{n} bytes"
 
 
 class AsyncStore:

@@ -10,17 +10,20 @@ import asyncio
 import random
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import structlog
 
 from daemon import alerts
-from daemon.errors import DeliveryError, PermanentDeliveryError
+from daemon.errors import DeliveryError, PermanentDeliveryError, StoreError
 from daemon.models import Alert, AlertKind
 from daemon.notify.base import Channel
 from daemon.retry import RetryPolicy
 from daemon.store import OUTBOX_DIGEST, OUTBOX_HELD, AsyncStore, OutboxEntry, Store
 
 log = structlog.get_logger(__name__)
+
+RECORD_RETRY_CAP = 30.0  # seconds between attempts to record a finished send while the store refuses
 
 
 def utcnow() -> datetime:
@@ -70,8 +73,13 @@ class OutboxWorker:
         groups: dict[str, list[OutboxEntry]] = {}
         for entry in entries:
             groups.setdefault(entry.story_key, []).append(entry)
-        results = await asyncio.gather(*(self._deliver_group(g) for g in groups.values()))
-        return sum(results)
+        # Every group runs to its end even if one fails: a group left running behind a raised gather would
+        # still be sending when the next pass picks the same pending entries, and send them twice.
+        results = await asyncio.gather(*(self._deliver_group(g) for g in groups.values()), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        return sum(r for r in results if isinstance(r, int))
 
     async def _deliver_group(self, group: list[OutboxEntry]) -> int:
         first = group[0]
@@ -95,33 +103,56 @@ class OutboxWorker:
             await self._store.call(Store.mark_failed, entry.id, f"channel {entry.channel!r} is not configured", None)
             bound.error("delivery_dead", reason="channel not configured")
             return False
-        try:
-            async with self._limits[entry.channel]:
+        # The slot is held until the outcome is recorded: at most ``concurrency`` deliveries per channel are
+        # ever accepted by a receiver but not yet marked, so a crash re-sends at most that many. Released
+        # before recording, a burst of sends could outrun a busy store thread by hundreds.
+        async with self._limits[entry.channel]:
+            try:
                 await channel.send(entry.alert)
-        except DeliveryError as exc:
-            self.failed += 1
-            permanent = isinstance(exc, PermanentDeliveryError) or self._policy.exhausted(attempt)
-            if permanent:
-                await self._store.call(Store.mark_failed, entry.id, exc.reason, None)
-                bound.error("delivery_dead", attempt=attempt, error=exc.reason)
-            else:
-                delay = self._policy.delay(attempt, self._rng, exc.retry_after)
-                when = self._clock() + timedelta(seconds=delay)
-                await self._store.call(Store.mark_failed, entry.id, exc.reason, when)
-                bound.warning("delivery_retry", attempt=attempt, retry_in=round(delay, 1), error=exc.reason)
-            return False
-        except Exception as exc:  # a channel bug must not kill the worker; treat as transient
-            self.failed += 1
-            delay = self._policy.delay(attempt, self._rng)
-            await self._store.call(
-                Store.mark_failed, entry.id, f"{type(exc).__name__}: {exc}", self._clock() + timedelta(seconds=delay)
-            )
-            bound.exception("delivery_crashed", attempt=attempt)
-            return False
-        await self._store.call(Store.mark_delivered, entry.id, self._clock())
+            except DeliveryError as exc:
+                await self._failed(entry, exc, attempt, bound)
+                return False
+            except Exception as exc:  # a channel bug must not kill the worker; treat as transient
+                self.failed += 1
+                delay = self._policy.delay(attempt, self._rng)
+                await self._store.call(
+                    Store.mark_failed,
+                    entry.id,
+                    f"{type(exc).__name__}: {exc}",
+                    self._clock() + timedelta(seconds=delay),
+                )
+                bound.exception("delivery_crashed", attempt=attempt)
+                return False
+            await self._record_delivered(entry, bound)
         self.delivered += 1
         bound.info("delivered", attempt=attempt)
         return True
+
+    async def _record_delivered(self, entry: OutboxEntry, bound: Any) -> None:
+        """Mark a sent alert delivered, retrying while the store is locked or full.
+
+        The receiver already has it: giving up here would send it again on the next pass.
+        """
+        delay = 0.5
+        while True:
+            try:
+                await self._store.call(Store.mark_delivered, entry.id, self._clock())
+                return
+            except StoreError as exc:
+                bound.warning("delivery_unrecorded", error=str(exc), retry_in=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RECORD_RETRY_CAP)
+
+    async def _failed(self, entry: OutboxEntry, exc: DeliveryError, attempt: int, bound: Any) -> None:
+        self.failed += 1
+        if isinstance(exc, PermanentDeliveryError) or self._policy.exhausted(attempt):
+            await self._store.call(Store.mark_failed, entry.id, exc.reason, None)
+            bound.error("delivery_dead", attempt=attempt, error=exc.reason)
+            return
+        delay = self._policy.delay(attempt, self._rng, exc.retry_after)
+        when = self._clock() + timedelta(seconds=delay)
+        await self._store.call(Store.mark_failed, entry.id, exc.reason, when)
+        bound.warning("delivery_retry", attempt=attempt, retry_in=round(delay, 1), error=exc.reason)
 
     async def flush_storms(self, *, force: bool = False) -> int:
         """Send one grouped message per (channel, rule) whose storm window has passed (or all: force)."""
@@ -172,8 +203,11 @@ class OutboxWorker:
                 await self.flush_storms()
                 await self.run_once()
                 nxt = await self._store.call(Store.next_outbox_time)
-            except Exception:  # a store fault (locked, full) must not end delivery for good
-                log.exception("outbox_worker_error")
+            except StoreError as exc:  # locked or full: expected, and said in the message; no traceback
+                log.error("outbox_worker_error", error=str(exc), retry_in=idle)
+                nxt = None
+            except Exception:  # nor may a bug end delivery for good
+                log.exception("outbox_worker_crashed")
                 nxt = None
             wait = idle
             if nxt is not None:
