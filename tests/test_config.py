@@ -152,5 +152,5 @@ class TestChannelExamples:
     def test_email_sender_spelled_once(self, tmp_path: Path) -> None:
         """`sender` and its alias `from` together are an error naming the key."""
         text = '[channels.m]\ntype = "email"\nhost = "h"\nsender = "a@x"\nfrom = "b@x"\nto = "c@x"\n'
-        with pytest.raises(ConfigError, match="channels.m.from: give either 'sender' or 'from'"):
+        with pytest.raises(ConfigError, match=r"channels\.m\.from: give either 'sender' or 'from'"):
             load_config(write(tmp_path, text))
