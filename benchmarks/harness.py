@@ -42,14 +42,18 @@ def row(
     unit: str,
     ratio: float | None,
     op: str,
-    target: float,
+    target: float | None,
     stretch: float | None = None,
     baseline_name: str = "",
     note: str = "",
 ) -> dict[str, Any]:
-    """One line of the table. ``ratio`` is feedwatch / baseline; ``op`` says which way is good."""
+    """One line of the table. ``ratio`` is feedwatch / baseline; ``op`` says which way is good;
+    a row without a ``target`` is shown for information.
+    """
     if ratio is None:
         verdict = "n/a"
+    elif target is None:
+        verdict = "info"
     else:
         ok = ratio >= target if op == ">=" else ratio <= target
         verdict = "ok" if ok else "MISS"
@@ -57,7 +61,7 @@ def row(
             verdict += (
                 " (stretch ok)" if (ratio >= stretch if op == ">=" else ratio <= stretch) else " (stretch missed)"
             )
-    target_text = f"{'≥' if op == '>=' else '≤'} {target:g}×"
+    target_text = "—" if target is None else f"{'≥' if op == '>=' else '≤'} {target:g}×"
     if stretch is not None:
         target_text += f" (stretch {stretch:g}×)"
     return {
@@ -142,6 +146,9 @@ class FeedServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in two writes; with Nagle on, a keep-alive client waits ~40 ms
+            # for the delayed ACK on every response, which would time the loopback, not the clients.
+            disable_nagle_algorithm = True
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
@@ -220,6 +227,7 @@ class WebhookSink:
     def __init__(self, on_post: Callable[[float, Any], None]) -> None:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass

@@ -277,7 +277,7 @@ def feed_items(gen: NewsGen, feed: int, count: int, *, start: int = 0, base: str
     """``count`` items of feed ``feed``, numbered from ``start`` (so later calls add new items)."""
     items = []
     for n in range(start, start + count):
-        title, summary, _ = gen.text(title_words=9, summary_words=55)
+        title, summary, _ = gen.text(title_words=9, summary_words=22)
         slug = "-".join(re.findall(r"\w+", title.lower())[:6])
         when = FEED_EPOCH + timedelta(minutes=7 * n + feed)
         link = f"{base}/news/{feed:03d}/{when:%Y/%m/%d}/{slug}-{n}"
