@@ -50,10 +50,10 @@ def row(
     """One line of the table. ``ratio`` is feedwatch / baseline; ``op`` says which way is good;
     a row without a ``target`` is shown for information.
     """
-    if ratio is None:
-        verdict = "n/a"
-    elif target is None:
+    if target is None:
         verdict = "info"
+    elif ratio is None:
+        verdict = "n/a"
     else:
         ok = ratio >= target if op == ">=" else ratio <= target
         verdict = "ok" if ok else "MISS"
