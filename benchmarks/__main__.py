@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 import time
 import traceback
@@ -53,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"feedwatch benchmarks ({'quick' if args.quick else 'full'}) at {info['commit'] or 'working tree'} — "
         f"{info['cpu']}, {info['cores']} cores, {info['ram_gib']} GiB RAM, Python {info['python']}, "
-        f"SQLite {info['sqlite']}",
+        f"SQLite {info['sqlite']}; load average {info['load_avg_at_start'][0]}",
         flush=True,
     )
     results: dict[str, Any] = {}
@@ -69,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
             result = {"error": f"{type(exc).__name__}: {exc}", "rows": []}
         result["seconds"] = round(time.perf_counter() - t, 1)
+        result["load_avg_after"] = [round(x, 2) for x in os.getloadavg()]
         results[name] = result
         rows += result["rows"]
         for r in result["rows"]:
@@ -84,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         print(table(rows, markdown=True))
     for name, result in results.items():
         print(f"\n{name} ({result['seconds']} s): " + json.dumps(result.get("details", {}), ensure_ascii=False))
-    print(f"\ntotal {total:.0f} s")
+    print(f"\ntotal {total:.0f} s; load average now {os.getloadavg()[0]:.2f}")
 
     doc = {
         "at": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -118,6 +118,7 @@ def machine() -> dict[str, Any]:
         "sqlite": sqlite3.sqlite_version,
         "feedparser": feedparser.__version__,
         "commit": commit,
+        "load_avg_at_start": [round(x, 2) for x in os.getloadavg()],
     }
 
 
@@ -269,15 +270,24 @@ def free_port() -> int:
 
 
 class TreeMonitor:
-    """Samples the summed RSS of a process and all its descendants until stopped; keeps the peak."""
+    """Samples a process and all its descendants until stopped.
+
+    ``peak`` is the higher of the largest summed RSS seen and the sum of each process's own kernel
+    high-water mark (VmHWM, last seen), which also covers spikes between two samples.
+    """
 
     def __init__(self, pid: int, every: float = 0.02) -> None:
         self.pid = pid
         self.every = every
-        self.peak = 0
+        self.peak_sampled = 0
+        self.hwm: dict[int, int] = {}
         self.samples = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rss-monitor", daemon=True)
+
+    @property
+    def peak(self) -> int:
+        return max(self.peak_sampled, sum(self.hwm.values()))
 
     def start(self) -> TreeMonitor:
         self._thread.start()
@@ -299,7 +309,10 @@ class TreeMonitor:
                     total += p.memory_info().rss
                 except psutil.NoSuchProcess:
                     continue
-            self.peak = max(self.peak, total)
+                hwm = kernel_peak_rss(p.pid)
+                if hwm:
+                    self.hwm[p.pid] = max(hwm, self.hwm.get(p.pid, 0))
+            self.peak_sampled = max(self.peak_sampled, total)
             self.samples += 1
             self._stop.wait(self.every)
 
@@ -310,7 +323,10 @@ class TreeMonitor:
 
 
 def kernel_peak_rss(pid: int) -> int:
-    """VmHWM of a live process (the kernel's own high-water mark), in bytes; 0 when unavailable."""
+    """VmHWM of a live process (the kernel's own high-water mark), in bytes; 0 when unavailable.
+
+    Not ``ru_maxrss`` from wait4: a child started with vfork+exec inherits the parent's high-water mark.
+    """
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
@@ -321,27 +337,24 @@ def kernel_peak_rss(pid: int) -> int:
 
 
 def timed_process(argv: list[str], *, cwd: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
-    """Run a command to completion: wall time, exit code, peak tree RSS (sampled) and the kernel's
-    max RSS of the process itself (wait4), whichever is higher is the peak.
-    """
+    """Run a command to completion: wall time, CPU time, exit code and peak tree RSS (sampled)."""
     started = time.perf_counter()
     proc = subprocess.Popen(
         argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
-    monitor = TreeMonitor(proc.pid).start()
+    monitor = TreeMonitor(proc.pid, every=0.01).start()
     assert proc.stderr is not None
     err = proc.stderr.read()  # drained as it comes, so a chatty child never blocks on a full pipe
     _, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - started
     proc.returncode = os.waitstatus_to_exitcode(status)
-    sampled = monitor.stop()
-    kernel = usage.ru_maxrss * 1024
+    monitor.stop()
     return {
         "seconds": elapsed,
+        "cpu_seconds": usage.ru_utime + usage.ru_stime,
         "returncode": proc.returncode,
-        "peak_rss": max(sampled, kernel),
-        "peak_rss_sampled": sampled,
-        "peak_rss_kernel": kernel,
+        "peak_rss": monitor.peak,
+        "samples": monitor.samples,
         "stderr_tail": err.decode("utf-8", "replace")[-2000:],
     }
 
@@ -390,6 +403,13 @@ class Daemon:
         """Peak so far: the higher of the sampled tree sum and the kernel's high-water mark."""
         assert self.monitor is not None
         return max(self.monitor.peak, kernel_peak_rss(self.pid))
+
+    def cpu_seconds(self) -> float:
+        try:
+            times = psutil.Process(self.pid).cpu_times()
+        except psutil.NoSuchProcess:
+            return 0.0
+        return float(times.user + times.system)
 
     def rss(self) -> int:
         try:
