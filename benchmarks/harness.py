@@ -141,7 +141,7 @@ class FeedServer:
     def __init__(self) -> None:
         self._docs: dict[str, _Doc] = {}
         self._lock = threading.Lock()
-        self.counts: dict[int, int] = {}
+        self.counts: dict[str, int] = {}
         self.bytes_sent = 0
         owner = self
 
@@ -153,6 +153,10 @@ class FeedServer:
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
+
+            def setup(self) -> None:
+                super().setup()
+                owner._count("connections", 0)
 
             def do_GET(self) -> None:
                 owner._get(self)
@@ -177,15 +181,16 @@ class FeedServer:
         with self._lock:
             self._docs[path] = _Doc(body, modified_at)
 
-    def reset_counts(self) -> dict[int, int]:
+    def reset_counts(self) -> dict[str, int]:
+        """Responses by status, and TCP connections opened, since the last reset."""
         with self._lock:
             counts, self.counts = self.counts, {}
             self.bytes_sent = 0
         return counts
 
-    def _count(self, status: int, size: int) -> None:
+    def _count(self, what: int | str, size: int) -> None:
         with self._lock:
-            self.counts[status] = self.counts.get(status, 0) + 1
+            self.counts[str(what)] = self.counts.get(str(what), 0) + 1
             self.bytes_sent += size
 
     def _get(self, h: BaseHTTPRequestHandler) -> None:
