@@ -47,6 +47,10 @@ def serve_feeds(server: FeedServer, n_feeds: int, seed: int, *, start: int = 0) 
     return urls, sizes
 
 
+# Feed parsing in worker processes so a cold cycle uses both cores (FEEDWATCH_BENCH_PARSE_WORKERS=0: a thread).
+PARSE_WORKERS = int(os.environ.get("FEEDWATCH_BENCH_PARSE_WORKERS", "2"))
+
+
 def feedwatch_config(
     workdir: Path, urls: list[str], *, interval: float, retention: str = "90d", extra: str = ""
 ) -> Path:
@@ -67,6 +71,7 @@ min_interval = "1s"
 jitter = 0
 max_concurrency = 64
 per_host = 64
+parse_workers = {PARSE_WORKERS}
 
 [alerts]
 default_channels = ["console"]

@@ -117,7 +117,7 @@ class Poller:
         active: Callable[[], ActiveSet],
         *,
         clock: Callable[[], datetime],
-        reschedule: Callable[[FeedConfig, float], None],
+        reschedule: Callable[[FeedConfig, datetime], None],
         on_alerts: Callable[[datetime], None],
         parse_executor: Executor | None = None,
         rng: random.Random | None = None,
@@ -278,9 +278,12 @@ class Poller:
             if result.validators != Validators(state.etag, state.last_modified):
                 fields["etag"] = result.validators.etag
                 fields["last_modified"] = result.validators.last_modified
-        fields["next_poll_at"] = now + timedelta(seconds=delay)
+        # Counted from when this poll started, not when it ended, so feeds keep their phase and a
+        # slow cycle does not drift every later one.
+        next_at = now + timedelta(seconds=delay)
+        fields["next_poll_at"] = next_at
         await self._store.call(Store.update_feed, state.id, **fields)
-        self._reschedule(feed, delay)
+        self._reschedule(feed, next_at)
         for ev in (event, stale):
             if ev is not None:
                 await self._raise_ops(feed, state.fetch_url, ev, now)
@@ -313,7 +316,7 @@ class Poller:
             retry_in=None if h.disabled else round(delay, 1),
         )
         if not h.disabled:
-            self._reschedule(feed, delay)
+            self._reschedule(feed, now + timedelta(seconds=delay))
         if event is not None:
             await self._raise_ops(feed, exc.feed_url, event, now)
 

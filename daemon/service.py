@@ -408,13 +408,13 @@ class Service:
         finally:
             self._polls.discard(task)
 
-    def _next_poll(self, feed: FeedConfig, seconds: float) -> None:
+    def _next_poll(self, feed: FeedConfig, when: datetime) -> None:
         """Set when this feed is polled next (interval, backoff, Retry-After, publisher hints, jitter)."""
         if self._scheduler is None or self._stop.is_set():
             return
         job = self._scheduler.get_job(feed.name)
         if job is not None:
-            job.modify(next_run_time=self._clock() + timedelta(seconds=seconds))
+            job.modify(next_run_time=max(when, self._clock()))
 
     # -- one poll ----------------------------------------------------------------------------
 
