@@ -82,6 +82,11 @@ Route = Callable[[BaseHTTPRequestHandler], None]
 
 class _QuietServer(ThreadingHTTPServer):
     daemon_threads = True
+    connections = 0  # TCP connections accepted
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self.connections += 1
+        super().process_request(request, client_address)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that hangs up mid-answer (a killed daemon, a trickle cut off) is no test failure."""
@@ -145,6 +150,10 @@ class FeedServer:
                     items[n] = FeedItem(**{**it.__dict__, **changes})
                     return
         raise KeyError(guid)
+
+    @property
+    def connections(self) -> int:
+        return self.httpd.connections
 
     def polls(self, feed: str) -> int:
         return self.hits[f"/feeds/{feed}.xml"]
