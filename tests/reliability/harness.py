@@ -59,7 +59,7 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str, step: float
 @dataclass
 class FeedItem:
     guid: str
-    title: str
+    title: str  # XML as written: character references (&#13;) and markup go into the document as they are
     link: str
     summary: str = ""
     raw_link: bool = False  # write ``link`` into the XML as it is (hostile links with control chars)
