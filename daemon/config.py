@@ -194,7 +194,7 @@ class PollingConfig:
     fail_alert_after: int = 5
     fail_alert_after_time: float = 6 * 3600.0
     status_fail_threshold: float = 3600.0  # `status` exits 1 when a feed failed longer than this
-    parse_workers: int = 0  # 0: one per core
+    parse_workers: int = 0  # processes for feed parsing; 0 parses in a thread
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,12 +283,21 @@ def _settings(t: Table, build: Callable[[], T]) -> T:
         raise t.error(None, str(exc)) from None
 
 
+def _one_of(t: Table, key: str, alias: str) -> str:
+    if key in t.data and alias in t.data:
+        raise t.error(alias, f"give either {key!r} or {alias!r}, not both")
+    return alias if alias in t.data else key
+
+
 @channel_parser("email")
 def _email(t: Table) -> Any:
     from daemon.notify.email import EmailSettings
 
-    to = t.get("to", (str, list), ..., "an address or a list of addresses")
-    recipients = (to,) if isinstance(to, str) else t.str_list("to")
+    # `sender`/`recipients` as documented; `from`/`to` read naturally too. One spelling per table.
+    rkey = _one_of(t, "recipients", "to")
+    to = t.get(rkey, (str, list), ..., "an address or a list of addresses")
+    recipients = (to,) if isinstance(to, str) else t.str_list(rkey)
+    skey = _one_of(t, "sender", "from")
     security = t.string("security", "starttls")
     return _settings(
         t,
@@ -298,7 +307,7 @@ def _email(t: Table) -> Any:
             security=security,
             username=t.string("username", None),
             password=t.secret("password"),
-            sender=t.string("from"),
+            sender=t.string(skey),
             recipients=tuple(recipients),
             timeout=t.duration("timeout", 30.0),
             helo_name=t.string("helo_name", None),

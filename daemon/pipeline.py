@@ -116,6 +116,7 @@ def ingest(
                     continue
                 if may_alert:
                     _alert_for(store, feed, item, item_id, match, rules, routing, now, result)
+        store.touch_items(state.id, (i.key for i in items), now)  # retention counts from the last sighting
         fields = dict(feed_updates)
         if first_poll:
             fields["first_polled_at"] = now

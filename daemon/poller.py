@@ -19,7 +19,7 @@ import structlog
 
 from daemon import alerts, health, pipeline
 from daemon.config import Config, FeedConfig
-from daemon.errors import FetchError
+from daemon.errors import FeedParseError, FetchError
 from daemon.feeds import ParsedFeed, parse_feed
 from daemon.fetch import Fetcher, FetchResult, Validators
 from daemon.matcher import Matcher
@@ -167,7 +167,8 @@ class Poller:
             auth = httpx.BasicAuth(feed.username, feed.password.reveal())
         if feed.token:
             headers["Authorization"] = f"Bearer {feed.token.reveal()}"
-        async with self._global, self._host_limit(url):
+        # Host slot first: a feed queued behind its busy host must not hold a global slot other hosts could use.
+        async with self._host_limit(url), self._global:
             result = await self._fetcher.fetch(
                 url, Validators(state.etag, state.last_modified), headers=headers, auth=auth
             )
@@ -178,9 +179,16 @@ class Poller:
     async def _parse(self, feed: FeedConfig, result: FetchResult) -> ParsedFeed:
         loop = asyncio.get_running_loop()
         assert result.body is not None
-        return await loop.run_in_executor(
-            self._parse_executor, _parse, result.body, feed.name, result.final_url, result.content_type
-        )
+        try:
+            return await loop.run_in_executor(
+                self._parse_executor, _parse, result.body, feed.name, result.final_url, result.content_type
+            )
+        except FetchError:
+            raise
+        except Exception as exc:
+            # A parser bug on one document is that feed's problem: record it and back off like any failure.
+            log.exception("feed_parse_crashed", feed=feed.name, url=result.final_url)
+            raise FeedParseError(f"parser failed: {type(exc).__name__}: {exc}", feed_url=result.final_url) from exc
 
     async def _ingest(
         self, feed: FeedConfig, state: FeedState, result: FetchResult, parsed: ParsedFeed, now: datetime
@@ -188,6 +196,7 @@ class Poller:
         updates: dict[str, object] = {
             "etag": result.validators.etag,
             "last_modified": result.validators.last_modified,
+            "last_content_at": now,  # the items of this document are the feed's current ones
         }
         if result.permanent_url:
             updates["current_url"] = result.permanent_url
@@ -225,10 +234,14 @@ class Poller:
             self._on_alerts(now)
         return ingested.new_items
 
-    def _interval(self, feed: FeedConfig, parsed: ParsedFeed | None) -> float:
+    async def _interval(self, feed: FeedConfig, state: FeedState, parsed: ParsedFeed | None) -> float:
         polling = self._active().config.polling
-        if feed.auto_interval and parsed is not None:
-            times = [i.published for i in parsed.items if i.published is not None]
+        if feed.auto_interval:
+            # A 304 says nothing new about the pace: keep deriving it from what the feed published.
+            if parsed is not None:
+                times = [i.published for i in parsed.items if i.published is not None]
+            else:
+                times = await self._store.call(Store.recent_published, state.id)
             return health.auto_interval(
                 times, floor=polling.min_interval, ceiling=AUTO_CEILING, default=polling.interval
             )
@@ -248,7 +261,7 @@ class Poller:
         h, stale = health.check_stale(h, now=now, expect_update=feed.expect_update)
         delay = health.next_poll_delay(
             policy_of(config),
-            interval=self._interval(feed, parsed),
+            interval=await self._interval(feed, state, parsed),
             failures=0,
             retry_after=None,
             expires_in=result.expires_in,
@@ -258,8 +271,13 @@ class Poller:
         fields = health_fields(h)
         if new_items:
             fields.pop("last_new_item_at")  # written by the ingest transaction
-        if result.status == 304 and result.permanent_url:
-            fields["current_url"] = result.permanent_url
+        if result.status == 304:
+            if result.permanent_url:
+                fields["current_url"] = result.permanent_url
+            # A 304 may carry a fresh ETag; keeping the old one would cost a full download next time.
+            if result.validators != Validators(state.etag, state.last_modified):
+                fields["etag"] = result.validators.etag
+                fields["last_modified"] = result.validators.last_modified
         fields["next_poll_at"] = now + timedelta(seconds=delay)
         await self._store.call(Store.update_feed, state.id, **fields)
         self._reschedule(feed, delay)
@@ -274,7 +292,7 @@ class Poller:
         )
         delay = health.next_poll_delay(
             policy_of(config),
-            interval=self._interval(feed, None),
+            interval=feed.interval or config.polling.interval,  # unused: a failure backs off
             failures=h.consecutive_failures,
             retry_after=exc.retry_after,
             expires_in=None,

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import faulthandler
+import multiprocessing
 import os
 import random
 import signal
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -38,7 +40,7 @@ from daemon.poller import Poller
 from daemon.retry import RetryPolicy
 from daemon.rules import LoadReport, load_rules
 from daemon.schedule import parse_schedule
-from daemon.store import AsyncStore, Store
+from daemon.store import AsyncStore, FeedState, Store
 from daemon.systemd import Notifier, format_status, watchdog_loop
 
 log = structlog.get_logger(__name__)
@@ -47,6 +49,9 @@ EXIT_OK = 0
 EXIT_CONFIG = 2
 EXIT_QUEUED = 3
 HEARTBEAT_EVERY = 10.0
+PRUNE_EVERY = 3600.0
+PRUNE_FIRST = 60.0  # the first pass shortly after start, once the first polls are under way
+PRUNE_BATCH = 1000  # items per transaction: keeps each write lock short so polls are not held up
 RULES_DEBOUNCE_MS = 300  # editors write in bursts; one reload per save, well inside the 2 s promise
 CLOSE_TIMEOUT = 2.0  # seconds for all channels together to close at shutdown, after the grace period
 
@@ -124,10 +129,19 @@ class Service:
             max_bytes=cfg.polling.max_bytes,
             max_redirects=cfg.polling.max_redirects,
             ca_bundle=cfg.polling.ca_bundle,
+            per_host_limit=cfg.polling.per_host,
         )
         client = make_client(settings)
         self._stack.push_async_callback(client.aclose)
         self.fetcher = Fetcher(client, settings)
+        parse_executor: ProcessPoolExecutor | None = None
+        if cfg.polling.parse_workers:
+            # feedparser is pure Python and holds the GIL: worker processes let a cold cycle of many
+            # feeds use every core. "spawn" because forking a process with threads is unsafe.
+            parse_executor = ProcessPoolExecutor(
+                max_workers=cfg.polling.parse_workers, mp_context=multiprocessing.get_context("spawn")
+            )
+            self._stack.callback(parse_executor.shutdown, wait=False, cancel_futures=True)
         self.poller = Poller(
             self.store,
             self.fetcher,
@@ -135,6 +149,7 @@ class Service:
             clock=self._clock,
             reschedule=self._next_poll,
             on_alerts=self._alerts_queued,
+            parse_executor=parse_executor,
             rng=self._rng,
         )
         self.channels = build_channels(cfg, client)
@@ -180,6 +195,7 @@ class Service:
             await self._start()
             feeds = [f for f in self.active.config.feeds if f.enabled]
             await asyncio.gather(*(self.poll(f) for f in feeds))
+            await self.prune()
             assert self.worker is not None
             # One cycle has no later window: send grouped and digest messages now.
             await self.worker.flush_storms(force=True)
@@ -215,8 +231,9 @@ class Service:
             watch_task = asyncio.create_task(self._watch_rules(), name="rules-watch")
             self._background.add(watch_task)
             self._scheduler = AsyncIOScheduler(timezone=UTC)
-            self._schedule_all(initial=True)
+            self._schedule_all(initial=True, states=await self.store.call(Store.feeds))
             self._schedule_digests()
+            self._schedule_maintenance()
             self._scheduler.start()
             self._worker_task = worker_task
             self.notifier.ready(await self._status_line())
@@ -273,12 +290,13 @@ class Service:
     def _interval(self, feed: FeedConfig) -> float:
         return feed.interval or self.active.config.polling.interval
 
-    def _schedule_all(self, *, initial: bool = False) -> None:
+    def _schedule_all(self, *, initial: bool = False, states: list[FeedState] | None = None) -> None:
         assert self._scheduler is not None
         cfg = self.active.config
         wanted = {f.name: f for f in cfg.feeds if f.enabled}
+        known = {s.name: s for s in states or ()}
         for job in self._scheduler.get_jobs():
-            if job.id not in wanted and not job.id.startswith("digest:"):
+            if job.id not in wanted and not job.id.startswith(("digest:", "maint:")):
                 job.remove()
                 log.info("feed_unscheduled", feed=job.id)
         now = self._clock()
@@ -286,7 +304,9 @@ class Service:
             interval = self._interval(feed)
             # Spread the first polls so a restart does not hit every server in the same second.
             spread = min(interval * cfg.polling.jitter, 30.0)
-            start = now + timedelta(seconds=self._rng.uniform(0, spread))
+            start = first_poll_at(
+                feed, known.get(name), now=now, interval=interval, spread=self._rng.uniform(0, spread)
+            )
             trigger = IntervalTrigger(seconds=interval, jitter=int(interval * cfg.polling.jitter) or None)
             if self._scheduler.get_job(name) is None:
                 self._scheduler.add_job(
@@ -326,6 +346,42 @@ class Service:
                 coalesce=True,
                 replace_existing=True,
             )
+
+    def _schedule_maintenance(self) -> None:
+        assert self._scheduler is not None
+        self._scheduler.add_job(
+            self.prune,
+            trigger=IntervalTrigger(seconds=PRUNE_EVERY),
+            id="maint:prune",
+            max_instances=1,
+            coalesce=True,
+            replace_existing=True,
+            next_run_time=self._clock() + timedelta(seconds=PRUNE_FIRST),
+        )
+
+    async def prune(self) -> int:
+        """Drop items not seen in their feed for ``[store] retention``, in small batches; how many went.
+
+        Each batch is one short transaction on the store thread; between batches the loop runs, so
+        polls and deliveries queue their store calls in between instead of waiting for the whole pass.
+        """
+        retention = self.active.config.store.retention
+        if retention is None:
+            return 0
+        before = self._clock() - timedelta(seconds=retention)
+        total = 0
+        try:
+            while not self._stop.is_set():
+                pruned = await self.store.call(Store.prune, before, batch=PRUNE_BATCH)
+                total += pruned
+                if pruned < PRUNE_BATCH:
+                    break
+                await asyncio.sleep(0)
+        except FeedwatchError as exc:
+            log.error("prune_failed", error=str(exc), pruned=total)
+            return total
+        log.info("pruned", items=total, unseen_since=before.isoformat(timespec="seconds"))
+        return total
 
     async def _digest_job(self, channel: str, period: float) -> None:
         if self.worker is not None:
@@ -516,6 +572,24 @@ class Service:
             except FeedwatchError as exc:
                 log.error("heartbeat_failed", error=str(exc))
             await asyncio.sleep(heartbeat_interval(self.active.config))
+
+
+def first_poll_at(
+    feed: FeedConfig, state: FeedState | None, *, now: datetime, interval: float, spread: float
+) -> datetime:
+    """When a feed is first polled after start: soon (``spread`` seconds), unless its stored next poll is later.
+
+    A restart must not undo a publisher's Retry-After or a failing feed's backoff, nor re-poll every
+    healthy feed at once; a healthy feed waits at most one (possibly newly configured) interval, and a
+    changed URL is a new feed that starts fresh.
+    """
+    soon = now + timedelta(seconds=spread)
+    if state is None or state.url != feed.url or state.next_poll_at is None:
+        return soon
+    target = state.next_poll_at
+    if not state.consecutive_failures:
+        target = min(target, now + timedelta(seconds=interval))
+    return max(soon, target)
 
 
 def build_channels(config: Config, client: httpx.AsyncClient) -> dict[str, Channel]:

@@ -113,6 +113,16 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX outbox_due ON outbox(state, next_attempt_at);
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
+    # 2: retention by last sighting. An item still in its feed must never be pruned (it would come back
+    # as new and alert again), so items remember when a poll last saw them and feeds when their last
+    # document was ingested; alerts get an index on item_id for the pending-delivery check.
+    """
+    ALTER TABLE items ADD COLUMN last_seen_at TEXT;
+    UPDATE items SET last_seen_at = COALESCE(updated_at, first_seen);
+    CREATE INDEX items_last_seen ON items(last_seen_at);
+    ALTER TABLE feeds ADD COLUMN last_content_at TEXT;
+    CREATE INDEX alerts_item ON alerts(item_id);
+    """,
 )
 
 T = TypeVar("T")
@@ -357,14 +367,18 @@ class Store:
     # -- feeds -------------------------------------------------------------------------------
 
     def ensure_feed(self, name: str, url: str) -> FeedState:
-        """Create the feed's row on first sight; a changed configured URL resets its redirect target."""
+        """Create the feed's row on first sight.
+
+        A changed configured URL is a new source under an old name: its redirect target, validators and
+        410 verdict are dropped, and its first poll records the backlog silently like any new feed's.
+        """
         row = self.conn.execute("SELECT * FROM feeds WHERE name = ?", (name,)).fetchone()
         if row is None:
             self._write("INSERT INTO feeds(name, url) VALUES (?, ?)", (name, url))
         elif row["url"] != url:
             self._write(
                 "UPDATE feeds SET url = ?, current_url = NULL, etag = NULL, last_modified = NULL, "
-                "disabled = 0 WHERE id = ?",
+                "disabled = 0, first_polled_at = NULL WHERE id = ?",
                 (url, row["id"]),
             )
         state = self.feed(name)
@@ -421,9 +435,9 @@ class Store:
         now: datetime,
     ) -> int:
         cur = self._write(
-            "INSERT INTO items(feed_id, key, content_hash, title, link, published, first_seen) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (feed_id, key, content_hash, title, link, iso(published) if published else None, iso(now)),
+            "INSERT INTO items(feed_id, key, content_hash, title, link, published, first_seen, last_seen_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (feed_id, key, content_hash, title, link, iso(published) if published else None, iso(now), iso(now)),
         )
         assert cur.lastrowid is not None
         return cur.lastrowid
@@ -458,16 +472,56 @@ class Store:
             ),
         )
 
+    def touch_items(self, feed_id: int, keys: Iterable[str], now: datetime) -> None:
+        """Mark items as present in the document polled ``now`` (retention counts from the last sighting)."""
+        key_list = list(keys)
+        for start in range(0, len(key_list), 500):
+            chunk = key_list[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            self._write(
+                f"UPDATE items SET last_seen_at = ? WHERE feed_id = ? AND key IN ({marks})",
+                (iso(now), feed_id, *chunk),
+            )
+
+    def recent_published(self, feed_id: int, limit: int = 100) -> list[datetime]:
+        """Publication times of the feed's newest stored items (for ``interval = "auto"`` after a 304)."""
+        rows = self.conn.execute(
+            "SELECT published FROM items WHERE feed_id = ? AND published IS NOT NULL ORDER BY published DESC LIMIT ?",
+            (feed_id, limit),
+        )
+        return [t for (text,) in rows if (t := from_iso(text)) is not None]
+
     def count_items(self) -> int:
         return int(self.conn.execute("SELECT COUNT(*) FROM items").fetchone()[0])
 
     def prune(self, before: datetime, batch: int = 1000) -> int:
-        """Delete up to ``batch`` items first seen before ``before`` (small batches keep locks short)."""
-        cur = self._write(
-            "DELETE FROM items WHERE id IN (SELECT id FROM items WHERE first_seen < ? ORDER BY first_seen LIMIT ?)",
-            (iso(before), batch),
-        )
-        return cur.rowcount
+        """Delete up to ``batch`` items last seen in their feed before ``before``; how many went.
+
+        Never an item of its feed's latest document (``last_seen_at`` equals the feed's
+        ``last_content_at``, however old: a feed answering 304 for months still carries it, and pruning
+        it would make it new again), never one of a feed whose latest document is unknown, and never one
+        whose alert still waits for delivery. Their matches go with them; alerts keep their own copy of
+        everything they show and forget the item id, so a later item reusing the id is not mistaken for it.
+        """
+        with self.transaction():
+            ids = [
+                row[0]
+                for row in self.conn.execute(
+                    "SELECT i.id FROM items i JOIN feeds f ON f.id = i.feed_id "
+                    "WHERE i.last_seen_at < ? AND i.last_seen_at < f.last_content_at AND NOT EXISTS ("
+                    "SELECT 1 FROM alerts a JOIN outbox o ON o.alert_id = a.id "
+                    "WHERE a.item_id = i.id AND o.state IN (?, ?, ?)) "
+                    "ORDER BY i.last_seen_at LIMIT ?",
+                    (iso(before), OUTBOX_PENDING, OUTBOX_HELD, OUTBOX_DIGEST, batch),
+                )
+            ]
+            deleted = 0
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                self._write(f"UPDATE alerts SET item_id = NULL WHERE item_id IN ({marks})", chunk)
+                deleted += self._write(f"DELETE FROM items WHERE id IN ({marks})", chunk).rowcount
+        return deleted
 
     # -- stories -----------------------------------------------------------------------------
 

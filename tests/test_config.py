@@ -132,3 +132,25 @@ class TestFindConfig:
         assert find_config(None) == Path("/etc/fw.toml")
         monkeypatch.delenv("FEEDWATCH_CONFIG")
         assert find_config(None) == Path("config.toml")
+
+
+class TestChannelExamples:
+    def test_every_channel_example_in_the_docs_loads(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Each [channels.*] TOML example in docs/channels.md is a valid configuration."""
+        import re
+
+        doc = (Path(__file__).parent.parent / "docs" / "channels.md").read_text()
+        monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+        for name in ("smtp-password", "slack-webhook", "webhook-hmac", "webhook-url"):
+            (tmp_path / name).write_text("https://hooks.example.org/T000/B000/xyz\n")
+        examples = [b for b in re.findall(r"```toml\n(.*?)```", doc, re.S) if "[channels." in b]
+        assert examples
+        for block in examples:
+            cfg = load_config(write(tmp_path, block))
+            assert len(cfg.channels) == 2  # the example's channel and the built-in console
+
+    def test_email_sender_spelled_once(self, tmp_path: Path) -> None:
+        """`sender` and its alias `from` together are an error naming the key."""
+        text = '[channels.m]\ntype = "email"\nhost = "h"\nsender = "a@x"\nfrom = "b@x"\nto = "c@x"\n'
+        with pytest.raises(ConfigError, match=r"channels\.m\.from: give either 'sender' or 'from'"):
+            load_config(write(tmp_path, text))

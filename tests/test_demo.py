@@ -62,6 +62,15 @@ class TestDemo:
         assert second.returncode == 0, second.stderr
         assert "ALERT [" not in second.stdout
 
+    def test_parsing_in_worker_processes_gives_the_same_alerts(self, demo: Path) -> None:
+        """With parse_workers set, feeds are parsed in worker processes and the alerts are identical."""
+        config = demo / "config.toml"
+        config.write_text(config.read_text().replace("[polling]\n", "[polling]\nparse_workers = 2\n"))
+        out = run_once(demo)
+        assert out.returncode == 0, out.stderr
+        expected = tomllib.loads((demo / "seeds" / "expected.toml").read_text())
+        assert out.stdout.count("\nALERT [") == sum(len(s["rules"]) for s in expected["story"])
+
     def test_deleting_state_brings_alerts_back(self, demo: Path) -> None:
         """State lives in var/: removing it makes the next run alert again."""
         assert "ALERT [" in run_once(demo).stdout
