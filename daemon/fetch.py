@@ -37,6 +37,7 @@ ACCEPT = (
 ACCEPT_ENCODING = "gzip, deflate, br"
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 PERMANENT_REDIRECTS = frozenset({301, 308})
+DRAIN_MAX = 64 * 1024  # bytes read from a response we do not use, so its connection can be reused
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +217,7 @@ class Fetcher:
                     status = response.status_code
                     if status in REDIRECT_STATUSES:
                         location = _first(response.headers, "location")
+                        await _drain(response)
                     else:
                         return await self._finish(url, current, chain, all_permanent, validators, response, started)
             except httpx.HTTPError as exc:
@@ -275,10 +277,12 @@ class Fetcher:
         if status == 304:
             # A 304 may refresh validators; anything it omits stays as it was.
             new = Validators(headers.get("etag") or old.etag, headers.get("last-modified") or old.last_modified)
+            await _drain(response)
         elif 200 <= status < 300:
             body = await self._read_body(url, response)
             new = Validators(headers.get("etag"), headers.get("last-modified"))
         else:
+            await _drain(response)
             raise _status_error(url, status, headers, now)
         return FetchResult(
             url=url,
@@ -432,6 +436,23 @@ def parse_expires_in(headers: httpx.Headers, *, now: datetime) -> float | None:
         return None
     left_s = (expires - now).total_seconds()
     return left_s if left_s > 0 else None
+
+
+async def _drain(response: httpx.Response) -> None:
+    """Read to the end of a small response we do not use.
+
+    httpcore closes a connection whose response was not read to its end, and an unread 304 counts:
+    every conditional GET answered "not modified" then paid a new TCP (and TLS) handshake. A large
+    or broken remainder is left unread; that connection simply closes.
+    """
+    seen = 0
+    try:
+        async for chunk in response.aiter_raw():
+            seen += len(chunk)
+            if seen > DRAIN_MAX:
+                return
+    except httpx.HTTPError:
+        return
 
 
 def _status_error(url: str, status: int, headers: httpx.Headers, now: datetime) -> FetchError:

@@ -8,9 +8,13 @@ URL, and pushes that feed's next poll out by the backoff — other feeds never n
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import random
+import traceback
 from collections.abc import Callable
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -109,6 +113,45 @@ def _enqueue_ops(store: Store, alert: Alert, channels: list[str], now: datetime)
         store.add_alert(alert, channels, story_id=None, item_id=None, now=now)
 
 
+class ParsePool:
+    """Worker processes for feedparser (``parse_workers``), replaced whole when one of them dies.
+
+    A worker killed mid-parse (out of memory, a signal, a crash in C code) leaves a ProcessPoolExecutor
+    broken for good: every later parse would fail at once, for every feed.
+    """
+
+    def __init__(self, workers: int) -> None:
+        self._workers = workers
+        self.executor = self._new()
+
+    def _new(self) -> ProcessPoolExecutor:
+        # "spawn": forking a process that runs threads (the store's, the resolver's) is unsafe.
+        return ProcessPoolExecutor(max_workers=self._workers, mp_context=multiprocessing.get_context("spawn"))
+
+    def renew(self, broken: Executor) -> bool:
+        """Replace ``broken`` if it is still the current pool; False when another poll already did."""
+        if self.executor is not broken:
+            return False
+        broken.shutdown(wait=False, cancel_futures=True)
+        self.executor = self._new()
+        return True
+
+    def shutdown(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+@dataclass(frozen=True, slots=True)
+class _Refused:
+    """A parse that failed, in a form that survives the trip back from a worker process.
+
+    FeedParseError itself does not: its keyword-only constructor cannot be unpickled, and an exception
+    the pool cannot unpickle breaks the whole pool.
+    """
+
+    reason: str
+    crash: str | None = None  # the traceback, when the parser failed unexpectedly (a bug, not the feed)
+
+
 class Poller:
     def __init__(
         self,
@@ -119,7 +162,7 @@ class Poller:
         clock: Callable[[], datetime],
         reschedule: Callable[[FeedConfig, datetime], None],
         on_alerts: Callable[[datetime], None],
-        parse_executor: Executor | None = None,
+        parse_pool: ParsePool | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self._store = store
@@ -128,7 +171,7 @@ class Poller:
         self._clock = clock
         self._reschedule = reschedule
         self._on_alerts = on_alerts
-        self._parse_executor = parse_executor
+        self._parse_pool = parse_pool
         self._rng = rng or random.Random()
         self._hosts: dict[str, asyncio.Semaphore] = {}
         self._global = asyncio.Semaphore(active().config.polling.max_concurrency)
@@ -179,16 +222,22 @@ class Poller:
     async def _parse(self, feed: FeedConfig, result: FetchResult) -> ParsedFeed:
         loop = asyncio.get_running_loop()
         assert result.body is not None
+        url = result.final_url
+        executor = self._parse_pool.executor if self._parse_pool is not None else None
         try:
-            return await loop.run_in_executor(
-                self._parse_executor, _parse, result.body, feed.name, result.final_url, result.content_type
-            )
-        except FetchError:
-            raise
-        except Exception as exc:
-            # A parser bug on one document is that feed's problem: record it and back off like any failure.
-            log.exception("feed_parse_crashed", feed=feed.name, url=result.final_url)
-            raise FeedParseError(f"parser failed: {type(exc).__name__}: {exc}", feed_url=result.final_url) from exc
+            outcome = await loop.run_in_executor(executor, _parse, result.body, feed.name, url, result.content_type)
+        except BrokenProcessPool:
+            assert self._parse_pool is not None
+            assert executor is not None
+            if self._parse_pool.renew(executor):
+                log.error("parse_pool_restarted", feed=feed.name, hint="a parser process died; a new pool took over")
+            raise FeedParseError("the parser process died while this feed was being parsed", feed_url=url) from None
+        if isinstance(outcome, _Refused):
+            if outcome.crash is not None:
+                # A parser bug on one document is that feed's problem: record it and back off like any failure.
+                log.error("feed_parse_crashed", feed=feed.name, url=url, error=outcome.reason, traceback=outcome.crash)
+            raise FeedParseError(outcome.reason, feed_url=url)
+        return outcome
 
     async def _ingest(
         self, feed: FeedConfig, state: FeedState, result: FetchResult, parsed: ParsedFeed, now: datetime
@@ -329,5 +378,11 @@ class Poller:
         self._on_alerts(now)
 
 
-def _parse(body: bytes, name: str, url: str, content_type: str | None) -> ParsedFeed:
-    return parse_feed(body, feed=name, url=url, content_type=content_type)
+def _parse(body: bytes, name: str, url: str, content_type: str | None) -> ParsedFeed | _Refused:
+    """Runs in a worker (thread or process): never raises, so nothing unpicklable comes back."""
+    try:
+        return parse_feed(body, feed=name, url=url, content_type=content_type)
+    except FeedParseError as exc:
+        return _Refused(exc.reason)
+    except Exception as exc:
+        return _Refused(f"parser failed: {type(exc).__name__}: {exc}", crash=traceback.format_exc())

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import faulthandler
-import multiprocessing
 import os
 import random
 import signal
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -36,7 +34,7 @@ from daemon.fetch import Fetcher, FetchSettings, make_client
 from daemon.matcher import Matcher
 from daemon.notify.base import Channel
 from daemon.notify.worker import OutboxWorker
-from daemon.poller import Poller
+from daemon.poller import ParsePool, Poller
 from daemon.retry import RetryPolicy
 from daemon.rules import LoadReport, load_rules
 from daemon.schedule import parse_schedule
@@ -134,14 +132,12 @@ class Service:
         client = make_client(settings)
         self._stack.push_async_callback(client.aclose)
         self.fetcher = Fetcher(client, settings)
-        parse_executor: ProcessPoolExecutor | None = None
+        parse_pool: ParsePool | None = None
         if cfg.polling.parse_workers:
             # feedparser is pure Python and holds the GIL: worker processes let a cold cycle of many
-            # feeds use every core. "spawn" because forking a process with threads is unsafe.
-            parse_executor = ProcessPoolExecutor(
-                max_workers=cfg.polling.parse_workers, mp_context=multiprocessing.get_context("spawn")
-            )
-            self._stack.callback(parse_executor.shutdown, wait=False, cancel_futures=True)
+            # feeds use every core.
+            parse_pool = ParsePool(cfg.polling.parse_workers)
+            self._stack.callback(parse_pool.shutdown)
         self.poller = Poller(
             self.store,
             self.fetcher,
@@ -149,7 +145,7 @@ class Service:
             clock=self._clock,
             reschedule=self._next_poll,
             on_alerts=self._alerts_queued,
-            parse_executor=parse_executor,
+            parse_pool=parse_pool,
             rng=self._rng,
         )
         self.channels = build_channels(cfg, client)

@@ -59,7 +59,7 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str, step: float
 @dataclass
 class FeedItem:
     guid: str
-    title: str
+    title: str  # XML as written: character references (&#13;) and markup go into the document as they are
     link: str
     summary: str = ""
     raw_link: bool = False  # write ``link`` into the XML as it is (hostile links with control chars)
@@ -82,6 +82,11 @@ Route = Callable[[BaseHTTPRequestHandler], None]
 
 class _QuietServer(ThreadingHTTPServer):
     daemon_threads = True
+    connections = 0  # TCP connections accepted
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self.connections += 1
+        super().process_request(request, client_address)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that hangs up mid-answer (a killed daemon, a trickle cut off) is no test failure."""
@@ -145,6 +150,10 @@ class FeedServer:
                     items[n] = FeedItem(**{**it.__dict__, **changes})
                     return
         raise KeyError(guid)
+
+    @property
+    def connections(self) -> int:
+        return self.httpd.connections
 
     def polls(self, feed: str) -> int:
         return self.hits[f"/feeds/{feed}.xml"]
@@ -383,7 +392,9 @@ class Daemon:
         self.write_config()
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
-        self.peak_rss = 0
+        self.peak_rss = 0  # the daemon process itself
+        self.peak_child_rss = 0  # its largest child (parse workers), for parse_workers > 0
+        self.peak_total_rss = 0  # the daemon and its children together
         self._sampler: threading.Thread | None = None
         self._offset = 0
         self._events: list[dict[str, Any]] = []
@@ -418,8 +429,25 @@ class Daemon:
         with contextlib.suppress(psutil.Error):
             p = psutil.Process(proc.pid)
             while proc.poll() is None:
-                self.peak_rss = max(self.peak_rss, p.memory_info().rss)
+                own = p.memory_info().rss
+                children = []
+                for child in p.children(recursive=True):
+                    with contextlib.suppress(psutil.Error):
+                        children.append(child.memory_info().rss)
+                self.peak_rss = max(self.peak_rss, own)
+                self.peak_child_rss = max(self.peak_child_rss, *children, 0)
+                self.peak_total_rss = max(self.peak_total_rss, own + sum(children))
                 time.sleep(0.02)
+
+    def parse_workers(self) -> list[psutil.Process]:
+        """The daemon's parser processes (multiprocessing's spawned workers, not its resource tracker)."""
+        out = []
+        for child in psutil.Process(self.pid).children():
+            with contextlib.suppress(psutil.Error):
+                cmdline = " ".join(child.cmdline())
+                if "spawn_main" in cmdline:
+                    out.append(child)
+        return out
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
