@@ -10,6 +10,7 @@ from __future__ import annotations
 import calendar
 import hashlib
 import re
+import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -270,3 +271,28 @@ def parse_feed(body: bytes, *, feed: str, url: str, content_type: str | None = N
         problem=problem,
         duplicates=duplicates,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """A parse that failed, in a form that survives the trip back from a worker process.
+
+    FeedParseError itself does not: its keyword-only constructor cannot be unpickled, and an exception
+    the pool cannot unpickle breaks the whole pool.
+    """
+
+    reason: str
+    crash: str | None = None  # the traceback, when the parser failed unexpectedly (a bug, not the feed)
+
+
+def parse_in_worker(body: bytes, name: str, url: str, content_type: str | None) -> ParsedFeed | Refused:
+    """Entry point for parse workers (thread or process): never raises, so nothing unpicklable comes back.
+
+    It lives here, not in the poller, so a spawned worker imports only the parsing stack.
+    """
+    try:
+        return parse_feed(body, feed=name, url=url, content_type=content_type)
+    except FeedParseError as exc:
+        return Refused(exc.reason)
+    except Exception as exc:
+        return Refused(f"parser failed: {type(exc).__name__}: {exc}", crash=traceback.format_exc())

@@ -10,11 +10,9 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import random
-import traceback
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -24,7 +22,7 @@ import structlog
 from daemon import alerts, health, pipeline
 from daemon.config import Config, FeedConfig
 from daemon.errors import FeedParseError, FetchError
-from daemon.feeds import ParsedFeed, parse_feed
+from daemon.feeds import ParsedFeed, Refused, parse_in_worker
 from daemon.fetch import Fetcher, FetchResult, Validators
 from daemon.matcher import Matcher
 from daemon.models import Alert, AlertKind, Severity
@@ -140,18 +138,6 @@ class ParsePool:
         self.executor.shutdown(wait=False, cancel_futures=True)
 
 
-@dataclass(frozen=True, slots=True)
-class _Refused:
-    """A parse that failed, in a form that survives the trip back from a worker process.
-
-    FeedParseError itself does not: its keyword-only constructor cannot be unpickled, and an exception
-    the pool cannot unpickle breaks the whole pool.
-    """
-
-    reason: str
-    crash: str | None = None  # the traceback, when the parser failed unexpectedly (a bug, not the feed)
-
-
 class Poller:
     def __init__(
         self,
@@ -225,14 +211,16 @@ class Poller:
         url = result.final_url
         executor = self._parse_pool.executor if self._parse_pool is not None else None
         try:
-            outcome = await loop.run_in_executor(executor, _parse, result.body, feed.name, url, result.content_type)
+            outcome = await loop.run_in_executor(
+                executor, parse_in_worker, result.body, feed.name, url, result.content_type
+            )
         except BrokenProcessPool:
             assert self._parse_pool is not None
             assert executor is not None
             if self._parse_pool.renew(executor):
                 log.error("parse_pool_restarted", feed=feed.name, hint="a parser process died; a new pool took over")
             raise FeedParseError("the parser process died while this feed was being parsed", feed_url=url) from None
-        if isinstance(outcome, _Refused):
+        if isinstance(outcome, Refused):
             if outcome.crash is not None:
                 # A parser bug on one document is that feed's problem: record it and back off like any failure.
                 log.error("feed_parse_crashed", feed=feed.name, url=url, error=outcome.reason, traceback=outcome.crash)
@@ -376,13 +364,3 @@ class Poller:
         log.warning("feed_problem", kind=event.kind, feed=feed.name, url=url, message=event.message, channels=channels)
         await self._store.call(_enqueue_ops, alert, channels, now)
         self._on_alerts(now)
-
-
-def _parse(body: bytes, name: str, url: str, content_type: str | None) -> ParsedFeed | _Refused:
-    """Runs in a worker (thread or process): never raises, so nothing unpicklable comes back."""
-    try:
-        return parse_feed(body, feed=name, url=url, content_type=content_type)
-    except FeedParseError as exc:
-        return _Refused(exc.reason)
-    except Exception as exc:
-        return _Refused(f"parser failed: {type(exc).__name__}: {exc}", crash=traceback.format_exc())
