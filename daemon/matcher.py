@@ -111,6 +111,8 @@ class Matcher:
         self._index = {r.id: i for i, r in enumerate(self.rules)}
         self._automaton: ahocorasick.Automaton | None = None
         self._regexes: list[tuple[int, int, int, re.Pattern[str], bool]] = []
+        self._regex_gates: dict[bool, re.Pattern[str]] = {}  # case-sensitive? -> any-regex prefilter
+        self._ungated: set[int] = set()  # regexes the prefilter cannot stand for
         self._fuzzy: list[_FuzzyEntry] = []
         self._fuzzy_cache: dict[str, tuple[tuple[str, int, float], ...]] = {}
         self._fuzzy_token_re: re.Pattern[str] | None = None
@@ -156,6 +158,7 @@ class Matcher:
                 automaton.add_word(key, (len(key), left, right, exact, prefix))
             automaton.make_automaton()
             self._automaton = automaton
+        self._compile_regex_gates()
 
     # --- scanning ----------------------------------------------------------------------------------
 
@@ -199,9 +202,37 @@ class Matcher:
         written = fold_term(ft.original_text(start, stop), keep_case=True)
         return written.startswith(e.cased) if e.prefix else written == e.cased
 
+    def _compile_regex_gates(self) -> None:
+        """One alternation of every regex term per case mode, searched once per field.
+
+        Most items match no regex at all; without the gate each regex term is its own pass over every
+        field, which with many rules costs more than all exact terms together. Patterns that cannot be
+        joined safely (backreferences, named groups) are always run.
+        """
+        for case in (False, True):
+            parts = []
+            for index, (_, _, _, rx, c) in enumerate(self._regexes):
+                if c != case:
+                    continue
+                pattern = _scoped_flags(rx.pattern)
+                if pattern is None:
+                    self._ungated.add(index)
+                else:
+                    parts.append(f"(?:{pattern})")
+            if parts:
+                try:
+                    self._regex_gates[case] = re.compile("|".join(parts), 0 if case else re.IGNORECASE)
+                except re.error:
+                    self._ungated.update(i for i, r in enumerate(self._regexes) if r[4] == case)
+
     def _scan_regex(self, scan: _Scan, fi: int, ft: FoldedText) -> None:
         cased_ft = fold(ft.original, keep_case=True) if self._needs_case_fold else ft
-        for ri, gi, ti, rx, case in self._regexes:
+        open_gates = {
+            case: gate.search((cased_ft if case else ft).text) is not None for case, gate in self._regex_gates.items()
+        }
+        for index, (ri, gi, ti, rx, case) in enumerate(self._regexes):
+            if index not in self._ungated and not open_gates.get(case, True):
+                continue
             target = cased_ft if case else ft
             for m in rx.finditer(target.text):
                 if m.end() > m.start():
@@ -371,6 +402,22 @@ class Matcher:
             field=FIELDS[fi], start=start, end=end, text=ft.original[start:end],
             contribution=round(contribution, 6), fuzzy=r.fuzzy,
         )  # fmt: skip
+
+
+_GLOBAL_FLAGS = re.compile(r"^\(\?([aiLmsux]+)\)")
+_UNJOINABLE = re.compile(r"\\[1-9]|\(\?(?![:=!]|<[=!]|[aiLmsux-]+:)")
+
+
+def _scoped_flags(pattern: str) -> str | None:
+    """``pattern`` made safe to join into an alternation, or None when it cannot be.
+
+    A leading ``(?i)`` becomes the scoped ``(?i:...)`` (global flags are only allowed at the very start);
+    backreferences, named groups and conditionals would change meaning or clash once joined.
+    """
+    m = _GLOBAL_FLAGS.match(pattern)
+    if m:
+        pattern = f"(?{m.group(1)}:{pattern[m.end() :]})"
+    return None if _UNJOINABLE.search(pattern) else pattern
 
 
 def _word_end(text: str, pos: int) -> int:

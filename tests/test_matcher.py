@@ -421,3 +421,25 @@ class TestPenalty:
         assert ev.score == 6.0 - 2.0
         assert ev.fired
         assert [h.contribution for h in ev.hits if h.group == "calm"] == [-2.0]
+
+
+class TestRegexGate:
+    @pytest.mark.parametrize(
+        ("regex", "text", "hit"),
+        [
+            ("(?i)\\\\bcease[- ]?fire violat\\\\w*", "Ceasefire violations reported", True),
+            ("\\\\b(\\\\w+) and \\\\1\\\\b", "shelling and shelling again", True),
+            ("(?P<verb>halt|stop)\\\\w* (?:\\\\w+ )?fighting", "calls to halt Karabakh fighting", True),
+            ("\\\\bwithdraw\\\\w* (?:from )?occupied", "a quiet market report", False),
+        ],
+    )
+    def test_joined_prefilter_never_hides_a_match(self, tmp_path: Path, regex: str, text: str, hit: bool) -> None:
+        """The one-pass regex prefilter finds what each regex finds, including ones it cannot join."""
+        rules = "".join(
+            f'[rule.r{i}]\nthreshold = 1.0\n[rule.r{i}.groups.g]\nterms = [{{ regex = "{rx}" }}]\n'
+            for i, rx in enumerate([regex, "\\\\bunrelated\\\\b"])
+        )
+        m = compile_rules(tmp_path, rules)
+        fired = {r.rule_id for r in m.score(item(title=text))}
+        assert ("r0" in fired) is hit
+        assert "r1" not in fired
