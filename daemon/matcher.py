@@ -9,7 +9,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import ahocorasick
 from rapidfuzz import fuzz
@@ -111,8 +111,7 @@ class Matcher:
         self._index = {r.id: i for i, r in enumerate(self.rules)}
         self._automaton: ahocorasick.Automaton | None = None
         self._regexes: list[tuple[int, int, int, re.Pattern[str], bool]] = []
-        self._regex_gates: dict[bool, re.Pattern[str]] = {}  # case-sensitive? -> any-regex prefilter
-        self._ungated: set[int] = set()  # regexes the prefilter cannot stand for
+        self._regex_needs: list[frozenset[str] | None] = []  # per regex: literals of which one must occur
         self._fuzzy: list[_FuzzyEntry] = []
         self._fuzzy_cache: dict[str, tuple[tuple[str, int, float], ...]] = {}
         self._fuzzy_token_re: re.Pattern[str] | None = None
@@ -203,37 +202,20 @@ class Matcher:
         return written.startswith(e.cased) if e.prefix else written == e.cased
 
     def _compile_regex_gates(self) -> None:
-        """One alternation of every regex term per case mode, searched once per field.
+        """Literals each regex needs (any one of them), checked with a plain substring test first.
 
-        Most items match no regex at all; without the gate each regex term is its own pass over every
-        field, which with many rules costs more than all exact terms together. Patterns that cannot be
-        joined safely (backreferences, named groups) are always run.
+        Most items match no regex at all, and Python's regex engine tries a pattern at every position;
+        a substring test in C rules out nearly every item first. Patterns with no required literal
+        always run.
         """
-        for case in (False, True):
-            parts = []
-            for index, (_, _, _, rx, c) in enumerate(self._regexes):
-                if c != case:
-                    continue
-                pattern = _scoped_flags(rx.pattern)
-                if pattern is None:
-                    self._ungated.add(index)
-                else:
-                    parts.append(f"(?:{pattern})")
-            if parts:
-                try:
-                    self._regex_gates[case] = re.compile("|".join(parts), 0 if case else re.IGNORECASE)
-                except re.error:
-                    self._ungated.update(i for i, r in enumerate(self._regexes) if r[4] == case)
+        self._regex_needs = [required_literals(rx.pattern, rx.flags, case) for _, _, _, rx, case in self._regexes]
 
     def _scan_regex(self, scan: _Scan, fi: int, ft: FoldedText) -> None:
         cased_ft = fold(ft.original, keep_case=True) if self._needs_case_fold else ft
-        open_gates = {
-            case: gate.search((cased_ft if case else ft).text) is not None for case, gate in self._regex_gates.items()
-        }
-        for index, (ri, gi, ti, rx, case) in enumerate(self._regexes):
-            if index not in self._ungated and not open_gates.get(case, True):
-                continue
+        for (ri, gi, ti, rx, case), needs in zip(self._regexes, self._regex_needs, strict=True):
             target = cased_ft if case else ft
+            if needs is not None and not any(lit in target.text for lit in needs):
+                continue
             for m in rx.finditer(target.text):
                 if m.end() > m.start():
                     # Case-sensitive regexes run on another folding; a negative field index says so.
@@ -404,20 +386,65 @@ class Matcher:
         )  # fmt: skip
 
 
-_GLOBAL_FLAGS = re.compile(r"^\(\?([aiLmsux]+)\)")
-_UNJOINABLE = re.compile(r"\\[1-9]|\(\?(?![:=!]|<[=!]|[aiLmsux-]+:)")
+_MIN_LITERAL = 3
 
 
-def _scoped_flags(pattern: str) -> str | None:
-    """``pattern`` made safe to join into an alternation, or None when it cannot be.
+def required_literals(pattern: str, flags: int, case: bool) -> frozenset[str] | None:
+    """Strings of which at least one occurs in any text ``pattern`` matches, or None if unknown.
 
-    A leading ``(?i)`` becomes the scoped ``(?i:...)`` (global flags are only allowed at the very start);
-    backreferences, named groups and conditionals would change meaning or clash once joined.
+    Walks the parsed pattern's top-level sequence: a run of literal characters is required, and so is
+    a group that is an alternation of pure literals. The candidate whose shortest literal is longest
+    wins. Case-insensitive literals are lower-cased, like the folded text they are checked against.
     """
-    m = _GLOBAL_FLAGS.match(pattern)
-    if m:
-        pattern = f"(?{m.group(1)}:{pattern[m.end() :]})"
-    return None if _UNJOINABLE.search(pattern) else pattern
+    try:
+        parsed = re._parser.parse(pattern, flags)  # type: ignore[attr-defined]
+    except re.error:
+        return None
+    if case and flags & re.IGNORECASE:
+        return None  # matched against cased text, yet ignoring case: a substring test would not do
+    candidates: list[frozenset[str]] = []
+    run: list[str] = []
+
+    def close_run() -> None:
+        if len(run) >= _MIN_LITERAL:
+            candidates.append(frozenset({"".join(run)}))
+        run.clear()
+
+    for op, av in parsed:
+        name = str(op)
+        if name == "LITERAL":
+            run.append(chr(av))
+            continue
+        close_run()
+        branch = None
+        if name == "BRANCH":  # a non-capturing group (?:a|b), or the whole pattern
+            branch = _literal_branch([(op, av)])
+        elif name == "SUBPATTERN" and not av[1] and not av[2]:
+            branch = _literal_branch(av[3])
+        if branch is not None:
+            candidates.append(branch)
+    close_run()
+    candidates = [c for c in candidates if min(len(x) for x in c) >= _MIN_LITERAL]
+    if not candidates:
+        return None
+    best = max(candidates, key=lambda c: min(len(x) for x in c))
+    return best if case else frozenset(x.casefold() for x in best)
+
+
+def _literal_branch(sub: Any) -> frozenset[str] | None:
+    """The alternatives of a group like ``(?:fighting|hostilities)`` when each is a pure literal."""
+    items = list(sub)
+    if len(items) != 1 or str(items[0][0]) != "BRANCH":
+        return None
+    out = set()
+    for alternative in items[0][1][1]:
+        chars = []
+        for op, av in alternative:
+            if str(op) != "LITERAL":
+                return None
+            chars.append(chr(av))
+        out.add("".join(chars))
+    return frozenset(out)
 
 
 def _word_end(text: str, pos: int) -> int:

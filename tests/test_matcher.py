@@ -423,7 +423,7 @@ class TestPenalty:
         assert [h.contribution for h in ev.hits if h.group == "calm"] == [-2.0]
 
 
-class TestRegexGate:
+class TestRegexPrefilter:
     @pytest.mark.parametrize(
         ("regex", "text", "hit"),
         [
@@ -434,7 +434,7 @@ class TestRegexGate:
         ],
     )
     def test_joined_prefilter_never_hides_a_match(self, tmp_path: Path, regex: str, text: str, hit: bool) -> None:
-        """The one-pass regex prefilter finds what each regex finds, including ones it cannot join."""
+        """The literal prefilter never hides a match, whatever the pattern's shape or the text's case."""
         rules = "".join(
             f'[rule.r{i}]\nthreshold = 1.0\n[rule.r{i}.groups.g]\nterms = [{{ regex = "{rx}" }}]\n'
             for i, rx in enumerate([regex, "\\\\bunrelated\\\\b"])
@@ -443,3 +443,26 @@ class TestRegexGate:
         fired = {r.rule_id for r in m.score(item(title=text))}
         assert ("r0" in fired) is hit
         assert "r1" not in fired
+
+
+@pytest.mark.parametrize(
+    ("pattern", "case", "needs"),
+    [
+        ("\\bwithdraw\\w* (?:from )?occupied", False, {"withdraw"}),
+        ("(Talish|Martuni) shelled", False, {" shelled"}),
+        ("(Talish|Martuni) shells", False, {"talish", "martuni"}),
+        ("\\b(?:halt|stop|end)\\w* (?:\\w+ ){0,2}(?:fighting|hostilities)", False, {"fighting", "hostilities"}),
+        ("a|b", False, None),
+        ("(?i)Iran", True, None),
+        ("F-16 jets", True, {"F-16 jets"}),
+    ],
+)
+def test_required_literals(pattern: str, case: bool, needs: set[str] | None) -> None:
+    """Each regex gets the literals a matching text must contain, or None when none is certain."""
+    import re
+
+    from daemon.matcher import required_literals
+
+    flags = re.compile(pattern, 0 if case else re.IGNORECASE).flags
+    got = required_literals(pattern, flags, case)
+    assert (set(got) if got is not None else None) == needs
