@@ -450,7 +450,7 @@ class TestRegexPrefilter:
     [
         ("\\bwithdraw\\w* (?:from )?occupied", False, {"withdraw"}),
         ("(Talish|Martuni) shelled", False, {" shelled"}),
-        ("(Talish|Martuni) shells", False, {"talish", "martuni"}),
+        ("(Talish|Martuni) hit", False, {"talish", "martuni"}),
         ("\\b(?:halt|stop|end)\\w* (?:\\w+ ){0,2}(?:fighting|hostilities)", False, {"fighting", "hostilities"}),
         ("a|b", False, None),
         ("(?i)Iran", True, None),
