@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
 import httpx
+import structlog
 
 from daemon.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
 from daemon.secrets import Secret
@@ -132,3 +134,17 @@ def _status_error(resp: httpx.Response, detail: str, shown: str, channel: str, a
     if 300 <= status < 400:
         message += " (redirects are not followed: configure the final URL)"
     return PermanentDeliveryError(message, channel=channel, alert_id=alert_id)
+
+
+def settle(outcome: int | DeliveryError, *, channel: str, alert_id: str, target: str, started: float) -> None:
+    """Raise the delivery error a post returned, or log the delivery (with the redacted target)."""
+    if isinstance(outcome, DeliveryError):
+        raise outcome  # built outside any except block: no third-party traceback attached
+    structlog.get_logger(__name__).debug(
+        "channel_delivered",
+        channel=channel,
+        alert_id=alert_id,
+        target=target,
+        status=outcome,
+        elapsed_ms=round((time.monotonic() - started) * 1000, 1),
+    )

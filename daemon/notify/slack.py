@@ -14,9 +14,8 @@ from urllib.parse import urlsplit
 import httpx
 import structlog
 
-from daemon.errors import DeliveryError
 from daemon.models import Alert
-from daemon.notify._http import post, redact_url
+from daemon.notify._http import post, redact_url, settle
 from daemon.render import slack_payload
 from daemon.secrets import Secret
 
@@ -78,16 +77,7 @@ class SlackChannel:
             channel=self.name,
             alert_id=alert.alert_id,
         )
-        if isinstance(outcome, DeliveryError):
-            raise outcome  # built outside any except block: no third-party traceback attached
-        log.debug(
-            "channel_delivered",
-            channel=self.name,
-            alert_id=alert.alert_id,
-            target=self.target,
-            status=outcome,
-            elapsed_ms=round((time.monotonic() - started) * 1000, 1),
-        )
+        settle(outcome, channel=self.name, alert_id=alert.alert_id, target=self.target, started=started)
 
     async def aclose(self) -> None:
         """Nothing of its own to release: the HTTP client belongs to the service."""

@@ -20,9 +20,8 @@ import httpx
 import structlog
 
 from daemon import __version__
-from daemon.errors import DeliveryError
 from daemon.models import Alert
-from daemon.notify._http import post, redact_url, reveal
+from daemon.notify._http import post, redact_url, reveal, settle
 from daemon.render import webhook_payload
 from daemon.secrets import Secret
 
@@ -143,16 +142,7 @@ class WebhookChannel:
             alert_id=alert.alert_id,
             secrets=[s for s in (self._settings.secret, *self._settings.headers.values()) if s is not None],
         )
-        if isinstance(outcome, DeliveryError):
-            raise outcome  # built outside any except block: no third-party traceback attached
-        log.debug(
-            "channel_delivered",
-            channel=self.name,
-            alert_id=alert.alert_id,
-            target=self.target,
-            status=outcome,
-            elapsed_ms=round((time.monotonic() - started) * 1000, 1),
-        )
+        settle(outcome, channel=self.name, alert_id=alert.alert_id, target=self.target, started=started)
 
     async def aclose(self) -> None:
         """Nothing of its own to release: the HTTP client belongs to the service."""
