@@ -20,19 +20,20 @@ def setup_logging(level: str = "info", *, json: bool | None = None, stream: Text
     out = stream or sys.stderr
     if json is None:
         json = not out.isatty()
-    processors: list[Any] = [
+    shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
+    renderers: list[Any]
     if json:
-        processors += [
+        renderers = [
             # No local variables in tracebacks: they could hold secrets (passwords, webhook URLs).
             structlog.processors.ExceptionRenderer(structlog.tracebacks.ExceptionDictTransformer(show_locals=False)),
             structlog.processors.JSONRenderer(sort_keys=False),
         ]
     else:
-        processors += [
+        renderers = [
             structlog.dev.ConsoleRenderer(
                 colors=out.isatty(),
                 exception_formatter=structlog.dev.RichTracebackFormatter(show_locals=False)
@@ -41,13 +42,24 @@ def setup_logging(level: str = "info", *, json: bool | None = None, stream: Text
             )
         ]
     structlog.configure(
-        processors=processors,
+        processors=shared + renderers,
         wrapper_class=structlog.make_filtering_bound_logger(LEVELS.get(level, logging.INFO)),
-        logger_factory=structlog.PrintLoggerFactory(file=out),
+        # One write per line (message and newline together), so lines from threads never interleave.
+        logger_factory=structlog.WriteLoggerFactory(file=out),
         cache_logger_on_first_use=False,
     )
-    # Libraries that log through the stdlib (apscheduler, httpx) follow the same level, to stderr.
-    logging.basicConfig(level=max(LEVELS.get(level, logging.INFO), logging.WARNING), stream=out, force=True)
+    # Libraries that log through the stdlib (apscheduler, httpx) come out in the same format, so a
+    # journal of JSON lines stays JSON lines; they are quieter than ours (warnings and up).
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *renderers],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(max(LEVELS.get(level, logging.INFO), logging.WARNING))
 
 
 def _has_rich() -> bool:
