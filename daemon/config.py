@@ -322,17 +322,12 @@ def _slack(t: Table) -> Any:
     url = t.secret("webhook_url")
     if url is None:
         raise t.error("webhook_url", "required (or webhook_url_env / webhook_url_file / webhook_url_credential)")
+    timeout = t.duration("timeout", 10.0)
+    username = t.string("username", None)
+    icon = t.string("icon", None)
     if not t.secrets:
         return None
-    return _settings(
-        t,
-        lambda: SlackSettings(
-            webhook_url=url,
-            timeout=t.duration("timeout", 10.0),
-            username=t.string("username", None),
-            icon=t.string("icon", None),
-        ),
-    )
+    return _settings(t, lambda: SlackSettings(webhook_url=url, timeout=timeout, username=username, icon=icon))
 
 
 @channel_parser("webhook")

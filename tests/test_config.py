@@ -154,3 +154,10 @@ class TestChannelExamples:
         text = '[channels.m]\ntype = "email"\nhost = "h"\nsender = "a@x"\nfrom = "b@x"\nto = "c@x"\n'
         with pytest.raises(ConfigError, match=r"channels\.m\.from: give either 'sender' or 'from'"):
             load_config(write(tmp_path, text))
+
+
+def test_operator_commands_read_every_channel_key(tmp_path: Path) -> None:
+    """Without secrets (check, status), a Slack channel's other keys still count as known keys."""
+    text = '[channels.s]\ntype = "slack"\nwebhook_url_env = "FW_UNSET_HOOK"\ntimeout = "5s"\nusername = "fw"\n'
+    cfg = load_config(write(tmp_path, text), secrets=False)
+    assert "s" in cfg.channels
