@@ -60,6 +60,9 @@ def setup_logging(level: str = "info", *, json: bool | None = None, stream: Text
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(max(LEVELS.get(level, logging.INFO), logging.WARNING))
+    # A poll still running when its next turn comes is skipped on purpose (max_instances=1, coalesce):
+    # APScheduler's warning about it is expected behaviour, not news. Its errors still show.
+    logging.getLogger("apscheduler").setLevel(logging.ERROR)
 
 
 def _has_rich() -> bool:
