@@ -31,8 +31,8 @@ from daemon.intake.fetch import (
     FetchSettings,
     Validators,
     make_client,
-    redact_url,
 )
+from daemon.util.redact import redact_url
 
 FEED = b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title></channel></rss>'
 MiB = 1 << 20
@@ -639,7 +639,7 @@ class TestUrls:
         ("url", "shown"),
         [
             ("https://reader:s3cret@feeds.example/rss", "https://reader:***@feeds.example/rss"),
-            ("https://reader@feeds.example/rss", "https://reader@feeds.example/rss"),
+            ("https://reader@feeds.example/rss", "https://***@feeds.example/rss"),
             ("https://reader:s3cret@[::1/rss", "https://reader:***@[::1/rss"),
             ("/srv/feeds/local.xml", "/srv/feeds/local.xml"),
         ],

@@ -11,7 +11,6 @@ import functools
 import http
 import mimetypes
 import os
-import re
 import socket
 import ssl
 import stat
@@ -19,7 +18,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 import httpx
 import structlog
@@ -27,6 +26,7 @@ import structlog
 from daemon import __version__
 from daemon.errors import ConfigError, FetchError
 from daemon.intake.decode import DecodeError, TooBig, body_decoder
+from daemon.util.redact import redact_url
 
 log = structlog.get_logger(__name__)
 
@@ -75,19 +75,6 @@ class FetchResult:
     validators: Validators  # store these (with the items) for the next conditional GET
     expires_in: float | None  # seconds the publisher asked us not to re-poll (max-age / Expires)
     elapsed: float
-
-
-def redact_url(url: str) -> str:
-    """``url`` with any password in its userinfo replaced, for logs and error text."""
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:  # unparseable (e.g. a broken IPv6 literal): redact by pattern instead
-        return re.sub(r"//([^/@:]*):[^/@]*@", r"//\1:***@", url)
-    if password is None:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
 
 
 def make_client(settings: FetchSettings, *, transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:

@@ -29,6 +29,7 @@ from daemon.intake.parse import ParsedFeed, Refused, parse_in_worker
 from daemon.models import Alert, AlertKind, Severity
 from daemon.rules.matcher import Matcher
 from daemon.store.sqlite import AsyncStore, FeedState, Store
+from daemon.util.redact import link_url, redact_text, restore_secrets
 from daemon.util.urls import host_of, safe_link
 
 log = structlog.get_logger(__name__)
@@ -100,8 +101,8 @@ def ops_alert(feed: FeedConfig, url: str, event: health.OpsEvent, now: datetime)
         rule_id="",
         severity=OPS_SEVERITY[event.kind],
         score=0.0,
-        title=f"Feed {feed.name} {event.message}",
-        link=safe_link(url),
+        title=redact_text(f"Feed {feed.name} {event.message}"),
+        link=safe_link(link_url(url)),  # sent to every ops channel: never with the feed's credentials
         feed=feed.name,
         created_at=now,
         description=f"feed {event.kind}",
@@ -172,7 +173,7 @@ class Poller:
 
     async def poll(self, feed: FeedConfig) -> None:
         """Fetch, parse, score and enqueue one feed; raises only for store faults."""
-        state = await self._store.call(Store.ensure_feed, feed.name, feed.url)
+        state = await self._store.call(Store.ensure_feed, feed.name, feed.url)  # stored redacted
         if state.disabled:
             return
         now = self._clock()
@@ -191,7 +192,8 @@ class Poller:
         await self._succeeded(feed, state, result, parsed, new_items, now)
 
     async def _fetch(self, feed: FeedConfig, state: FeedState) -> FetchResult:
-        url = state.fetch_url
+        # The stored redirect target is redacted: its credentials come back from the configured URL.
+        url = (restore_secrets(state.current_url, feed.url) if state.current_url else None) or feed.url
         auth: httpx.Auth | None = None
         headers = dict(feed.headers)
         if feed.username and feed.password:

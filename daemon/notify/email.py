@@ -29,6 +29,7 @@ from daemon.errors import DeliveryError, PermanentDeliveryError, TransientDelive
 from daemon.models import Alert, AlertKind
 from daemon.render import clean, email_subject, render_html, render_text
 from daemon.render.mailheader import literal_header
+from daemon.util.redact import redact_text
 
 log = structlog.get_logger(__name__)
 
@@ -242,9 +243,7 @@ class EmailChannel:
 
     def _scrub(self, text: str) -> str:
         password = self._settings.password
-        if password is not None and password.reveal():
-            text = text.replace(password.reveal(), "***")
-        return clean(text)
+        return clean(redact_text(text, [password] if password is not None else []))
 
     def _drop(self) -> None:
         if self._smtp is not None:

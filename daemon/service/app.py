@@ -39,6 +39,7 @@ from daemon.rules.matcher import Matcher
 from daemon.rules.ruleset import LoadReport, load_rules
 from daemon.service.systemd import Notifier, format_status, watchdog_loop
 from daemon.store.sqlite import AsyncStore, FeedState, Store
+from daemon.util.redact import redact_url
 from daemon.util.retry import RetryPolicy
 
 log = structlog.get_logger(__name__)
@@ -580,7 +581,7 @@ def first_poll_at(
     changed URL is a new feed that starts fresh.
     """
     soon = now + timedelta(seconds=spread)
-    if state is None or state.url != feed.url or state.next_poll_at is None:
+    if state is None or state.url != redact_url(feed.url) or state.next_poll_at is None:
         return soon
     target = state.next_poll_at
     if not state.consecutive_failures:

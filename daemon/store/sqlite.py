@@ -24,6 +24,7 @@ import structlog
 
 from daemon.errors import StoreError
 from daemon.models import Alert, RuleMatch, Severity, alert_from_dict, alert_to_dict, hit_to_dict
+from daemon.util.redact import redact_text, redact_url
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: initial schema
@@ -126,6 +127,7 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 T = TypeVar("T")
+_REDACTED_FEED_COLUMNS = frozenset({"url", "current_url", "last_error"})
 log = structlog.get_logger(__name__)
 
 OUTBOX_PENDING = "pending"
@@ -372,9 +374,12 @@ class Store:
         A changed configured URL is a new source under an old name: its redirect target, validators and
         410 verdict are dropped, and its first poll records the backlog silently like any new feed's.
         """
+        url = redact_url(url)  # the store never holds a credential; the config has the real URL
         row = self.conn.execute("SELECT * FROM feeds WHERE name = ?", (name,)).fetchone()
         if row is None:
             self._write("INSERT INTO feeds(name, url) VALUES (?, ?)", (name, url))
+        elif redact_url(row["url"]) == url and row["url"] != url:
+            self._write("UPDATE feeds SET url = ? WHERE id = ?", (url, row["id"]))  # stored before redaction
         elif row["url"] != url:
             self._write(
                 "UPDATE feeds SET url = ?, current_url = NULL, etag = NULL, last_modified = NULL, "
@@ -403,6 +408,8 @@ class Store:
                 value = iso(value)
             elif isinstance(value, bool):
                 value = int(value)
+            elif key in _REDACTED_FEED_COLUMNS and isinstance(value, str):
+                value = redact_text(value)
             cols.append(f"{key} = ?")
             values.append(value)
         values.append(feed_id)
@@ -695,6 +702,7 @@ class Store:
 
     def mark_failed(self, entry_id: int, error: str, next_attempt: datetime | None) -> None:
         """Schedule a retry, or (``next_attempt`` None) move the delivery to the dead letters."""
+        error = redact_text(error)
         if next_attempt is None:
             self._write(
                 "UPDATE outbox SET state = ?, attempts = attempts + 1, last_error = ? WHERE id = ?",
