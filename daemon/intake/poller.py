@@ -28,7 +28,9 @@ from daemon.intake.fetch import Fetcher, FetchResult, Validators
 from daemon.intake.parse import ParsedFeed, Refused, parse_in_worker
 from daemon.models import Alert, AlertKind, Severity
 from daemon.rules.matcher import Matcher
-from daemon.store.sqlite import AsyncStore, FeedState, Store
+from daemon.store.async_store import AsyncStore
+from daemon.store.rows import FeedState
+from daemon.store.sqlite import Store
 from daemon.util.urls import host_of, safe_link
 
 log = structlog.get_logger(__name__)

@@ -38,7 +38,9 @@ from daemon.notify.worker import OutboxWorker
 from daemon.rules.matcher import Matcher
 from daemon.rules.ruleset import LoadReport, load_rules
 from daemon.service.systemd import Notifier, format_status, watchdog_loop
-from daemon.store.sqlite import AsyncStore, FeedState, Store
+from daemon.store.async_store import AsyncStore
+from daemon.store.rows import FeedState
+from daemon.store.sqlite import Store
 from daemon.util.retry import RetryPolicy
 
 log = structlog.get_logger(__name__)
