@@ -24,7 +24,8 @@ from daemon.alerting import policy as alerts
 from daemon.config.settings import Config, FeedConfig
 from daemon.errors import FeedParseError, FetchError
 from daemon.intake import policy as health
-from daemon.intake.fetch import Fetcher, FetchResult, Validators
+from daemon.intake.fetch import Fetcher, FetchResult
+from daemon.intake.headers import Validators
 from daemon.intake.parse import ParsedFeed, Refused, parse_in_worker
 from daemon.models import Alert, AlertKind, Severity
 from daemon.rules.matcher import Matcher
