@@ -25,13 +25,8 @@ from werkzeug import Request, Response
 
 from daemon.errors import ConfigError, FetchError
 from daemon.intake.decode import body_decoder
-from daemon.intake.fetch import (
-    Fetcher,
-    FetchResult,
-    FetchSettings,
-    Validators,
-    make_client,
-)
+from daemon.intake.fetch import Fetcher, FetchResult, FetchSettings, make_client
+from daemon.intake.headers import Validators
 from daemon.util.redact import redact_url
 
 FEED = b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title></channel></rss>'

@@ -86,7 +86,7 @@ def redact_event(logger: Any, method: str, event: dict[str, Any]) -> dict[str, A
 
 def _has_rich() -> bool:
     try:
-        import rich  # type: ignore[import-not-found]  # noqa: F401  (optional: nicer terminal tracebacks)
+        import rich  # type: ignore[import-not-found,unused-ignore]  # noqa: F401  (optional: nicer terminal tracebacks)
     except ImportError:
         return False
     return True
