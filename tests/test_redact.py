@@ -12,7 +12,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from daemon.config.secrets import Secret
-from daemon.util.redact import link_url, redact_text, redact_url
+from daemon.util.redact import link_url, redact_text, redact_url, restore_secrets
 from tests.conftest import CLI, cli_env
 
 SLACK_TOKEN = "xoxbSlackT0kenSecret42"
@@ -65,6 +65,26 @@ class TestRedactUrl:
     def test_link_url_drops_userinfo(self) -> None:
         """A link built from a feed URL carries no credentials at all."""
         assert link_url("https://reader:pw@feeds.example/rss?token=t") == "https://feeds.example/rss?token=***"
+
+
+class TestRestore:
+    @pytest.mark.parametrize(
+        ("stored", "source", "restored"),
+        [
+            (
+                "https://u:***@a.example/new?key=***",
+                "https://u:pw@a.example/old?key=k1",
+                "https://u:pw@a.example/new?key=k1",
+            ),
+            ("https://u:***@b.example/new", "https://u:pw@a.example/old", None),
+            ("https://a.example/new?token=***", "https://a.example/old", None),
+            ("https://a.example/new?page=2", "https://u:pw@a.example/old", "https://a.example/new?page=2"),
+        ],
+        ids=["same-host", "other-host", "unknown-param", "nothing-masked"],
+    )
+    def test_stored_redirect_target(self, stored: str, source: str, restored: str | None) -> None:
+        """A redacted redirect target gets its credentials back only from the configured URL of the same host."""
+        assert restore_secrets(stored, source) == restored
 
 
 class TestRedactText:
