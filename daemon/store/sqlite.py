@@ -24,6 +24,7 @@ import structlog
 
 from daemon.errors import StoreError
 from daemon.models import Alert, RuleMatch, Severity, alert_from_dict, alert_to_dict, hit_to_dict
+from daemon.store.controls import CONTROLS_SCHEMA, ControlTables
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: initial schema
@@ -123,6 +124,8 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE feeds ADD COLUMN last_content_at TEXT;
     CREATE INDEX alerts_item ON alerts(item_id);
     """,
+    # 3: operator controls (silences, decisions for explain, item text, delivery attempts, Slack threads)
+    ";\n".join(CONTROLS_SCHEMA),
 )
 
 T = TypeVar("T")
@@ -231,7 +234,7 @@ def _feed_state(row: sqlite3.Row) -> FeedState:
     )
 
 
-class Store:
+class Store(ControlTables):
     """The only code that speaks SQL."""
 
     def __init__(
@@ -585,7 +588,8 @@ class Store:
 
     def count_alerts(self, rule_id: str, since: datetime) -> int:
         row = self.conn.execute(
-            "SELECT COUNT(*) FROM alerts WHERE rule_id = ? AND created_at >= ? AND kind IN ('new', 'update')",
+            "SELECT COUNT(*) FROM alerts WHERE rule_id = ? AND created_at >= ? AND kind IN ('new', 'update') "
+            "AND silence_id IS NULL",
             (rule_id, iso(since)),
         ).fetchone()
         return int(row[0])
@@ -692,9 +696,11 @@ class Store:
             "UPDATE outbox SET state = ?, delivered_at = ?, attempts = attempts + 1, last_error = NULL WHERE id = ?",
             (OUTBOX_DELIVERED, iso(now), entry_id),
         )
+        self.record_attempt(entry_id, OUTBOX_DELIVERED, None, now)
 
     def mark_failed(self, entry_id: int, error: str, next_attempt: datetime | None) -> None:
         """Schedule a retry, or (``next_attempt`` None) move the delivery to the dead letters."""
+        self.record_attempt(entry_id, "retry" if next_attempt else OUTBOX_DEAD, error, datetime.now(UTC))
         if next_attempt is None:
             self._write(
                 "UPDATE outbox SET state = ?, attempts = attempts + 1, last_error = ? WHERE id = ?",
