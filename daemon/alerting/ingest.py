@@ -19,8 +19,8 @@ from daemon.alerting.policy import Outcome
 from daemon.alerting.silences import Silence
 from daemon.config.settings import AlertConfig, FeedConfig
 from daemon.models import Alert, AlertKind, Item, RuleMatch, Severity
-from daemon.store.controls import OUTBOX_SILENCED
-from daemon.store.sqlite import OUTBOX_DIGEST, OUTBOX_HELD, OUTBOX_PENDING, FeedState, Store
+from daemon.store.rows import OUTBOX_DIGEST, OUTBOX_HELD, OUTBOX_PENDING, OUTBOX_SILENCED, FeedState
+from daemon.store.sqlite import Store
 from daemon.util.urls import canonical_url
 
 SNIPPET = 280

@@ -9,71 +9,17 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from daemon.alerting.silences import Silence
 from daemon.errors import StoreError
+from daemon.store.base import StoreBase
+from daemon.store.rows import from_iso as _dt
+from daemon.store.rows import iso as _iso
 
-# Migration 3, one statement per entry.
-CONTROLS_SCHEMA: tuple[str, ...] = (
-    """
-    CREATE TABLE silences (
-        id TEXT PRIMARY KEY,
-        rule TEXT NOT NULL,
-        feed TEXT,
-        match TEXT,
-        created_at TEXT NOT NULL,
-        starts_at TEXT NOT NULL,
-        ends_at TEXT NOT NULL,
-        comment TEXT NOT NULL DEFAULT '',
-        created_by TEXT NOT NULL DEFAULT '',
-        expired_at TEXT
-    )
-    """,
-    "CREATE INDEX silences_ends ON silences(ends_at)",
-    "ALTER TABLE alerts ADD COLUMN silence_id TEXT",
-    # What the alert policy did with each rule's match: explain reads it back.
-    "ALTER TABLE matches ADD COLUMN outcome TEXT",
-    "ALTER TABLE matches ADD COLUMN reason TEXT",
-    "ALTER TABLE matches ADD COLUMN alert_id TEXT",
-    # The text an item was scored on, so explain can say why the other rules did not fire.
-    "ALTER TABLE items ADD COLUMN summary TEXT",
-    "ALTER TABLE items ADD COLUMN content TEXT",
-    "CREATE INDEX items_link ON items(link)",
-    """
-    CREATE TABLE delivery_attempts (
-        id INTEGER PRIMARY KEY,
-        outbox_id INTEGER NOT NULL REFERENCES outbox(id) ON DELETE CASCADE,
-        at TEXT NOT NULL,
-        outcome TEXT NOT NULL,
-        error TEXT
-    )
-    """,
-    "CREATE INDEX delivery_attempts_outbox ON delivery_attempts(outbox_id)",
-    """
-    CREATE TABLE slack_threads (
-        channel TEXT NOT NULL,
-        thread_id TEXT NOT NULL,
-        slack_channel TEXT NOT NULL,
-        ts TEXT NOT NULL,
-        created_at TEXT NOT NULL,
-        PRIMARY KEY (channel, thread_id)
-    )
-    """,
-)
-
-OUTBOX_SILENCED = "silenced"  # recorded, never sent: a silence matched
 ITEM_TEXT_MAX = 32_000  # characters of summary and of content kept per item for explain
 ALERT_COLUMNS = "id, kind, rule_id, story_id, item_id, severity, score, created_at, silence_id"
-
-
-def _iso(dt: datetime) -> str:
-    return dt.astimezone(UTC).isoformat(timespec="microseconds")
-
-
-def _dt(text: str | None) -> datetime | None:
-    return datetime.fromisoformat(text) if text else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,13 +72,8 @@ def _silence(row: sqlite3.Row) -> Silence:
     )
 
 
-class ControlTables:
-    """Mixed into :class:`~daemon.store.sqlite.Store`; uses its connection and write wrapper."""
-
-    conn: sqlite3.Connection
-
-    def _write(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
-        raise NotImplementedError
+class ControlTables(StoreBase):
+    """Queries behind the operator controls."""
 
     # -- silences ----------------------------------------------------------------------------
 
@@ -256,7 +197,8 @@ class ControlTables:
         status: str | None = None,
     ) -> list[sqlite3.Row]:
         """Newest first; ``status`` is a delivery state some channel of the alert is in (``silenced`` too)."""
-        where, params = ["1 = 1"], []  # type: list[str], list[Any]
+        where: list[str] = ["1 = 1"]
+        params: list[Any] = []
         if rule is not None:
             where.append("a.rule_id = ?")
             params.append(rule)
@@ -288,12 +230,6 @@ class ControlTables:
         )
 
     # -- delivery attempts -------------------------------------------------------------------
-
-    def record_attempt(self, entry_id: int, outcome: str, error: str | None, now: datetime) -> None:
-        self._write(
-            "INSERT INTO delivery_attempts(outbox_id, at, outcome, error) VALUES (?, ?, ?, ?)",
-            (entry_id, _iso(now), outcome, error),
-        )
 
     def attempts(self, alert_id: str) -> list[AttemptRow]:
         rows = self.conn.execute(
