@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from daemon.cli.common import EXIT_OK, EXIT_USAGE
+from daemon.cli.exitcodes import ExitCode
 
 SERVER_DIR = Path("/etc/feedwatch")
 SERVER_STORE = "/var/lib/feedwatch/feedwatch.db"
@@ -101,19 +101,19 @@ def cmd_init(args: argparse.Namespace) -> int:
         # All or nothing: a half-written set (new config, old rules) is harder to reason about.
         for path in existing:
             print(f"feedwatch: error: {path} already exists (use --force to overwrite)", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     if target.exists() and not target.is_dir():
         print(f"feedwatch: error: {target} is not a folder", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     try:
         for path, data, mode in files:
             write_file(path, data, mode)
             print(f"wrote {path}")
     except OSError as exc:
         print(f"feedwatch: error: cannot write into {target}: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     config = target / "config.toml"
     print(f"next: add [[feeds]] to {config}, then run: feedwatch check --config {config}")
     if is_server_dir(target):
         print(f"unit: sudo install -m 0644 {target / 'feedwatch.service'} /etc/systemd/system/ (docs/operations.md)")
-    return EXIT_OK
+    return ExitCode.OK
