@@ -17,7 +17,7 @@ from werkzeug import Request, Response
 from daemon.cli.exitcodes import ExitCode
 from daemon.config.settings import load_config
 from daemon.service import status
-from daemon.service.app import first_poll_at
+from daemon.service.scheduling import first_poll_at
 from daemon.store.sqlite import Store
 from tests.conftest import CLI, cli_env
 from tests.polling_kit import (

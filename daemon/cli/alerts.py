@@ -158,7 +158,7 @@ def sample_alert(now: datetime) -> Alert:
 
 async def _send(config: Config, name: str) -> None:
     from daemon.intake.fetch import FetchSettings, make_client
-    from daemon.service.app import build_channels
+    from daemon.service.runtime import build_channels
 
     async with make_client(FetchSettings()) as client:
         channel = build_channels(config, client)[name]

@@ -14,7 +14,8 @@ from pathlib import Path
 from daemon.cli.common import load
 from daemon.cli.exitcodes import ExitCode
 from daemon.errors import StoreError
-from daemon.store.sqlite import OUTBOX_PENDING, Store
+from daemon.store.rows import OUTBOX_PENDING
+from daemon.store.sqlite import Store
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,8 @@ from datetime import datetime
 from typing import Any
 
 from daemon.config.settings import Config
-from daemon.store.sqlite import Store, from_iso
+from daemon.store.rows import from_iso
+from daemon.store.sqlite import Store
 from daemon.util.durations import format_duration
 
 HEARTBEAT_INTERVALS = 3
