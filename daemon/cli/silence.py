@@ -24,22 +24,23 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ssub.required = True
 
     add = ssub.add_parser("add", help="create a silence; prints its id")
-    target = add.add_mutually_exclusive_group(required=True)
+    # Checked in the handler, not by argparse: every command must parse with its positionals alone.
+    target = add.add_mutually_exclusive_group()
     target.add_argument("--rule", help="rule id, or '*' for every rule")
     target.add_argument("--ops", action="store_true", help="operator alerts about feeds (use with --feed)")
     add.add_argument("--feed", help="only alerts from this feed (its name in config.toml)")
     add.add_argument("--match", help="only alerts whose title contains this text (case-insensitive)")
-    add.add_argument("--for", dest="duration", required=True, help='how long, e.g. "2h", "30m", "3d"')
+    add.add_argument("--for", dest="duration", help='how long, e.g. "2h", "30m", "3d"')
     add.add_argument("--comment", default="", help="why (shown in `silence list` and `explain`)")
     add.set_defaults(func=cmd_add)
 
     ls = ssub.add_parser("list", help="active silences (--all: ended ones too)")
     ls.add_argument("--all", action="store_true", help="also silences that ended or were expired")
-    ls.add_argument("--json", action="store_true")
+    ls.add_argument("--json", action="store_true", help="one JSON array")
     ls.set_defaults(func=cmd_list)
 
     ex = ssub.add_parser("expire", help="end a silence now (an id or a unique prefix of one)")
-    ex.add_argument("silence_id")
+    ex.add_argument("silence_id", help="the id `silence add` printed, or a unique prefix of it")
     ex.set_defaults(func=cmd_expire)
 
 
@@ -56,6 +57,12 @@ def cmd_add(args: argparse.Namespace) -> int:
     from daemon.util.durations import parse_duration
 
     config = load(args, secrets=False)
+    if args.rule is None and not args.ops:
+        print("feedwatch: silence add needs --rule RULE (or --ops --feed FEED)", file=sys.stderr)
+        return ExitCode.USAGE
+    if args.duration is None:
+        print("feedwatch: silence add needs --for DURATION, e.g. --for 2h", file=sys.stderr)
+        return ExitCode.USAGE
     try:
         seconds = parse_duration(args.duration)
     except ValueError as exc:
