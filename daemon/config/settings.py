@@ -311,6 +311,7 @@ def _email(t: Table) -> Any:
             recipients=tuple(recipients),
             timeout=t.duration("timeout", 30.0),
             helo_name=t.string("helo_name", None),
+            allow_plaintext_auth=t.boolean("allow_plaintext_auth", False),
         ),
     )
 
