@@ -17,7 +17,8 @@ from daemon.alerting import policy as alerts
 from daemon.alerting import stories
 from daemon.config.settings import AlertConfig, FeedConfig
 from daemon.models import Alert, AlertKind, Item, RuleMatch, Severity
-from daemon.store.sqlite import OUTBOX_DIGEST, OUTBOX_HELD, OUTBOX_PENDING, FeedState, Store
+from daemon.store.rows import OUTBOX_DIGEST, OUTBOX_HELD, OUTBOX_PENDING, FeedState
+from daemon.store.sqlite import Store
 from daemon.util.urls import canonical_url
 
 if TYPE_CHECKING:

@@ -24,11 +24,14 @@ from daemon.alerting import policy as alerts
 from daemon.config.settings import Config, FeedConfig
 from daemon.errors import FeedParseError, FetchError
 from daemon.intake import policy as health
-from daemon.intake.fetch import Fetcher, FetchResult, Validators
+from daemon.intake.fetch import Fetcher, FetchResult
+from daemon.intake.headers import Validators
 from daemon.intake.parse import ParsedFeed, Refused, parse_in_worker
 from daemon.models import Alert, AlertKind, Severity
 from daemon.rules.matcher import Matcher
-from daemon.store.sqlite import AsyncStore, FeedState, Store
+from daemon.store.async_store import AsyncStore
+from daemon.store.rows import FeedState
+from daemon.store.sqlite import Store
 from daemon.util.urls import host_of, safe_link
 
 log = structlog.get_logger(__name__)
