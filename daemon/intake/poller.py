@@ -21,6 +21,8 @@ import structlog
 
 from daemon.alerting import ingest as pipeline
 from daemon.alerting import policy as alerts
+from daemon.alerting import silences as muting
+from daemon.alerting.silences import Silence
 from daemon.config.settings import Config, FeedConfig
 from daemon.errors import FeedParseError, FetchError
 from daemon.intake import policy as health
@@ -30,7 +32,7 @@ from daemon.intake.parse import ParsedFeed, Refused, parse_in_worker
 from daemon.models import Alert, AlertKind, Severity
 from daemon.rules.matcher import Matcher
 from daemon.store.async_store import AsyncStore
-from daemon.store.rows import FeedState
+from daemon.store.rows import OUTBOX_SILENCED, FeedState
 from daemon.store.sqlite import Store
 from daemon.util.urls import host_of, safe_link
 
@@ -130,9 +132,17 @@ def regex_overrun_alert(rule_id: str, feed: FeedConfig, title: str, budget: floa
     )
 
 
-def _enqueue_ops(store: Store, alert: Alert, channels: list[str], now: datetime) -> None:
+def _enqueue_ops(store: Store, alert: Alert, channels: list[str], now: datetime) -> Silence | None:
+    """Queue an operator alert, or record it as silenced when a silence for the feed's ops alerts holds."""
     with store.transaction():
-        store.add_alert(alert, channels, story_id=None, item_id=None, now=now)
+        silence = muting.find(
+            store.silences(now=now), rule_id="", ops=True, feed=alert.feed, title=alert.title, now=now
+        )
+        states = {c: OUTBOX_SILENCED for c in channels} if silence else None
+        store.add_alert(alert, channels, story_id=None, item_id=None, now=now, states=states)
+        if silence is not None:
+            store.mark_silenced(alert.alert_id, silence.id)
+    return silence
 
 
 class ParsePool:
@@ -322,7 +332,8 @@ class Poller:
             )
             if rule_id not in reported:
                 reported.add(rule_id)
-                await self._enqueue_ops_alert(regex_overrun_alert(rule_id, feed, title, matcher.regex_budget, now), now)
+                alert = regex_overrun_alert(rule_id, feed, title, matcher.regex_budget, now)
+                await self._enqueue_ops_alert(alert, now, kind="regex-overrun")
 
     async def _interval(self, feed: FeedConfig, state: FeedState, parsed: ParsedFeed | None) -> float:
         polling = self._active().config.polling
@@ -415,10 +426,13 @@ class Poller:
         channels = list(cfg.ops_channels or cfg.default_channels)
         alert = ops_alert(feed, url, event, now)
         log.warning("feed_problem", kind=event.kind, feed=feed.name, url=url, message=event.message, channels=channels)
-        await self._enqueue_ops_alert(alert, now)
+        await self._enqueue_ops_alert(alert, now, kind=event.kind)
 
-    async def _enqueue_ops_alert(self, alert: Alert, now: datetime) -> None:
+    async def _enqueue_ops_alert(self, alert: Alert, now: datetime, *, kind: str) -> None:
         """Queue an operator alert for the ops channels (else the default ones), like every operator alert."""
         cfg = self._active().config.alerts
-        await self._store.call(_enqueue_ops, alert, list(cfg.ops_channels or cfg.default_channels), now)
+        silence = await self._store.call(_enqueue_ops, alert, list(cfg.ops_channels or cfg.default_channels), now)
+        if silence is not None:
+            log.info("ops_alert_silenced", feed=alert.feed, kind=kind, alert_id=alert.alert_id, silence=silence.id)
+            return
         self._on_alerts(now)
