@@ -34,6 +34,7 @@ from daemon.rules.matcher import Matcher
 from daemon.store.async_store import AsyncStore
 from daemon.store.rows import OUTBOX_SILENCED, FeedState
 from daemon.store.sqlite import Store
+from daemon.util.redact import link_url, redact_text, restore_secrets
 from daemon.util.urls import host_of, safe_link
 
 log = structlog.get_logger(__name__)
@@ -105,8 +106,8 @@ def ops_alert(feed: FeedConfig, url: str, event: health.OpsEvent, now: datetime)
         rule_id="",
         severity=OPS_SEVERITY[event.kind],
         score=0.0,
-        title=f"Feed {feed.name} {event.message}",
-        link=safe_link(url),
+        title=redact_text(f"Feed {feed.name} {event.message}"),
+        link=safe_link(link_url(url)),  # sent to every ops channel: never with the feed's credentials
         feed=feed.name,
         created_at=now,
         description=f"feed {event.kind}",
@@ -225,7 +226,8 @@ class Poller:
         await self._succeeded(feed, state, result, parsed, new_items, now)
 
     async def _fetch(self, feed: FeedConfig, state: FeedState) -> FetchResult:
-        url = state.fetch_url
+        # The stored redirect target is redacted: its credentials come back from the configured URL.
+        url = (restore_secrets(state.current_url, feed.url) if state.current_url else None) or feed.url
         auth: httpx.Auth | None = None
         headers = dict(feed.headers)
         if feed.username and feed.password:
