@@ -174,6 +174,7 @@ class FeedConfig:
     password: Secret | None = None
     token: Secret | None = None
     enabled: bool = True
+    allow_private: bool = False  # may reach private addresses; default from [polling]
     source: str = ""  # the file that defined it
 
 
@@ -195,6 +196,7 @@ class PollingConfig:
     fail_alert_after_time: float = 6 * 3600.0
     status_fail_threshold: float = 3600.0  # `status` exits 1 when a feed failed longer than this
     parse_workers: int = 0  # processes for feed parsing; 0 parses in a thread
+    allow_private: bool = False  # feeds may reach RFC 1918 / ULA / CGNAT addresses
 
 
 @dataclass(frozen=True, slots=True)
@@ -474,6 +476,7 @@ def _polling(t: Table) -> PollingConfig:
         fail_alert_after_time=t.duration("fail_alert_after_time", d.fail_alert_after_time),
         status_fail_threshold=t.duration("status_fail_threshold", d.status_fail_threshold),
         parse_workers=t.integer("parse_workers", d.parse_workers, minimum=0),
+        allow_private=t.boolean("allow_private", d.allow_private),
     )
     if not 0.0 <= cfg.jitter <= 0.5:
         raise t.error("jitter", f"expected a fraction between 0 and 0.5, got {cfg.jitter}")
@@ -583,6 +586,7 @@ def _feed(t: Table, polling: PollingConfig) -> FeedConfig:
         password=t.secret("password"),
         token=t.secret("token"),
         enabled=t.boolean("enabled", True),
+        allow_private=t.boolean("allow_private", polling.allow_private),
         source=str(t.file),
     )
     t.done()

@@ -237,7 +237,11 @@ class Poller:
         # Host slot first: a feed queued behind its busy host must not hold a global slot other hosts could use.
         async with self._host_limit(url), self._global:
             result = await self._fetcher.fetch(
-                url, Validators(state.etag, state.last_modified), headers=headers, auth=auth
+                url,
+                Validators(state.etag, state.last_modified),
+                headers=headers,
+                auth=auth,
+                allow_private=feed.allow_private,
             )
         if result.permanent_url and result.permanent_url != url:
             log.warning("feed_moved", feed=feed.name, old=url, new=result.permanent_url)
