@@ -13,7 +13,8 @@ from datetime import timedelta
 from typing import Any
 
 from daemon.models import FIELDS, Severity
-from daemon.rules.check import Checker, close_match, common_word_collisions
+from daemon.rules.check import Checker, common_word_collisions
+from daemon.util.tomlpos import close_match
 from daemon.rules.ruleset import (
     DEFAULT_FIELD_FACTORS,
     DEFAULT_GROUP_WEIGHT,
