@@ -14,7 +14,7 @@ from pytest_httpserver import HTTPServer
 from structlog.testing import capture_logs
 from werkzeug import Request, Response
 
-from daemon.config.settings import load_config
+from daemon.config.load import load_config
 from daemon.service import status
 from daemon.service.scheduling import first_poll_at
 from daemon.store.sqlite import Store

@@ -14,7 +14,7 @@ from typing import Protocol
 
 from daemon.alerting import policy as alerts
 from daemon.alerting import stories
-from daemon.config.settings import AlertConfig, FeedConfig
+from daemon.config.model import AlertConfig, FeedConfig
 from daemon.models import Alert, AlertKind, Item, RuleMatch, Severity
 from daemon.store.rows import OUTBOX_DIGEST, OUTBOX_HELD, OUTBOX_PENDING, FeedState
 from daemon.store.sqlite import Store

@@ -9,7 +9,7 @@ import sys
 from datetime import UTC, datetime
 
 from daemon.cli.common import EXIT_DEGRADED, EXIT_OK, EXIT_USAGE, load
-from daemon.config.settings import Config
+from daemon.config.model import Config
 from daemon.errors import DeliveryError
 from daemon.models import Alert, AlertKind, Hit, Severity, alert_to_dict
 from daemon.store.sqlite import Store

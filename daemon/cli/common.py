@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from daemon.config.settings import Config, find_config, load_config
+from daemon.config.load import find_config, load_config
+from daemon.config.model import Config
 
 EXIT_OK = 0
 EXIT_DEGRADED = 1

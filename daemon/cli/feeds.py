@@ -18,7 +18,8 @@ import tomlkit
 from tomlkit.items import AoT, Table
 
 from daemon.cli.common import EXIT_OK, EXIT_USAGE, load
-from daemon.config.settings import Config, find_config, load_config
+from daemon.config.load import find_config, load_config
+from daemon.config.model import Config
 from daemon.errors import ConfigError, StoreError
 from daemon.store.sqlite import Store
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon.cli.common import EXIT_OK, EXIT_USAGE, load
-from daemon.config.settings import Config
+from daemon.config.model import Config
 from daemon.errors import ConfigError, FetchError
 from daemon.intake.parse import parse_feed
 from daemon.models import FIELDS, hit_to_dict

@@ -14,7 +14,6 @@ from typing import Any
 
 from daemon.models import FIELDS, Severity
 from daemon.rules.check import Checker, common_word_collisions
-from daemon.util.tomlpos import close_match
 from daemon.rules.ruleset import (
     DEFAULT_FIELD_FACTORS,
     DEFAULT_GROUP_WEIGHT,
@@ -30,6 +29,7 @@ from daemon.rules.ruleset import (
     parse_duration,
 )
 from daemon.util.text import fold_term
+from daemon.util.tomlpos import close_match
 
 __all__ = ["parse_list", "parse_rule"]
 
