@@ -1,6 +1,6 @@
 """Slack incoming-webhook channel: posts the Block Kit rendering of an alert.
 
-The webhook URL is the credential; only its redacted form (``https://hooks.slack.com/services/T…/***``)
+The webhook URL is the credential; only its redacted form (``https://hooks.slack.com/***``)
 ever reaches a log line or an error message.
 """
 
@@ -15,10 +15,11 @@ import msgspec
 import structlog
 
 from daemon.models import Alert
-from daemon.notify._http import post, redact_url, settle
+from daemon.notify._http import post, settle
 from daemon.notify.base import Channel, ChannelType
 from daemon.render import slack_payload
 from daemon.util.fields import Duration
+from daemon.util.redact import redact_url
 from daemon.util.secret import Secret
 
 log = structlog.get_logger(__name__)

@@ -22,10 +22,11 @@ import structlog
 
 from daemon import __version__
 from daemon.models import Alert
-from daemon.notify._http import post, redact_url, reveal, settle
+from daemon.notify._http import post, reveal, settle
 from daemon.notify.base import Channel, ChannelType
 from daemon.render import webhook_payload
 from daemon.util.fields import Duration, Parse, string_table
+from daemon.util.redact import redact_url
 from daemon.util.secret import Secret
 
 log = structlog.get_logger(__name__)

@@ -41,9 +41,6 @@ from daemon.util.retry import RetryPolicy
 
 log = structlog.get_logger(__name__)
 
-EXIT_OK = 0
-EXIT_CONFIG = 2
-EXIT_QUEUED = 3
 PRUNE_EVERY = 3600.0
 PRUNE_FIRST = 60.0  # the first pass shortly after start, once the first polls are under way
 PRUNE_BATCH = 1000  # items per transaction: keeps each write lock short so polls are not held up
@@ -154,7 +151,7 @@ class Service:
                 log.warning("channel_close_failed", channel=tasks[task], error=str(task.exception()))
 
     async def run_once(self) -> int:
-        """Poll every feed once, deliver, wait for the outbox up to the bound; 0 or 3."""
+        """Poll every feed once, deliver, wait for the outbox up to the bound; how many alerts stay queued."""
         try:
             await self._start()
             feeds = [f for f in self.active.config.feeds if f.enabled]
@@ -169,12 +166,11 @@ class Service:
             left = await self.worker.drain(self.active.config.alerts.outbox_wait)
             if left:
                 log.warning("outbox_not_empty", pending=left, hint="they are delivered on the next run")
-                return EXIT_QUEUED
-            return EXIT_OK
+            return left
         finally:
             await self.aclose()
 
-    async def run_forever(self) -> int:
+    async def run_forever(self) -> None:
         loop = asyncio.get_running_loop()
         faulthandler.enable()  # a watchdog abort then prints every thread's stack to the journal
         watchdog_task: asyncio.Task[None] | None = None
@@ -210,7 +206,6 @@ class Service:
             )
             await self._stop.wait()
             await self._shutdown(worker_task, heartbeat_task)
-            return EXIT_OK
         finally:
             if watchdog_task is not None:
                 watchdog_task.cancel()
@@ -487,4 +482,4 @@ class Service:
             await asyncio.sleep(heartbeat_interval(self.active.config))
 
 
-__all__ = ["EXIT_CONFIG", "EXIT_OK", "EXIT_QUEUED", "RuleError", "Service", "rules_or_raise"]
+__all__ = ["RuleError", "Service", "rules_or_raise"]
