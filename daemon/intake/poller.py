@@ -126,6 +126,15 @@ def _enqueue_ops(store: Store, alert: Alert, channels: list[str], now: datetime)
     return silence
 
 
+def _routing(active: ActiveSet) -> pipeline.Routing:
+    channels = active.config.channels
+    return pipeline.Routing(
+        active.config.alerts,
+        {n: c.min_severity for n, c in channels.items()},
+        frozenset(n for n, c in channels.items() if c.mode == "digest"),
+    )
+
+
 class ParsePool:
     """Worker processes for feedparser (``parse_workers``), replaced whole when one of them dies.
 
@@ -203,8 +212,39 @@ class Poller:
             new_items = await self._ingest(feed, state, result, parsed, now)
         await self._succeeded(feed, state, result, parsed, new_items, now)
 
+    async def preview(self, feed: FeedConfig) -> pipeline.IngestResult:
+        """What polling ``feed`` now would alert, recording nothing (``feedwatch run --dry-run``).
+
+        Fetches with the stored validators, as a real poll would, and scores in a transaction that is
+        rolled back; health, schedule and operator alerts are left alone. Fetch and parse errors raise.
+        """
+        stored = await self._store.call(Store.feed, feed.name)
+        if stored is not None and stored.url != feed.url:
+            stored = None  # a new URL under an old name starts afresh, as in ensure_feed
+        if stored is not None and stored.disabled:
+            return pipeline.IngestResult()
+        url = stored.fetch_url if stored else feed.url
+        validators = Validators(stored.etag, stored.last_modified) if stored else Validators(None, None)
+        now = self._clock()
+        result = await self._fetch_url(feed, url, validators)
+        if result.status == 304:
+            return pipeline.IngestResult()
+        parsed = await self._parse(feed, result)
+        active = self._active()
+        return await self._store.call(
+            pipeline.preview,
+            feed,
+            parsed.items,
+            scorer=active.matcher,
+            rules=active.rules,
+            routing=_routing(active),
+            now=now,
+        )
+
     async def _fetch(self, feed: FeedConfig, state: FeedState) -> FetchResult:
-        url = state.fetch_url
+        return await self._fetch_url(feed, state.fetch_url, Validators(state.etag, state.last_modified))
+
+    async def _fetch_url(self, feed: FeedConfig, url: str, validators: Validators) -> FetchResult:
         auth: httpx.Auth | None = None
         headers = dict(feed.headers)
         if feed.username and feed.password:
@@ -213,9 +253,7 @@ class Poller:
             headers["Authorization"] = f"Bearer {feed.token.reveal()}"
         # Host slot first: a feed queued behind its busy host must not hold a global slot other hosts could use.
         async with self._host_limit(url), self._global:
-            result = await self._fetcher.fetch(
-                url, Validators(state.etag, state.last_modified), headers=headers, auth=auth
-            )
+            result = await self._fetcher.fetch(url, validators, headers=headers, auth=auth)
         if result.permanent_url and result.permanent_url != url:
             log.warning("feed_moved", feed=feed.name, old=url, new=result.permanent_url)
         return result
@@ -256,12 +294,7 @@ class Poller:
             log.warning("feed_ill_formed", feed=feed.name, url=result.final_url, problem=parsed.problem)
             updates["problem_logged"] = True
         active = self._active()  # one RuleSet for the whole poll, even if a reload lands meanwhile
-        channels = active.config.channels
-        routing = pipeline.Routing(
-            active.config.alerts,
-            {n: c.min_severity for n, c in channels.items()},
-            frozenset(n for n, c in channels.items() if c.mode == "digest"),
-        )
+        routing = _routing(active)
         ingested = await self._store.call(
             pipeline.ingest,
             feed,
