@@ -28,6 +28,7 @@ from daemon.rules.ruleset import (
     Term,
     parse_duration,
 )
+from daemon.util.scripts import attaches, is_arabic, stem
 from daemon.util.text import fold_term
 
 __all__ = ["parse_list", "parse_rule"]
@@ -328,11 +329,11 @@ def _contains(context: Alias, alias: Alias) -> bool:
     """Whether ``alias`` can occur inside text that ``context`` matches (judged on the folded forms)."""
     if context.prefix:
         return True  # the context's open end may complete the term: no warning on a guess
-    text, needle = f" {context.folded} ", alias.folded
+    text, needle = f" {context.folded} ", stem(alias.folded)
     at = text.find(needle)
     while at >= 0:
         before, after = text[at - 1], text[at + len(needle)] if at + len(needle) < len(text) else " "
-        if (before == " " or not before.isalnum()) and (alias.prefix or after == " " or not after.isalnum()):
+        if (not attaches(before) or is_arabic(needle[0])) and (alias.prefix or not attaches(after)):
             return True
         at = text.find(needle, at + 1)
     return False
