@@ -138,6 +138,8 @@ def _fold_cluster(cluster: str, keep_case: bool) -> str:
     if cached is not None:
         return cached
     s = unicodedata.normalize("NFKC", cluster)
+    if "\u06c0" in s:  # Persian heh with yeh above decomposes to Kurdish ae (ە), not to heh
+        s = s.replace("\u06c0", "\u0647")
     if not keep_case:
         s = s.casefold()
     s = unicodedata.normalize("NFC", _strip_marks(unicodedata.normalize("NFD", s)))
