@@ -65,12 +65,14 @@ class Raw(NamedTuple):
 class Scan:
     """Per-item state: folded fields, lazily built tokens, raw hits by rule index."""
 
-    __slots__ = ("folded", "hits", "tokens")
+    __slots__ = ("folded", "hits", "overrun", "spent", "tokens")
 
     def __init__(self, folded: list[FoldedText | None]) -> None:
         self.folded = folded
         self.hits: dict[int, list[Raw]] = defaultdict(list)
         self.tokens: list[list[int] | None] = [None] * len(folded)
+        self.spent: dict[int, float] = defaultdict(float)  # regex seconds by rule index
+        self.overrun: set[int] = set()  # rules whose regex budget ran out: not judged on this item
 
     def token_index(self, field: int, pos: int) -> int:
         starts = self.tokens[field]

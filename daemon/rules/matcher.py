@@ -1,16 +1,23 @@
 """Score items against a RuleSet: one Aho-Corasick pass over folded text finds every exact term of
 every rule (and the contexts of its ``unless`` exceptions), then each rule with hits is judged by
 ``daemon.rules.judge``. Word boundaries follow the script of the term (``daemon.util.scripts``). Pure.
+
+Regex terms run on the ``regex`` engine with a time budget per rule and item, releasing the GIL while
+they match: a pattern that backtracks catastrophically costs that rule that item (reported as an
+overrun), never the thread or the event loop beside it.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import ahocorasick
+import regex
 from rapidfuzz import fuzz
 
 from daemon.models import FIELDS, Item, RuleMatch
@@ -19,7 +26,7 @@ from daemon.rules.ruleset import Rule, RuleSet, Term
 from daemon.util.scripts import Left, attaches, left_rule, proclitics_before, stem
 from daemon.util.text import FoldedText, fold, fold_pattern, fold_term, tokenize, word_pattern
 
-__all__ = ["MAX_HITS_PER_TERM", "Evaluation", "Matcher"]
+__all__ = ["MAX_HITS_PER_TERM", "REGEX_BUDGET", "Evaluation", "Matcher", "Scored"]
 
 if not getattr(ahocorasick, "unicode", True):  # a bytes build would report byte offsets
     raise ImportError("pyahocorasick must be built with unicode support")
@@ -28,6 +35,17 @@ _PROCLITIC = Left.PROCLITIC
 # The rest of a word after a wildcard's prefix: word characters, but not those of unspaced scripts.
 _WORD_TAIL = re.compile(r"[^\W\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u2e80-\u9fff\uf900-\ufaff]*")
 _FUZZY_CACHE_MAX = 100_000
+# Seconds all regex terms of one rule may spend on one item. Ordinary patterns need microseconds;
+# a tenth of a second is far beyond them and short enough that a feed of hostile titles stays cheap.
+REGEX_BUDGET = 0.1
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """The rules that fired for one item, and those skipped because a regex ran out of its budget."""
+
+    matches: list[RuleMatch]
+    overruns: tuple[str, ...] = ()
 
 
 class _Entry(NamedTuple):
@@ -53,12 +71,13 @@ class _FuzzyEntry(NamedTuple):
 class Matcher:
     """Compiled once per RuleSet; ``score``/``evaluate`` are safe to call from several threads."""
 
-    def __init__(self, ruleset: RuleSet) -> None:
+    def __init__(self, ruleset: RuleSet, *, regex_budget: float = REGEX_BUDGET) -> None:
         self.ruleset = ruleset
+        self.regex_budget = regex_budget
         self.rules = ruleset.rules
         self._index = {r.id: i for i, r in enumerate(self.rules)}
         self._automaton: ahocorasick.Automaton | None = None
-        self._regexes: list[tuple[int, int, int, re.Pattern[str], bool]] = []
+        self._regexes: list[tuple[int, int, int, Any, bool]] = []  # Any: regex.Pattern (untyped)
         self._regex_needs: list[frozenset[str] | None] = []  # per regex: literals of which one must occur
         self._fuzzy: list[_FuzzyEntry] = []
         self._fuzzy_cache: dict[str, tuple[tuple[str, int, float], ...]] = {}
@@ -80,8 +99,8 @@ class Matcher:
         for ri, rule in enumerate(self.rules):
             for gi, ti, term in self._terms(rule):
                 if term.regex is not None:
-                    flags = 0 if term.case else re.IGNORECASE
-                    rx = re.compile(fold_pattern(term.regex, keep_case=term.case), flags)
+                    flags = 0 if term.case else regex.IGNORECASE
+                    rx = regex.compile(fold_pattern(term.regex, keep_case=term.case), flags)
                     self._regexes.append((ri, gi, ti, rx, term.case))
                     self._needs_case_fold |= term.case
                     continue
@@ -166,15 +185,30 @@ class Matcher:
         a substring test in C rules out nearly every item first. Patterns with no required literal
         always run.
         """
-        self._regex_needs = [required_literals(rx.pattern, rx.flags, case) for _, _, _, rx, case in self._regexes]
+        self._regex_needs = [
+            required_literals(rx.pattern, re.IGNORECASE if rx.flags & regex.IGNORECASE else 0, case)
+            for _, _, _, rx, case in self._regexes
+        ]
 
     def _scan_regex(self, scan: Scan, fi: int, ft: FoldedText) -> None:
         cased_ft = fold(ft.original, keep_case=True) if self._needs_case_fold else ft
         for (ri, gi, ti, rx, case), needs in zip(self._regexes, self._regex_needs, strict=True):
             target = cased_ft if case else ft
-            if needs is not None and not any(lit in target.text for lit in needs):
+            if ri in scan.overrun or (needs is not None and not any(lit in target.text for lit in needs)):
                 continue
-            for m in rx.finditer(target.text):
+            started = time.perf_counter()
+            try:
+                # concurrent=True releases the GIL while matching (the text is an immutable str).
+                found = list(
+                    rx.finditer(target.text, timeout=self.regex_budget - scan.spent[ri] + 1e-6, concurrent=True)
+                )
+            except TimeoutError:
+                scan.overrun.add(ri)
+                scan.hits.pop(ri, None)
+                continue
+            finally:
+                scan.spent[ri] += time.perf_counter() - started
+            for m in found:
                 if m.end() > m.start():
                     # Case-sensitive regexes run on another folding; a negative field index says so.
                     field = -1 - fi if case else fi
@@ -220,7 +254,11 @@ class Matcher:
     # --- judging -----------------------------------------------------------------------------------
 
     def score(self, item: Item, *, feed_tags: frozenset[str] = frozenset()) -> list[RuleMatch]:
-        """The rules that fire for ``item``, in rule order."""
+        """The rules that fire for ``item``, in rule order (rules whose regex overran are left out)."""
+        return self.score_checked(item, feed_tags=feed_tags).matches
+
+    def score_checked(self, item: Item, *, feed_tags: frozenset[str] = frozenset()) -> Scored:
+        """The rules that fire for ``item``, and the applicable rules skipped for a regex overrun."""
         scan = self._scan(item)
         out: list[RuleMatch] = []
         for ri in sorted(scan.hits):
@@ -230,7 +268,12 @@ class Matcher:
             match = judge(rule, scan, scan.hits[ri]).to_match()
             if match is not None:
                 out.append(match)
-        return out
+        overruns = tuple(
+            self.rules[ri].id
+            for ri in sorted(scan.overrun)
+            if self.rules[ri].enabled and self.rules[ri].not_applicable(item.feed, feed_tags) is None
+        )
+        return Scored(out, overruns)
 
     def evaluate(
         self, item: Item, *, feed_tags: frozenset[str] = frozenset(), all_rules: bool = False
@@ -243,7 +286,7 @@ class Matcher:
         for ri, rule in enumerate(self.rules):
             skip = "rule is disabled" if not rule.enabled else rule.not_applicable(item.feed, feed_tags)
             if skip is None:
-                out.append(judge(rule, scan, scan.hits.get(ri, [])))
+                out.append(self._judge(ri, rule, scan))
             elif all_rules:
                 out.append(not_applied(rule, skip))
         return out
@@ -256,8 +299,13 @@ class Matcher:
         skip = rule.not_applicable(item.feed, feed_tags) if check_feed else None
         if skip is not None:
             return not_applied(rule, skip)
-        scan = self._scan(item)
-        return judge(rule, scan, scan.hits.get(self._index[rule_id], []))
+        return self._judge(self._index[rule_id], rule, self._scan(item))
+
+    def _judge(self, ri: int, rule: Rule, scan: Scan) -> Evaluation:
+        if ri in scan.overrun:
+            budget = f"{self.regex_budget * 1000:g} ms"
+            return not_applied(rule, f"a regex term ran past its time budget ({budget}); rule skipped for this item")
+        return judge(rule, scan, scan.hits.get(ri, []))
 
 
 _MIN_LITERAL = 3
