@@ -23,8 +23,7 @@ from daemon.intake.rawfeed import RawFeed
 
 MiB = 1024 * 1024
 _ROOT = str(Path(__file__).resolve().parents[2])  # the directory holding the ``daemon`` package
-_EXIT_MEMORY = 3
-_EXIT_ERROR = 4
+_CHILD_OUT_OF_MEMORY = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +73,7 @@ def read(
         raise FeedParseError(f"parse took longer than {limits.seconds:g} s", feed_url=url) from None
     except OSError as exc:
         raise FeedParseError(f"could not start the parser process: {exc}", feed_url=url) from None
-    if done.returncode == _EXIT_MEMORY:
+    if done.returncode == _CHILD_OUT_OF_MEMORY:
         raise FeedParseError(f"parse exceeded {_mib(limits.memory)}", feed_url=url)
     if done.returncode == 0:
         result = pickle.loads(done.stdout)
@@ -99,13 +98,13 @@ def _child() -> int:
     try:
         result: object = fpparse.read(body, url=url, content_type=content_type, original=original)
     except MemoryError:
-        return _EXIT_MEMORY
+        return _CHILD_OUT_OF_MEMORY
     except FeedParseError as exc:
         result = exc.reason
     try:
         sys.stdout.buffer.write(pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
     except MemoryError:
-        return _EXIT_MEMORY
+        return _CHILD_OUT_OF_MEMORY
     return 0
 
 
@@ -113,4 +112,4 @@ if __name__ == "__main__":
     try:
         sys.exit(_child())
     except MemoryError:
-        os._exit(_EXIT_MEMORY)
+        os._exit(_CHILD_OUT_OF_MEMORY)
