@@ -61,6 +61,8 @@ def read(body: bytes, *, url: str, content_type: str | None = None, original: by
             sanitize_html=False,  # we reduce everything to text ourselves
             resolve_relative_uris=False,
         )
+    except MemoryError:
+        raise  # the bounded child reports it as the memory cap
     except Exception as exc:  # feedparser is meant never to raise; if it does, it is this feed's problem
         raise FeedParseError(f"feed parser failed: {type(exc).__name__}: {exc}", feed_url=url) from exc
     entries = parsed.get("entries") or []
