@@ -11,7 +11,6 @@ from daemon.models import Alert, AlertKind, Hit
 from daemon.util.urls import host_of
 
 SNIPPET_MAX = 300  # characters of snippet shown around the first highlight
-LIST_MAX = 100  # entries listed in text/HTML storms and digests before "... and N more"
 ELLIPSIS = "…"
 
 # C0/C1 controls, line/paragraph separators and bidi overrides (they can disguise a subject or link).
