@@ -164,7 +164,18 @@ class EmailChannel:
         if error is not None:
             raise error
         async with self._lock:
-            await self._send_locked(msg, alert)
+            # aiosmtplib's timeout is per command: a server answering each one just in time could hold a
+            # send for six timeouts. The deadline bounds the whole send (connect to the end of DATA).
+            try:
+                async with asyncio.timeout(s.timeout):
+                    await self._send_locked(msg, alert)
+            except TimeoutError:
+                self._drop()
+                error = self._error(
+                    True, f"timed out: no complete answer within {s.timeout:g}s from {self.target}", alert
+                )
+        if error is not None:
+            raise error
 
     async def _send_locked(self, msg: EmailMessage, alert: Alert) -> None:
         s = self._settings
