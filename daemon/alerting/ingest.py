@@ -18,7 +18,7 @@ from daemon.alerting import silences as muting
 from daemon.alerting import stories
 from daemon.alerting.policy import Outcome
 from daemon.alerting.silences import Silence
-from daemon.config.settings import AlertConfig, FeedConfig
+from daemon.config.model import AlertConfig, FeedConfig
 from daemon.models import Alert, AlertKind, Item, RuleMatch, Severity
 from daemon.store.rows import OUTBOX_DIGEST, OUTBOX_HELD, OUTBOX_PENDING, OUTBOX_SILENCED, FeedState
 from daemon.store.sqlite import Store

@@ -23,7 +23,7 @@ from daemon.alerting import ingest as pipeline
 from daemon.alerting import policy as alerts
 from daemon.alerting import silences as muting
 from daemon.alerting.silences import Silence
-from daemon.config.settings import Config, FeedConfig
+from daemon.config.model import Config, FeedConfig
 from daemon.errors import FeedParseError, FetchError
 from daemon.intake import policy as health
 from daemon.intake.fetch import Fetcher, FetchResult

@@ -20,9 +20,9 @@ from email.utils import parsedate_to_datetime
 import httpx
 import structlog
 
-from daemon.config.secrets import Secret
 from daemon.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
 from daemon.util.redact import redact_text, redact_url, sensitive_parts
+from daemon.util.secret import Secret
 
 DRAIN_MAX = 1.0  # seconds spent reading a response body at most (a 2xx has already been accepted)
 READ_MARGIN = 0.05  # the body read ends this long before the deadline, so the deadline never fires after a 2xx

@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from daemon.models import FIELDS, Severity
-from daemon.rules.check import Checker, close_match, common_word_collisions
+from daemon.rules.check import Checker, common_word_collisions
 from daemon.rules.ruleset import (
     DEFAULT_FIELD_FACTORS,
     DEFAULT_GROUP_WEIGHT,
@@ -29,6 +29,7 @@ from daemon.rules.ruleset import (
     parse_duration,
 )
 from daemon.util.text import fold_term
+from daemon.util.tomlpos import close_match
 
 __all__ = ["parse_list", "parse_rule"]
 

@@ -22,7 +22,8 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from watchfiles import awatch
 
 from daemon import __version__
-from daemon.config.settings import Config, FeedConfig, StoreConfig, load_config
+from daemon.config.load import load_config
+from daemon.config.model import Config, FeedConfig, StoreConfig
 from daemon.errors import FeedwatchError, RuleError
 from daemon.intake.fetch import Fetcher, FetchSettings, make_client
 from daemon.intake.poller import ParsePool, Poller

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from daemon.config.settings import Config
+from daemon.config.model import Config
 from daemon.notify.base import Channel
 from daemon.rules.matcher import Matcher
 from daemon.rules.ruleset import LoadReport, load_rules
