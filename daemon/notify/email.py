@@ -33,6 +33,7 @@ from daemon.render.mailheader import literal_header
 from daemon.util.fields import Alias, Duration, Parse
 from daemon.util.redact import redact_text
 from daemon.util.secret import Secret
+from daemon.util.urls import ascii_host, host_problem
 
 log = structlog.get_logger(__name__)
 
@@ -76,8 +77,8 @@ class EmailSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
             raise ValueError(f"security must be one of {', '.join(SECURITY_MODES)}, got {self.security!r}")
         if self.port is not None and not 0 < self.port < 65536:
             raise ValueError(f"port must be 1-65535, got {self.port!r}")
-        if not self.host or any(c.isspace() for c in self.host):
-            raise ValueError(f"host must be a host name or address, got {self.host!r}")
+        if (problem := host_problem(self.host)) is not None:
+            raise ValueError(f"host must be a host name or address: {problem}")
         if not self.recipients:
             raise ValueError("recipients must name at least one address")
         for address in (self.sender, *self.recipients):
@@ -153,7 +154,7 @@ class EmailChannel:
     def _client(self) -> aiosmtplib.SMTP:
         s = self._settings
         return aiosmtplib.SMTP(
-            hostname=s.host,
+            hostname=ascii_host(s.host),  # IDNA 2008, never the socket module's IDNA 2003 codec
             port=s.effective_port,
             username=s.username,
             password=s.password.reveal() if s.password is not None else None,
