@@ -239,6 +239,7 @@ def _feed(reader: Reader, where: KeyPath, t: FeedTable, polling: PollingConfig |
         password=t.password,
         token=t.token,
         enabled=t.enabled,
+        allow_private=t.allow_private if t.allow_private is not None else bool(polling and polling.allow_private),
         source=str(reader.file),
     )
 

@@ -59,7 +59,8 @@ class EmailSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     """``port`` defaults by ``security``: 587 starttls, 465 tls, 25 none.
 
     ``starttls`` requires the upgrade (no silent fall-back to plain text); ``helo_name`` is the name
-    sent in EHLO (default: this host's FQDN).
+    sent in EHLO (default: this host's FQDN). A password over ``security = "none"`` would cross the
+    network in clear: refused unless ``allow_plaintext_auth`` says so (a relay on localhost).
     """
 
     host: str
@@ -71,6 +72,7 @@ class EmailSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     password: Secret | None = None
     timeout: Duration = DEFAULT_SMTP_TIMEOUT
     helo_name: str | None = None
+    allow_plaintext_auth: bool = False
 
     def __post_init__(self) -> None:
         if self.security not in SECURITY_MODES:
@@ -88,6 +90,11 @@ class EmailSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
             raise ValueError("username and password go together: give both or neither")
         if not self.timeout > 0:
             raise ValueError(f"timeout must be > 0 seconds, got {self.timeout!r}")
+        if self.security == "none" and self.password is not None and not self.allow_plaintext_auth:
+            raise ValueError(
+                'security = "none" would send the password in clear: use "starttls" or "tls", '
+                "or set allow_plaintext_auth = true if the server is on this host"
+            )
 
     @property
     def effective_port(self) -> int:
