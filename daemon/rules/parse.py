@@ -26,8 +26,8 @@ from daemon.rules.ruleset import (
     Rule,
     SeverityBands,
     Term,
-    parse_duration,
 )
+from daemon.util.durations import parse_duration
 from daemon.util.text import fold_term
 from daemon.util.tomlpos import close_match
 
@@ -155,7 +155,7 @@ def _parse_throttle(c: Checker, w: tuple[str | int, ...], body: Mapping[str, Any
         c.error((*w, "throttle"), f"expected a duration string like '30m', got {type(raw).__name__}")
         return None
     try:
-        return parse_duration(raw)
+        return timedelta(seconds=parse_duration(raw))
     except ValueError as exc:
         c.error((*w, "throttle"), str(exc))
         return None
