@@ -11,8 +11,9 @@ from urllib.parse import urlsplit
 import httpx
 
 from daemon.errors import FetchError
-from daemon.intake.headers import first_header, parse_retry_after
+from daemon.intake.headers import first_header
 from daemon.util.durations import format_size
+from daemon.util.httpdates import parse_retry_after
 from daemon.util.redact import redact_url
 
 
