@@ -92,7 +92,6 @@ class Service:
             max_bytes=cfg.polling.max_bytes,
             max_redirects=cfg.polling.max_redirects,
             ca_bundle=cfg.polling.ca_bundle,
-            per_host_limit=cfg.polling.per_host,
         )
         client = make_client(settings)
         self._stack.push_async_callback(client.aclose)
