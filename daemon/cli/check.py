@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from daemon.rules.ruleset import check_examples, load_rules
+    from daemon.rules.load import check_examples, load_rules
 
     config = load(args, secrets=False)
     rules_dir = Path(args.rules) if args.rules else config.rules_dir

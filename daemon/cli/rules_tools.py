@@ -17,8 +17,8 @@ from daemon.errors import ConfigError, FetchError
 from daemon.intake.parse import parse_feed
 from daemon.models import FIELDS, hit_to_dict
 from daemon.rules.backtest import Case, highlight, item_from, measure, read_jsonl
+from daemon.rules.load import load_rules
 from daemon.rules.matcher import Evaluation, Matcher
-from daemon.rules.ruleset import load_rules
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -29,8 +29,8 @@ from daemon.intake.fetch import Fetcher, make_client
 from daemon.intake.poller import ParsePool, Poller
 from daemon.notify.base import Channel
 from daemon.notify.worker import OutboxWorker
+from daemon.rules.load import load_rules
 from daemon.rules.matcher import Matcher
-from daemon.rules.ruleset import load_rules
 from daemon.service.runtime import (
     HEARTBEAT_EVERY,
     Active,

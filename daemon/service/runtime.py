@@ -10,8 +10,9 @@ import httpx
 from daemon.config.model import Config
 from daemon.intake.fetch import FetchSettings
 from daemon.notify.base import Channel
+from daemon.rules.load import load_rules
 from daemon.rules.matcher import Matcher
-from daemon.rules.ruleset import LoadReport, load_rules
+from daemon.rules.ruleset import LoadReport
 
 HEARTBEAT_EVERY = 10.0
 
