@@ -137,6 +137,7 @@ class PollingConfig(Section, frozen=True):
     parse_workers: AtLeastZero = 0  # processes for the fast parse path; 0 parses in a thread
     parse_timeout: Duration = 10.0  # a feedparser fallback running longer fails its feed
     parse_memory: Size = 256 * 1024 * 1024  # ... and so does one needing more memory than this
+    allow_private: bool = False  # feeds may reach RFC 1918 / ULA / CGNAT addresses
 
     def __post_init__(self) -> None:
         if self.interval < self.min_interval:
@@ -170,6 +171,7 @@ class FeedTable(Section, frozen=True):
     password: Secret | None = None
     token: Secret | None = None
     enabled: bool = True
+    allow_private: bool | None = None  # None: [polling] allow_private
 
 
 class FeedConfig(Section, frozen=True):
@@ -185,6 +187,7 @@ class FeedConfig(Section, frozen=True):
     password: Secret | None = None
     token: Secret | None = None
     enabled: bool = True
+    allow_private: bool = False  # may reach private addresses (see daemon.intake.netguard)
     source: str = ""  # the file that defined it
 
 
