@@ -25,8 +25,8 @@ from daemon import __version__
 from daemon.config.load import load_config
 from daemon.config.model import Config, FeedConfig, StoreConfig
 from daemon.errors import FeedwatchError, RuleError
-from daemon.intake.fetch import Fetcher, make_client
 from daemon.intake.bounded import ParseLimits
+from daemon.intake.fetch import Fetcher, make_client
 from daemon.intake.parsing import FeedParser
 from daemon.intake.poller import Poller
 from daemon.notify.base import Channel
