@@ -151,6 +151,8 @@ class AlertConfig(Section, frozen=True):
     story_similarity: float = 88.0
     storm_limit: AtLeastOne = 10
     storm_window: Duration = 600.0
+    # Alerts at or above this severity are never held by storm control: they go out at once.
+    storm_exempt: Annotated[Severity, Parse(_severity)] = Severity.CRITICAL
     max_attempts: AtLeastOne = 12
     retry_base: Duration = 10.0
     retry_cap: Duration = 3600.0

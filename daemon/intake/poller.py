@@ -185,6 +185,11 @@ class Poller:
         self._overran: tuple[Matcher | None, set[str]] = (None, set())
 
     def _host_limit(self, url: str) -> asyncio.Semaphore:
+        """The one place ``polling.per_host`` is enforced: fetches to one host at once, any port.
+
+        The deadline of a fetch starts once it holds its slots: queueing behind our own polls is not
+        the server's fault.
+        """
         host = host_of(url) or "-"
         if host not in self._hosts:
             self._hosts[host] = asyncio.Semaphore(self._active().config.polling.per_host)
