@@ -169,6 +169,12 @@ class TestHostileInputs:
                     )
                     wait_until(lambda: slow.requests >= 2, 20, "the trickling receiver to be tried again")
                     wait_until(lambda: daemon.count("delivery_dead") >= 1, 20, "the echoing receiver's refusal")
+
+                    def heavy_done() -> bool:
+                        done = {e["feed"] for e in daemon.events() if e.get("event") in ("feed_polled", "feed_failed")}
+                        return set(heavy) <= done
+
+                    wait_until(heavy_done, 40, "the heavy feeds parsed or refused")
                     assert daemon.alive()
                     status = daemon.cli("status", "--json")
                     listed = daemon.cli("alerts", "list")
