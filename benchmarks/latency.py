@@ -25,7 +25,7 @@ from aiosmtpd.controller import Controller
 from benchmarks.harness import LOOPBACK, MB, Daemon, FeedServer, WebhookSink, feed_attempts, free_port, row
 from benchmarks.newsgen import FeedItem, NewsGen, made_up_name, rss_document
 from benchmarks.poll import feedwatch_config, log_events
-from daemon.rules import RuleSet
+from daemon.rules.ruleset import RuleSet
 
 SEED = 1988
 INTERVAL = 2.0
@@ -137,7 +137,7 @@ url = "{hook.url}"
             'url = "' + server.base + '/latency.xml"\n', 'url = "' + server.base + '/latency.xml"\ninterval = "2s"\n'
         )
         config.write_text(text, encoding="utf-8")
-        daemon = Daemon(config, workdir / "daemon.log").start()
+        daemon = Daemon(config, workdir / "daemon.service.log").start()
         try:
             db = workdir / "var" / "feedwatch.db"
             deadline = time.time() + 30

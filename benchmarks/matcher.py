@@ -15,9 +15,9 @@ from typing import Any
 
 from benchmarks.harness import REPO, row
 from benchmarks.newsgen import NewsGen, replicate_rules
-from daemon.matcher import Matcher
 from daemon.models import Item
-from daemon.rules import RuleSet, load_rules
+from daemon.rules.matcher import Matcher
+from daemon.rules.ruleset import RuleSet, load_rules
 
 SEED = 20201027
 N_RULES = 50

@@ -15,7 +15,7 @@ from random import Random
 from typing import Any
 from xml.sax.saxutils import escape
 
-from daemon.rules import Rule, RuleSet
+from daemon.rules.ruleset import Rule, RuleSet
 
 
 def _words(text: str) -> tuple[str, ...]:

@@ -22,7 +22,7 @@ from xml.sax.saxutils import quoteattr
 
 from benchmarks.harness import MB, REPO, Daemon, FeedServer, feed_attempts, row, timed_process, wait_for_cycle
 from benchmarks.newsgen import FEED_EPOCH, NewsGen, feed_items, rss_document
-from daemon.rules import load_rules
+from daemon.rules.ruleset import load_rules
 
 SEED = 1492
 ROUNDS = 2
@@ -104,7 +104,7 @@ def run_feedwatch(
     db = workdir / "var" / "feedwatch.db"
     names = {f"feed{i:03d}" for i in range(len(urls))}
     server.reset_counts()
-    daemon = Daemon(config, workdir / "daemon.log").start()
+    daemon = Daemon(config, workdir / "daemon.service.log").start()
     try:
         start, done = wait_for_cycle(db, names, after=0.0, timeout=interval * 0.9, alive=daemon.alive)
         first = {

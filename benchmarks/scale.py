@@ -21,7 +21,7 @@ from typing import Any
 from benchmarks.harness import MB, Daemon, FeedServer, row, wait_for_cycle
 from benchmarks.newsgen import NEWS_NAMES, NEWS_WORDS
 from benchmarks.poll import ITEMS_PER_FEED, feedwatch_config, log_events, serve_feeds
-from daemon.store import Store, iso
+from daemon.store.sqlite import Store, iso
 
 SEED = 2718
 RETENTION_DAYS = 90
@@ -105,7 +105,7 @@ def one_cycle(server: FeedServer, urls: list[str], workdir: Path, template: Path
     stored = _count(db)
     names = {f"feed{i:03d}" for i in range(len(urls))}
     server.reset_counts()
-    daemon = Daemon(config, workdir / "daemon.log").start()
+    daemon = Daemon(config, workdir / "daemon.service.log").start()
     try:
         start, done = wait_for_cycle(db, names, after=0.0, timeout=600, alive=daemon.alive)
         peak = daemon.peak_rss()

@@ -20,7 +20,7 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 from daemon.models import Alert
-from daemon.store import Store
+from daemon.store.sqlite import Store
 from tests.conftest import CLI, cli_env
 
 CREDS = struct.Struct("3i")

@@ -19,11 +19,11 @@ from typing import Any
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from daemon.config import FeedConfig, load_config
+from daemon.config.settings import FeedConfig, load_config
 from daemon.models import Alert, alert_from_dict
-from daemon.service import Service
-from daemon.store import FeedState, Store
-from daemon.systemd import Notifier
+from daemon.service.app import Service
+from daemon.service.systemd import Notifier
+from daemon.store.sqlite import FeedState, Store
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from daemon.alerts import Action, Prior, alert_id, decide, route
+from daemon.alerting.policy import Action, Prior, alert_id, decide, route
 from daemon.models import Severity
 
 NOW = datetime(2020, 9, 28, 12, 0, tzinfo=UTC)

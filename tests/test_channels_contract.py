@@ -33,6 +33,7 @@ from structlog.testing import capture_logs
 from structlog.tracebacks import ExceptionDictTransformer
 from werkzeug import Request, Response
 
+from daemon.config.secrets import Secret
 from daemon.errors import ConfigError, DeliveryError, PermanentDeliveryError, TransientDeliveryError
 from daemon.models import Alert, AlertKind, Hit, Severity
 from daemon.notify.base import Channel
@@ -40,7 +41,6 @@ from daemon.notify.email import EmailChannel, EmailSettings
 from daemon.notify.registry import CHANNEL_TYPES, SETTINGS_TYPES, build_channel
 from daemon.notify.slack import SlackChannel, SlackSettings
 from daemon.notify.webhook import WebhookChannel, WebhookSettings, encode_body
-from daemon.secrets import Secret
 
 SMTP_USER = "alerts"
 SMTP_PASSWORD = "smtp-Pa55word-never-shown"

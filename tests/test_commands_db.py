@@ -12,8 +12,8 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from daemon.commands.db import human_size
-from daemon.store import Store
+from daemon.cli.db import human_size
+from daemon.store.sqlite import Store
 from tests.conftest import CLI, cli_env
 from tests.daemon_harness import Daemon, FeedServer, running_site, write_site
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from daemon.commands.init import LOCAL_STORE, SERVER_STORE, render_config, template
-from daemon.config import load_config
-from daemon.rules import check_examples, load_rules
+from daemon.cli.init import LOCAL_STORE, SERVER_STORE, render_config, template
+from daemon.config.settings import load_config
+from daemon.rules.ruleset import check_examples, load_rules
 from tests.conftest import CLI, REPO, cli_env
 
 DATA = REPO / "daemon" / "data"

@@ -6,9 +6,9 @@ import json
 import subprocess
 from pathlib import Path
 
-from daemon.backtest import Case, RuleStats, highlight, measure
-from daemon.matcher import Evaluation
 from daemon.models import Hit, Item, Severity
+from daemon.rules.backtest import Case, RuleStats, highlight, measure
+from daemon.rules.matcher import Evaluation
 from tests.conftest import CLI, REPO, cli_env
 
 

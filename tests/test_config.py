@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.config import find_config, load_config
+from daemon.config.settings import find_config, load_config
 from daemon.errors import ConfigError
 
 MINIMAL = """

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from daemon.config import load_config
-from daemon.service import EXIT_OK, EXIT_QUEUED, Service
-from daemon.store import Store
-from daemon.systemd import Notifier
+from daemon.config.settings import load_config
+from daemon.service.app import EXIT_OK, EXIT_QUEUED, Service
+from daemon.service.systemd import Notifier
+from daemon.store.sqlite import Store
 from tests.servers import SmtpSink, free_port
 
 RULES = """

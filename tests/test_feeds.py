@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from daemon.errors import FeedParseError
-from daemon.feeds import item_key, parse_feed
+from daemon.intake.parse import item_key, parse_feed
 
 
 def rss(items: str, extra: str = "") -> bytes:

@@ -19,7 +19,7 @@ from pytest_httpserver import HTTPServer
 from structlog.testing import capture_logs
 
 from daemon.errors import FeedParseError
-from daemon.feeds import MAX_SUMMARY, ParsedFeed, parse_feed
+from daemon.intake.parse import MAX_SUMMARY, ParsedFeed, parse_feed
 from tests.conftest import SHARED_CORPUS
 from tests.polling_kit import PROXY_VARS, Daemon, FeedServer, entry, feed_toml, rss, write_config
 

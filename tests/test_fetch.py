@@ -23,9 +23,9 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from daemon.decode import body_decoder
 from daemon.errors import ConfigError, FetchError
-from daemon.fetch import (
+from daemon.intake.decode import body_decoder
+from daemon.intake.fetch import (
     Fetcher,
     FetchResult,
     FetchSettings,

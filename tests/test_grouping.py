@@ -9,9 +9,9 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from daemon.config import load_config
-from daemon.service import Service
-from daemon.systemd import Notifier
+from daemon.config.settings import load_config
+from daemon.service.app import Service
+from daemon.service.systemd import Notifier
 
 TOWNS = [f"Town{chr(97 + i // 26)}{chr(97 + i % 26)}" for i in range(40)]
 

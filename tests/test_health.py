@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from daemon.health import (
+from daemon.intake.policy import (
     HINT_CAP,
     FeedHealth,
     OpsEvent,

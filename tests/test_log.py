@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
-from daemon.log import setup_logging
+from daemon.service.log import setup_logging
 
 
 @pytest.fixture

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from daemon.matcher import MAX_HITS_PER_TERM, Evaluation, Matcher
 from daemon.models import Hit, Item, Severity
-from daemon.rules import RuleSet, load_rules
-from daemon.text import html_to_text
+from daemon.rules.matcher import MAX_HITS_PER_TERM, Evaluation, Matcher
+from daemon.rules.ruleset import RuleSet, load_rules
+from daemon.util.text import html_to_text
 
 
 def compile_rules(tmp_path: Path, text: str) -> Matcher:
@@ -461,7 +461,7 @@ def test_required_literals(pattern: str, case: bool, needs: set[str] | None) -> 
     """Each regex gets the literals a matching text must contain, or None when none is certain."""
     import re
 
-    from daemon.matcher import required_literals
+    from daemon.rules.matcher import required_literals
 
     flags = re.compile(pattern, 0 if case else re.IGNORECASE).flags
     got = required_literals(pattern, flags, case)

@@ -14,10 +14,10 @@ from pytest_httpserver import HTTPServer
 from structlog.testing import capture_logs
 from werkzeug import Request, Response
 
-from daemon import status
-from daemon.config import load_config
-from daemon.service import first_poll_at
-from daemon.store import Store
+from daemon.config.settings import load_config
+from daemon.service import status
+from daemon.service.app import first_poll_at
+from daemon.store.sqlite import Store
 from tests.conftest import CLI, cli_env
 from tests.polling_kit import (
     PROXY_VARS,

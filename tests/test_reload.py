@@ -50,7 +50,7 @@ def daemon(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
     (tmp_path / "config.toml").write_text(
         '[polling]\ninterval = "1h"\n[[feeds]]\nurl = "feed.xml"\n',
     )
-    log = (tmp_path / "daemon.log").open("w")
+    log = (tmp_path / "daemon.service.log").open("w")
     proc = subprocess.Popen([*CLI, "run"], cwd=tmp_path, env=cli_env(), stdout=subprocess.DEVNULL, stderr=log)
     db = tmp_path / "var" / "feedwatch.db"
     try:
@@ -65,7 +65,7 @@ def daemon(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
             if proc.poll() is None:
                 proc.kill()
             log.close()
-    assert proc.returncode == 0, (tmp_path / "daemon.log").read_text()
+    assert proc.returncode == 0, (tmp_path / "daemon.service.log").read_text()
 
 
 @pytest.mark.slow

@@ -11,10 +11,10 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from pytest_httpserver import HTTPServer
 from structlog.testing import capture_logs
 
-from daemon.config import load_config
-from daemon.service import PRUNE_BATCH, PRUNE_FIRST, Service
-from daemon.store import MIGRATIONS, Store
-from daemon.systemd import Notifier
+from daemon.config.settings import load_config
+from daemon.service.app import PRUNE_BATCH, PRUNE_FIRST, Service
+from daemon.service.systemd import Notifier
+from daemon.store.sqlite import MIGRATIONS, Store
 from tests.polling_kit import PROXY_VARS, T0, Clock, Daemon, FeedServer, entry, feed_toml, rss, write_config
 
 DAY = 86400.0

@@ -11,7 +11,7 @@ import pytest
 
 from daemon.errors import RuleError
 from daemon.models import Severity
-from daemon.rules import LoadReport, check_examples, load_rules, parse_duration
+from daemon.rules.ruleset import LoadReport, check_examples, load_rules, parse_duration
 
 FULL = """\
 [rule.karabakh-fighting]
@@ -495,8 +495,8 @@ class TestExamples:
 class TestDocs:
     def test_reference_example_loads_and_scores_as_documented(self, tmp_path: Path) -> None:
         """The complete example in docs/rules.md is valid, its examples pass, and its worked score holds."""
-        from daemon.matcher import Matcher
         from daemon.models import Item
+        from daemon.rules.matcher import Matcher
 
         doc = (Path(__file__).resolve().parent.parent / "docs" / "rules.md").read_text(encoding="utf-8")
         blocks = doc.split("```toml\n")

@@ -10,7 +10,7 @@ import pytest
 
 from daemon.errors import StoreError
 from daemon.models import Alert, AlertKind, Severity
-from daemon.store import MIGRATIONS, Store
+from daemon.store.sqlite import MIGRATIONS, Store
 
 NOW = datetime(2020, 9, 28, 12, 0, tzinfo=UTC)
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from daemon.stories import StoryCandidate, find_story, similarity
+from daemon.alerting.stories import StoryCandidate, find_story, similarity
 
 NOW = datetime(2020, 9, 28, 12, 0, tzinfo=UTC)
 

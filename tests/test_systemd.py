@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from daemon.systemd import Notifier, format_status, watchdog_loop
+from daemon.service.systemd import Notifier, format_status, watchdog_loop
 from tests.conftest import cli_env
 
 
@@ -151,7 +151,7 @@ class TestMessages:
 class TestAcrossProcesses:
     def test_daemon_process_notifies_from_its_environment(self, manager: FakeManager) -> None:
         """A separate process given NOTIFY_SOCKET by its parent reaches the socket, under its own PID."""
-        code = "from daemon.systemd import Notifier; n = Notifier.from_env(); n.ready('up'); n.stopping()"
+        code = "from daemon.service.systemd import Notifier; n = Notifier.from_env(); n.ready('up'); n.stopping()"
         child = subprocess.Popen(
             [sys.executable, "-c", code], env=cli_env(NOTIFY_SOCKET=manager.env_value), stderr=subprocess.PIPE
         )

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from daemon.text import (
+from daemon.util.text import (
     FoldedText,
     _fold_with_offsets,
     fold,

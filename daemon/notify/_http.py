@@ -19,8 +19,8 @@ from urllib.parse import urlsplit
 import httpx
 import structlog
 
+from daemon.config.secrets import Secret
 from daemon.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
-from daemon.secrets import Secret
 
 EXCERPT_MAX = 300  # characters of a receiver's error body kept in the error message
 READ_MAX = 4096  # bytes of a response body read at most; a receiver cannot make us buffer more

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from daemon.config import ConsoleSettings
+from daemon.config.settings import ConsoleSettings
 from daemon.models import Alert, AlertKind, Hit
 
 RULE = "─" * 72

@@ -24,10 +24,10 @@ from typing import Literal
 import aiosmtplib
 import structlog
 
+from daemon.config.secrets import Secret
 from daemon.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
 from daemon.models import Alert, AlertKind
 from daemon.render import clean, email_subject, render_html, render_text
-from daemon.secrets import Secret
 
 log = structlog.get_logger(__name__)
 

@@ -14,10 +14,10 @@ from urllib.parse import urlsplit
 import httpx
 import structlog
 
+from daemon.config.secrets import Secret
 from daemon.models import Alert
 from daemon.notify._http import post, redact_url, settle
 from daemon.render import slack_payload
-from daemon.secrets import Secret
 
 log = structlog.get_logger(__name__)
 

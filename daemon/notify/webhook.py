@@ -20,10 +20,10 @@ import httpx
 import structlog
 
 from daemon import __version__
+from daemon.config.secrets import Secret
 from daemon.models import Alert
 from daemon.notify._http import post, redact_url, reveal, settle
 from daemon.render import webhook_payload
-from daemon.secrets import Secret
 
 log = structlog.get_logger(__name__)
 

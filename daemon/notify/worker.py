@@ -14,12 +14,12 @@ from typing import Any
 
 import structlog
 
-from daemon import alerts
+from daemon.alerting import policy as alerts
 from daemon.errors import DeliveryError, PermanentDeliveryError, StoreError
 from daemon.models import Alert, AlertKind
 from daemon.notify.base import Channel
-from daemon.retry import RetryPolicy
-from daemon.store import OUTBOX_DIGEST, OUTBOX_HELD, AsyncStore, OutboxEntry, Store
+from daemon.store.sqlite import OUTBOX_DIGEST, OUTBOX_HELD, AsyncStore, OutboxEntry, Store
+from daemon.util.retry import RetryPolicy
 
 log = structlog.get_logger(__name__)
 

@@ -385,7 +385,7 @@ class Daemon:
         self.root = root
         self.setup = setup
         self.config = root / "config.toml"
-        self.log_path = root / "daemon.log"
+        self.log_path = root / "daemon.service.log"
         self.db = root / "var" / "feedwatch.db"
         (root / "rules").mkdir(parents=True, exist_ok=True)
         (root / "rules" / "watch.toml").write_text(rules)

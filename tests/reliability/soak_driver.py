@@ -18,10 +18,10 @@ import time
 
 import psutil
 
-from daemon.config import load_config
-from daemon.log import setup_logging
-from daemon.service import Service
-from daemon.systemd import Notifier
+from daemon.config.settings import load_config
+from daemon.service.app import Service
+from daemon.service.log import setup_logging
+from daemon.service.systemd import Notifier
 
 REPORT_EVERY = 50
 

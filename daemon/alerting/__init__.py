@@ -1,0 +1,1 @@
+"""Ingest, stories and alert policy (pure core plus the ingest seam)."""

@@ -1,0 +1,202 @@
+"""One poll's items through score → story → alert policy → outbox, in a single store transaction.
+
+This is the seam between the pure core (matcher, stories, alerts) and the store. It runs on the
+store's thread; nothing here touches the network. Marking items seen, recording matches and
+enqueueing alerts commit together, with the feed's new ETag/Last-Modified, or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from daemon.alerting import policy as alerts
+from daemon.alerting import stories
+from daemon.config.settings import AlertConfig, FeedConfig
+from daemon.models import Alert, AlertKind, Item, RuleMatch, Severity
+from daemon.store.sqlite import OUTBOX_DIGEST, OUTBOX_HELD, OUTBOX_PENDING, FeedState, Store
+from daemon.util.urls import canonical_url
+
+SNIPPET = 280
+
+
+class RuleInfo(Protocol):
+    @property
+    def description(self) -> str: ...
+    @property
+    def throttle(self) -> timedelta | None: ...
+    @property
+    def channels(self) -> tuple[str, ...]: ...
+
+
+class Scorer(Protocol):
+    def score(self, item: Item, *, feed_tags: frozenset[str] = ...) -> list[RuleMatch]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Routing:
+    """What the pipeline needs from config to address alerts."""
+
+    alerts: AlertConfig
+    channel_floors: Mapping[str, Severity]
+    digest_channels: frozenset[str] = frozenset()
+
+
+@dataclass(slots=True)
+class IngestResult:
+    new_items: int = 0
+    changed_items: int = 0
+    matched: int = 0
+    alerts: list[Alert] = field(default_factory=list)
+    suppressed: int = 0
+
+
+def _backfill_allows(feed: FeedConfig, item: Item, now: datetime) -> bool:
+    if feed.backfill is None:
+        return False
+    if feed.backfill == float("inf"):
+        return True
+    return item.published is not None and (now - item.published).total_seconds() <= feed.backfill
+
+
+def _snippet(item: Item, match: RuleMatch) -> str:
+    """A window of the summary around the first hit in it, else the summary's start."""
+    text = item.summary or item.content
+    start = 0
+    for hit in match.hits:
+        if hit.field in ("summary", "content") and item.field_text(hit.field) == text:
+            start = max(0, hit.start - SNIPPET // 3)
+            break
+    piece = text[start : start + SNIPPET]
+    return ("…" if start else "") + piece + ("…" if start + SNIPPET < len(text) else "")
+
+
+def ingest(
+    store: Store,
+    feed: FeedConfig,
+    state: FeedState,
+    items: Sequence[Item],
+    *,
+    scorer: Scorer,
+    rules: Mapping[str, RuleInfo],
+    routing: Routing,
+    now: datetime,
+    feed_updates: Mapping[str, object],
+) -> IngestResult:
+    """Record ``items`` of one successful poll and enqueue their alerts, atomically."""
+    result = IngestResult()
+    first_poll = state.first_polled_at is None
+    tags = frozenset(feed.tags)
+    with store.transaction():
+        known = store.known_items(state.id, (i.key for i in items))
+        for item in items:
+            prior_item = known.get(item.key)
+            if prior_item is None:
+                item_id = store.insert_item(
+                    state.id, item.key, item.content_hash, item.title, item.link, item.published, now
+                )
+                result.new_items += 1
+            elif prior_item.content_hash != item.content_hash:
+                item_id = prior_item.id
+                store.update_item(item_id, item.content_hash, item.title, item.link, now)
+                result.changed_items += 1
+            else:
+                continue
+            matches = scorer.score(item, feed_tags=tags)
+            if not matches:
+                continue
+            result.matched += 1
+            may_alert = not first_poll or _backfill_allows(feed, item, now)
+            for match in matches:
+                before = store.previous_match(item_id, match.rule_id) if prior_item else None
+                store.record_match(item_id, match, now)
+                # An edited item alerts only if it matches anew or its severity rose.
+                if before is not None and match.severity <= before:
+                    continue
+                if may_alert:
+                    _alert_for(store, feed, item, item_id, match, rules, routing, now, result)
+        store.touch_items(state.id, (i.key for i in items), now)  # retention counts from the last sighting
+        fields = dict(feed_updates)
+        if first_poll:
+            fields["first_polled_at"] = now
+        if result.new_items:
+            fields["last_new_item_at"] = now
+            fields["items_seen"] = state.items_seen + result.new_items
+        store.update_feed(state.id, **fields)
+    return result
+
+
+def _alert_for(
+    store: Store,
+    feed: FeedConfig,
+    item: Item,
+    item_id: int,
+    match: RuleMatch,
+    rules: Mapping[str, RuleInfo],
+    routing: Routing,
+    now: datetime,
+    result: IngestResult,
+) -> None:
+    cfg = routing.alerts
+    canon = canonical_url(item.link)
+    candidates: list[stories.StoryCandidate] = []
+    if canon:
+        candidates += [
+            stories.StoryCandidate(s.id, s.canonical_url, s.title, s.last_seen) for s in store.stories_by_url(canon)
+        ]
+    since = now - timedelta(seconds=cfg.story_window)
+    candidates += [
+        stories.StoryCandidate(s.id, s.canonical_url, s.title, s.last_seen) for s in store.recent_stories(since)
+    ]
+    found = stories.find_story(
+        item.title, canon, candidates, now=now, window=cfg.story_window, threshold=cfg.story_similarity
+    )
+    if found is None:
+        story_id = store.create_story(canon, item.title, feed.name, now)
+    else:
+        story_id = found.id
+        store.touch_story(story_id, feed.name, now)
+    store.set_item_story(item_id, story_id)
+
+    rule = rules.get(match.rule_id)
+    prior = store.last_alert(match.rule_id, story_id)
+    decision = alerts.decide(
+        severity=match.severity,
+        prior=alerts.Prior(prior.severity, prior.created_at) if prior else None,
+        throttle=rule.throttle.total_seconds() if rule and rule.throttle else None,
+        now=now,
+    )
+    if decision.action == alerts.Action.SUPPRESS:
+        result.suppressed += 1
+        return
+    story = store.story(story_id)
+    also = tuple(f for f in (story.feeds if story else ()) if f != feed.name)
+    kind = AlertKind.NEW if decision.action == alerts.Action.NEW else AlertKind.UPDATE
+    alert = Alert(
+        alert_id=alerts.alert_id(match.rule_id, story_id, feed.name, item.key, kind, now.isoformat()),
+        kind=kind,
+        rule_id=match.rule_id,
+        severity=match.severity,
+        score=match.score,
+        title=item.title or "(untitled)",
+        link=item.link,
+        feed=feed.name,
+        created_at=now,
+        story_id=str(story_id),
+        published=item.published,
+        snippet=_snippet(item, match),
+        description=rule.description if rule else "",
+        hits=match.hits,
+        thread_id=prior.thread_id if prior else None,
+        also_reported_by=also,
+    )
+    channels = alerts.route(rule.channels if rule else (), cfg.default_channels, routing.channel_floors, match.severity)
+    recent = store.count_alerts(match.rule_id, now - timedelta(seconds=cfg.storm_window))
+    storm = alerts.storm_exceeded(recent, cfg.storm_limit)
+    states = {
+        c: OUTBOX_DIGEST if c in routing.digest_channels else OUTBOX_HELD if storm else OUTBOX_PENDING for c in channels
+    }
+    store.add_alert(alert, channels, story_id=story_id, item_id=item_id, now=now, states=states)
+    result.alerts.append(alert)

@@ -1,0 +1,183 @@
+"""`feedwatch alerts list|show|resend`, `feedwatch outbox retry` and `feedwatch send-test CHANNEL`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from datetime import UTC, datetime
+
+from daemon.cli.common import EXIT_DEGRADED, EXIT_OK, EXIT_USAGE, load
+from daemon.config.settings import Config
+from daemon.errors import DeliveryError
+from daemon.models import Alert, AlertKind, Hit, Severity, alert_to_dict
+from daemon.store.sqlite import Store
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    al = sub.add_parser("alerts", help="what was sent where, and why")
+    asub = al.add_subparsers(dest="alerts_command", metavar="ACTION")
+    asub.required = True
+    ls = asub.add_parser("list", help="recent alerts with their delivery state")
+    ls.add_argument("-n", "--limit", type=int, default=20)
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(func=cmd_list)
+    show = asub.add_parser("show", help="one alert: rule, score, hits and deliveries")
+    show.add_argument("alert_id")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(func=cmd_show)
+    resend = asub.add_parser("resend", help="queue an alert again for its channels (same idempotency key)")
+    resend.add_argument("alert_id")
+    resend.add_argument("--channel", action="append", help="only these channels")
+    resend.set_defaults(func=cmd_resend)
+
+    ob = sub.add_parser("outbox", help="the delivery queue")
+    osub = ob.add_subparsers(dest="outbox_command", metavar="ACTION")
+    osub.required = True
+    retry = osub.add_parser("retry", help="move dead letters back to the queue")
+    retry.set_defaults(func=cmd_outbox_retry)
+
+    test = sub.add_parser("send-test", help="send a sample alert through a configured channel")
+    test.add_argument("channel")
+    test.set_defaults(func=cmd_send_test)
+
+
+def _store(config: Config, *, readonly: bool) -> Store:
+    return Store(config.store.path, readonly=readonly, busy_timeout=config.store.busy_timeout)
+
+
+def _deliveries(store: Store, alert_id: str) -> list[dict[str, object]]:
+    return [
+        {
+            "channel": r["channel"],
+            "state": r["state"],
+            "attempts": r["attempts"],
+            "error": r["last_error"],
+            "delivered_at": r["delivered_at"],
+        }
+        for r in store.deliveries(alert_id)
+    ]
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    config = load(args, secrets=False)
+    store = _store(config, readonly=True)
+    try:
+        rows = [(a, _deliveries(store, a.alert_id)) for a in store.recent_alerts(args.limit)]
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps([{"alert": alert_to_dict(a), "deliveries": d} for a, d in rows], indent=2))
+        return EXIT_OK
+    for alert, deliveries in rows:
+        where = ", ".join(f"{d['channel']}:{d['state']}" for d in deliveries) or "-"
+        rule = alert.rule_id or str(alert.kind)
+        print(
+            f"{alert.created_at:%Y-%m-%d %H:%M:%S} {alert.alert_id} [{alert.severity}] {rule}: {alert.title}  ({where})"
+        )
+    return EXIT_OK
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    config = load(args, secrets=False)
+    store = _store(config, readonly=True)
+    try:
+        alert = store.alert(args.alert_id)
+        deliveries = _deliveries(store, args.alert_id) if alert else []
+    finally:
+        store.close()
+    if alert is None:
+        print(f"feedwatch: no alert {args.alert_id!r}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.json:
+        print(json.dumps({"alert": alert_to_dict(alert), "deliveries": deliveries}, indent=2))
+        return EXIT_OK
+    print(f"{alert.alert_id}  {alert.kind}  [{alert.severity}]  rule {alert.rule_id or '-'}  score {alert.score:g}")
+    print(f"  {alert.title}")
+    if alert.link:
+        print(f"  {alert.link}")
+    print(f"  feed {alert.feed} · story {alert.story_id or '-'} · created {alert.created_at:%Y-%m-%d %H:%M:%S %Z}")
+    if alert.thread_id:
+        print(f"  updates {alert.thread_id}")
+    for hit in alert.hits:
+        fuzzy = f" ≈{hit.fuzzy:.0f}" if hit.fuzzy is not None else ""
+        print(
+            f"  hit {hit.group}/{hit.term!r}: {hit.text!r}{fuzzy} in {hit.field}[{hit.start}:{hit.end}]"
+            f" +{hit.contribution:g}"
+        )
+    for d in deliveries:
+        print(f"  → {d['channel']}: {d['state']} after {d['attempts']} attempt(s) {d['error'] or ''}".rstrip())
+    return EXIT_OK
+
+
+def cmd_resend(args: argparse.Namespace) -> int:
+    config = load(args, secrets=False)
+    store = _store(config, readonly=False)
+    try:
+        if store.alert(args.alert_id) is None:
+            print(f"feedwatch: no alert {args.alert_id!r}", file=sys.stderr)
+            return EXIT_USAGE
+        count = store.requeue(args.alert_id, args.channel, datetime.now(UTC))
+    finally:
+        store.close()
+    print(f"queued {args.alert_id} again for {count} channel(s); the running daemon delivers it")
+    return EXIT_OK
+
+
+def cmd_outbox_retry(args: argparse.Namespace) -> int:
+    config = load(args, secrets=False)
+    store = _store(config, readonly=False)
+    try:
+        with store.transaction():
+            count = store.retry_dead(datetime.now(UTC))
+    finally:
+        store.close()
+    print(f"{count} dead letter(s) queued again")
+    return EXIT_OK
+
+
+def sample_alert(now: datetime) -> Alert:
+    title = "feedwatch test alert: shelling reported near Martuni"
+    return Alert(
+        alert_id=f"fw-test-{now:%Y%m%d%H%M%S}",
+        kind=AlertKind.TEST,
+        rule_id="send-test",
+        severity=Severity.WARNING,
+        score=3.0,
+        title=title,
+        link="https://example.org/feedwatch-test",
+        feed="send-test",
+        created_at=now,
+        snippet="This is a test message sent by `feedwatch send-test`. No action is needed.",
+        description="A sample alert to check that this channel delivers",
+        hits=(Hit("places", "Martuni", "Martuni", "title", 46, 53, "Martuni", 1.0),),
+    )
+
+
+async def _send(config: Config, name: str) -> None:
+    from daemon.intake.fetch import FetchSettings, make_client
+    from daemon.service.app import build_channels
+
+    async with make_client(FetchSettings()) as client:
+        channel = build_channels(config, client)[name]
+        try:
+            await channel.send(sample_alert(datetime.now(UTC)))
+        finally:
+            await channel.aclose()
+
+
+def cmd_send_test(args: argparse.Namespace) -> int:
+    config = load(args)
+    if args.channel not in config.channels:
+        known = ", ".join(sorted(config.channels))
+        print(f"feedwatch: no channel {args.channel!r} (configured: {known})", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        asyncio.run(_send(config, args.channel))
+    except DeliveryError as exc:
+        kind = "temporary" if type(exc).__name__.startswith("Transient") else "permanent"
+        print(f"feedwatch: send-test to {args.channel} failed ({kind}): {exc.reason}", file=sys.stderr)
+        return EXIT_DEGRADED
+    print(f"sent a test alert through {args.channel}")
+    return EXIT_OK

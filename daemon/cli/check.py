@@ -1,0 +1,43 @@
+"""`feedwatch check`: validate config and rules; exit 2 with precise messages."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from daemon.cli.common import EXIT_OK, EXIT_USAGE, load
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    check = sub.add_parser("check", help="validate config and rules (exit 2 on errors)")
+    check.add_argument("--rules", help="rules folder to check instead of the configured one")
+    check.set_defaults(func=cmd_check)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from daemon.rules.ruleset import check_examples, load_rules
+
+    config = load(args, secrets=False)
+    rules_dir = Path(args.rules) if args.rules else config.rules_dir
+    report = load_rules(rules_dir, channels=list(config.channels))
+    print(f"config: {config.path} ok ({len(config.feeds)} feeds, {len(config.channels)} channels)")
+    for rule in report.ruleset.rules:
+        groups = ", ".join(f"{g.name}({len(g.terms)})" for g in rule.groups)
+        state = "" if rule.enabled else " [disabled]"
+        print(f"rule {rule.id}{state}: {groups}")
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    for error in report.errors:
+        print(f"error: {error}", file=sys.stderr)
+    # Examples are unit tests for rules: an edit that breaks one fails the check.
+    failures = check_examples(report.ruleset)
+    for failure in failures:
+        print(f"error: {failure}", file=sys.stderr)
+    if report.errors or failures:
+        return EXIT_USAGE
+    examples = sum(len(r.examples) for r in report.ruleset.rules)
+    if examples:
+        print(f"examples: {examples} passed")
+    print(f"rules: {rules_dir} ok ({len(report.ruleset.rules)} rules)")
+    return EXIT_OK

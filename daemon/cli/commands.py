@@ -1,0 +1,16 @@
+"""One module per command (group); each has ``register(subparsers)``. Add new ones to COMMANDS."""
+
+from __future__ import annotations
+
+from daemon.cli import alerts, check, db, feeds, init, rules_tools, run, status
+
+COMMANDS = [
+    run,
+    check,
+    status,
+    feeds,
+    rules_tools,
+    alerts,
+    init,
+    db,
+]

@@ -1,0 +1,216 @@
+"""`feedwatch feeds list|add|remove|import`: manage feeds in config.toml (comments and layout kept).
+
+Edits go through tomlkit so the operator's comments survive, are validated by loading the edited
+config before anything is written, and replace the file atomically. A running daemon picks them up
+on reload (SIGHUP / `systemctl reload feedwatch`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+import tomlkit
+from tomlkit.items import AoT, Table
+
+from daemon.cli.common import EXIT_OK, EXIT_USAGE, load
+from daemon.config.settings import Config, find_config, load_config
+from daemon.errors import ConfigError, StoreError
+from daemon.store.sqlite import Store
+
+RELOAD_HINT = "run `systemctl reload feedwatch` (or send SIGHUP) to apply it to a running daemon"
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    feeds = sub.add_parser("feeds", help="list, add, remove or import feeds")
+    fsub = feeds.add_subparsers(dest="feeds_command", metavar="ACTION")
+    fsub.required = True
+
+    ls = fsub.add_parser("list", help="configured feeds with their health")
+    ls.set_defaults(func=cmd_list)
+
+    add = fsub.add_parser("add", help="add a feed to config.toml")
+    add.add_argument("url")
+    add.add_argument("--name")
+    add.add_argument("--interval", help='e.g. "10m" or "auto"')
+    add.add_argument("--tag", action="append", default=[], dest="tags")
+    add.add_argument("--backfill", help='"24h" or "all" (default: record the backlog without alerting)')
+    add.set_defaults(func=cmd_add)
+
+    rm = fsub.add_parser("remove", help="remove a feed (by URL or name) from the file that defines it")
+    rm.add_argument("feed")
+    rm.set_defaults(func=cmd_remove)
+
+    imp = fsub.add_parser("import", help="add every feed of an OPML file (from a feed reader export)")
+    imp.add_argument("opml")
+    imp.set_defaults(func=cmd_import)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    config = load(args, secrets=False)
+    health: dict[str, str] = {}
+    try:
+        store = Store(config.store.path, readonly=True)
+    except StoreError:
+        store = None
+    if store is not None:
+        for state in store.feeds():
+            if state.disabled:
+                health[state.name] = f"disabled: {state.last_error or ''}".strip()
+            elif state.consecutive_failures:
+                health[state.name] = f"failing ({state.consecutive_failures}): {state.last_error}"
+            elif state.last_success_at:
+                health[state.name] = f"ok {state.last_success_at:%Y-%m-%d %H:%M}"
+        store.close()
+    for feed in config.feeds:
+        interval = "auto" if feed.auto_interval else f"{feed.interval or config.polling.interval:g}s"
+        tags = f" [{', '.join(feed.tags)}]" if feed.tags else ""
+        off = "" if feed.enabled else " (disabled)"
+        print(f"{feed.name}{off}\t{feed.url}\tevery {interval}{tags}\t{health.get(feed.name, 'never polled')}")
+    return EXIT_OK
+
+
+@dataclass(frozen=True)
+class NewFeed:
+    url: str
+    name: str | None = None
+    interval: str | None = None
+    tags: tuple[str, ...] = ()
+    backfill: str | None = None
+
+
+def _feed_table(feed: NewFeed) -> Table:
+    table = tomlkit.table()
+    if feed.name:
+        table["name"] = feed.name
+    table["url"] = feed.url
+    if feed.interval:
+        table["interval"] = feed.interval
+    if feed.tags:
+        table["tags"] = list(feed.tags)
+    if feed.backfill:
+        table["backfill"] = feed.backfill
+    return table
+
+
+def _write_validated(path: Path, document: tomlkit.TOMLDocument) -> Config:
+    """Write next to the original, validate the result, then atomically replace the original."""
+    fd, tmp = tempfile.mkstemp(prefix=".feedwatch-", suffix=".toml", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(tomlkit.dumps(document))
+        config = load_config(Path(tmp), secrets=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return config
+
+
+def add_feeds(config_path: Path, feeds: list[NewFeed]) -> int:
+    """Append feeds to config_path; URLs already configured (here or in feeds.d) are skipped."""
+    current = load_config(config_path, secrets=False)
+    known = {f.url for f in current.feeds} | {f.name for f in current.feeds}
+    document = tomlkit.parse(config_path.read_text(encoding="utf-8"))
+    array = document.get("feeds")
+    if array is None:
+        array = tomlkit.aot()
+        document["feeds"] = array
+    if not isinstance(array, AoT):
+        raise ConfigError("feeds: expected an array of [[feeds]] tables", path=config_path)
+    added = 0
+    for feed in feeds:
+        resolved = _probe_url(config_path, feed.url)
+        if resolved in known or feed.url in known or (feed.name and feed.name in known):
+            continue
+        array.append(_feed_table(feed))
+        known.add(resolved)
+        added += 1
+    if added:
+        _write_validated(config_path, document)
+    return added
+
+
+def _probe_url(config_path: Path, url: str) -> str:
+    """The URL as the config loader will normalise it (paths become file:// URLs)."""
+    probe = tomlkit.document()
+    probe["feeds"] = tomlkit.aot()
+    probe["feeds"].append(_feed_table(NewFeed(url=url, name="probe")))
+    fd, tmp = tempfile.mkstemp(prefix=".feedwatch-probe-", suffix=".toml", dir=config_path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(tomlkit.dumps(probe))
+        return load_config(Path(tmp), secrets=False).feeds[0].url
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    path = find_config(args.config)
+    feed = NewFeed(args.url, args.name, args.interval, tuple(args.tags), args.backfill)
+    if add_feeds(path, [feed]) == 0:
+        print(f"feedwatch: {args.url} is already configured", flush=True)
+        return EXIT_USAGE
+    print(f"added {args.url} to {path}; {RELOAD_HINT}")
+    return EXIT_OK
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    config = load(args, secrets=False)
+    match = next((f for f in config.feeds if args.feed in (f.url, f.name)), None)
+    if match is None:
+        print(f"feedwatch: no feed {args.feed!r} in {config.path}")
+        return EXIT_USAGE
+    source = Path(match.source)
+    document = tomlkit.parse(source.read_text(encoding="utf-8"))
+    array = document.get("feeds")
+    assert isinstance(array, AoT)
+    for index, table in enumerate(array):
+        name = table.get("name")
+        url = table.get("url")
+        if name == match.name or url == args.feed or _probe_url(source, str(url)) == match.url:
+            del array[index]
+            break
+    _write_validated(source, document)
+    print(f"removed {match.name} ({match.url}) from {source}; {RELOAD_HINT}")
+    return EXIT_OK
+
+
+def parse_opml(path: Path) -> list[NewFeed]:
+    """Every outline with an xmlUrl; enclosing outline titles become tags (reader folders)."""
+    try:
+        root = ET.parse(path).getroot()
+    except (ET.ParseError, OSError) as exc:
+        raise ConfigError(f"cannot read OPML: {exc}", path=path) from exc
+    feeds: list[NewFeed] = []
+
+    def walk(node: ET.Element, folders: tuple[str, ...]) -> None:
+        for outline in node.findall("outline"):
+            url = outline.get("xmlUrl")
+            label = outline.get("title") or outline.get("text") or ""
+            if url:
+                feeds.append(NewFeed(url=url.strip(), tags=tuple(_tag(f) for f in folders if f)))
+            else:
+                walk(outline, (*folders, label))
+
+    body = root.find("body")
+    if body is None:
+        raise ConfigError("not an OPML file: no <body>", path=path)
+    walk(body, ())
+    return feeds
+
+
+def _tag(folder: str) -> str:
+    return "-".join(folder.lower().split())
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    path = find_config(args.config)
+    feeds = parse_opml(Path(args.opml))
+    added = add_feeds(path, feeds)
+    print(f"imported {added} of {len(feeds)} feeds from {args.opml} into {path}; {RELOAD_HINT}")
+    return EXIT_OK

@@ -1,0 +1,176 @@
+"""`feedwatch score` and `feedwatch backtest`: try rules on text, feeds or labelled sets — nothing is sent."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from daemon.cli.common import EXIT_OK, EXIT_USAGE, load
+from daemon.config.settings import Config
+from daemon.errors import ConfigError, FetchError
+from daemon.intake.parse import parse_feed
+from daemon.models import FIELDS, hit_to_dict
+from daemon.rules.backtest import Case, highlight, item_from, measure, read_jsonl
+from daemon.rules.matcher import Evaluation, Matcher
+from daemon.rules.ruleset import load_rules
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    score = sub.add_parser("score", help="score text, a feed or JSONL items against the rules and explain")
+    score.add_argument("source", nargs="?", help="feed file or URL, or a .jsonl of items")
+    score.add_argument("--title", default=None)
+    score.add_argument("--summary", default="")
+    score.add_argument("--content", default="")
+    score.add_argument("--rules", help="rules folder (default: the configured one)")
+    score.add_argument("--all", action="store_true", help="also show rules that did not fire")
+    score.add_argument("--json", action="store_true")
+    score.set_defaults(func=cmd_score)
+
+    bt = sub.add_parser("backtest", help="run rules over items; with labels, precision and recall")
+    bt.add_argument("source", help="feed file or URL, or a .jsonl of items (with optional labels)")
+    bt.add_argument("--labels", help="JSONL of {id, labels} overriding/adding labels by item id")
+    bt.add_argument("--rules", help="rules folder (default: the configured one)")
+    bt.add_argument("--json", action="store_true")
+    bt.set_defaults(func=cmd_backtest)
+
+
+def _matcher(config: Config, rules: str | None) -> Matcher:
+    report = load_rules(Path(rules) if rules else config.rules_dir, channels=list(config.channels))
+    if report.errors:
+        raise report.errors[0]
+    return Matcher(report.ruleset)
+
+
+def _cases(config: Config, source: str) -> list[Case]:
+    if source.endswith(".jsonl"):
+        return read_jsonl(Path(source))
+    if source.startswith(("http://", "https://")):
+        body, ctype = asyncio.run(_download(config, source))
+    else:
+        path = Path(source.removeprefix("file://"))
+        try:
+            body, ctype = path.read_bytes(), None
+        except OSError as exc:
+            raise ConfigError(f"cannot read: {exc.strerror}", path=path) from None
+    parsed = parse_feed(body, feed="cli", url=source, content_type=ctype)
+    return [Case(i.guid or i.key, i) for i in parsed.items]
+
+
+async def _download(config: Config, url: str) -> tuple[bytes, str | None]:
+    from daemon.intake.fetch import Fetcher, FetchSettings, make_client
+
+    settings = FetchSettings(max_bytes=config.polling.max_bytes, total_timeout=config.polling.total_timeout)
+    async with make_client(settings) as client:
+        result = await Fetcher(client, settings).fetch(url)
+    assert result.body is not None
+    return result.body, result.content_type
+
+
+def _explain(case: Case, evaluations: Sequence[Evaluation], show_all: bool, color: bool) -> list[str]:
+    on, off = ("\033[1;33m", "\033[0m") if color else ("[", "]")
+    lines = [f"• {case.item.title or '(untitled)'}  ({case.id})"]
+    for ev in evaluations:
+        if not ev.fired and not show_all:
+            continue
+        verdict = f"FIRES {ev.severity}" if ev.fired else "no"
+        lines.append(f"  {ev.rule_id}: {verdict}, score {ev.score:g}")
+        for reason in ev.reasons if not ev.fired else ():
+            lines.append(f"    - {reason}")
+        for name in FIELDS:
+            text = case.item.field_text(name)
+            if text and any(h.field == name for h in ev.hits):
+                lines.append(f"    {name}: {highlight(text, ev.hits, name, start=on, end=off)}")
+        terms = {}
+        for h in ev.hits:
+            if h.contribution:
+                fuzzy = f" ≈{h.fuzzy:.0f}" if h.fuzzy is not None else ""
+                terms[h.term] = f"{h.text}{fuzzy} ({h.group}, {h.field}, +{h.contribution:g})"
+        if terms:
+            lines.append(f"    counted: {' · '.join(terms.values())}")
+    return lines
+
+
+def _as_json(case: Case, evaluations: Sequence[Evaluation]) -> dict[str, Any]:
+    return {
+        "id": case.id,
+        "title": case.item.title,
+        "rules": [
+            {
+                "rule": e.rule_id,
+                "fired": e.fired,
+                "score": e.score,
+                "severity": str(e.severity) if e.fired else None,
+                "hits": [hit_to_dict(h) for h in e.hits],
+                "reasons": list(e.reasons),
+            }
+            for e in evaluations
+        ],
+    }
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    config = load(args, secrets=False)
+    matcher = _matcher(config, args.rules)
+    if args.title is not None:
+        cases = [Case("cli", item_from({"title": args.title, "summary": args.summary, "content": args.content}, "cli"))]
+    elif args.source:
+        cases = _cases(config, args.source)
+    else:
+        print("feedwatch: score needs --title (and --summary) or a SOURCE", file=sys.stderr)
+        return EXIT_USAGE
+    results = [(c, matcher.evaluate(c.item)) for c in cases]
+    if args.json:
+        print(json.dumps([_as_json(c, evs) for c, evs in results], indent=2, ensure_ascii=False))
+        return EXIT_OK
+    color = sys.stdout.isatty()
+    show_all = args.all or len(cases) == 1
+    for case, evs in results:
+        print("\n".join(_explain(case, evs, show_all, color)))
+    fired = sum(1 for _, evs in results if any(e.fired for e in evs))
+    print(f"\n{fired} of {len(cases)} items would alert")
+    return EXIT_OK
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    config = load(args, secrets=False)
+    matcher = _matcher(config, args.rules)
+    try:
+        cases = _cases(config, args.source)
+    except FetchError as exc:
+        print(f"feedwatch: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.labels:
+        extra = {c.id: c.labels for c in read_jsonl(Path(args.labels))}
+        cases = [Case(c.id, c.item, {**c.labels, **extra.get(c.id, {})}) for c in cases]
+    stats = measure(matcher.ruleset.ids, ((c, matcher.evaluate(c.item)) for c in cases))
+    if args.json:
+        doc = {
+            rid: {
+                "fired": st.fired,
+                "labelled": st.labelled,
+                "precision": st.precision,
+                "recall": st.recall,
+                "false_positives": st.false_positives,
+                "false_negatives": st.false_negatives,
+            }
+            for rid, st in stats.items()
+        }
+        print(json.dumps({"items": len(cases), "rules": doc}, indent=2))
+        return EXIT_OK
+    print(f"{len(cases)} items")
+    print(f"{'rule':<28} {'fired':>6} {'labelled':>9} {'precision':>10} {'recall':>7}")
+    for rid, st in stats.items():
+        p = f"{st.precision:.3f}" if st.precision is not None else "-"
+        r = f"{st.recall:.3f}" if st.recall is not None else "-"
+        print(f"{rid:<28} {st.fired:>6} {st.labelled:>9} {p:>10} {r:>7}")
+    titles = {c.id: c.item.title for c in cases}
+    for rid, st in stats.items():
+        for kind, ids in (("false positive", st.false_positives), ("false negative", st.false_negatives)):
+            for ident in ids:
+                print(f"  {rid} {kind}: {ident} {titles.get(ident, '')}")
+    return EXIT_OK

@@ -1,0 +1,1 @@
+"""Fetching, decoding and parsing feeds; poll policy."""

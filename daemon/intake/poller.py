@@ -1,0 +1,368 @@
+"""One poll of one feed: fetch → parse (worker thread) → ingest → health bookkeeping → next poll time.
+
+Every failure stays with its feed: it is recorded in the feed's health, logged with the feed's name and
+URL, and pushes that feed's next poll out by the backoff — other feeds never notice. Operator alerts
+(failing / recovered / stale / gone) are raised once per episode, never once per failed poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import random
+from collections.abc import Callable
+from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+import httpx
+import structlog
+
+from daemon.alerting import ingest as pipeline
+from daemon.alerting import policy as alerts
+from daemon.config.settings import Config, FeedConfig
+from daemon.errors import FeedParseError, FetchError
+from daemon.intake import policy as health
+from daemon.intake.fetch import Fetcher, FetchResult, Validators
+from daemon.intake.parse import ParsedFeed, Refused, parse_in_worker
+from daemon.models import Alert, AlertKind, Severity
+from daemon.rules.matcher import Matcher
+from daemon.store.sqlite import AsyncStore, FeedState, Store
+from daemon.util.urls import host_of, safe_link
+
+log = structlog.get_logger(__name__)
+
+AUTO_CEILING = 12 * 3600.0  # "auto" never waits longer than this between polls
+OPS_SEVERITY = {
+    "failing": Severity.WARNING,
+    "gone": Severity.CRITICAL,
+    "stale": Severity.WARNING,
+    "recovered": Severity.INFO,
+}
+
+
+class ActiveSet(Protocol):
+    @property
+    def config(self) -> Config: ...
+    @property
+    def matcher(self) -> Matcher: ...
+    @property
+    def rules(self) -> dict[str, Any]: ...
+
+
+def health_of(state: FeedState) -> health.FeedHealth:
+    return health.FeedHealth(
+        consecutive_failures=state.consecutive_failures,
+        last_attempt=state.last_attempt_at,
+        last_success=state.last_success_at,
+        last_status=state.last_status,
+        last_error=state.last_error,
+        failing_since=state.failing_since,
+        last_new_item=state.last_new_item_at,
+        alerted_failing=state.alerted_failing,
+        alerted_stale=state.alerted_stale,
+        disabled=state.disabled,
+    )
+
+
+def health_fields(h: health.FeedHealth) -> dict[str, object]:
+    return {
+        "consecutive_failures": h.consecutive_failures,
+        "last_attempt_at": h.last_attempt,
+        "last_success_at": h.last_success,
+        "last_status": h.last_status,
+        "last_error": h.last_error,
+        "failing_since": h.failing_since,
+        "last_new_item_at": h.last_new_item,
+        "alerted_failing": h.alerted_failing,
+        "alerted_stale": h.alerted_stale,
+        "disabled": h.disabled,
+    }
+
+
+def policy_of(config: Config) -> health.PollPolicy:
+    p = config.polling
+    return health.PollPolicy(
+        min_interval=p.min_interval,
+        max_backoff=p.max_backoff,
+        backoff_base=max(p.min_interval, 60.0 if p.min_interval >= 60 else p.min_interval),
+        jitter=p.jitter,
+        fail_alert_after=p.fail_alert_after,
+        fail_alert_after_seconds=p.fail_alert_after_time,
+    )
+
+
+def ops_alert(feed: FeedConfig, url: str, event: health.OpsEvent, now: datetime) -> Alert:
+    return Alert(
+        alert_id=alerts.alert_id("ops", feed.name, event.kind, now.isoformat()),
+        kind=AlertKind.OPS,
+        rule_id="",
+        severity=OPS_SEVERITY[event.kind],
+        score=0.0,
+        title=f"Feed {feed.name} {event.message}",
+        link=safe_link(url),
+        feed=feed.name,
+        created_at=now,
+        description=f"feed {event.kind}",
+    )
+
+
+def _enqueue_ops(store: Store, alert: Alert, channels: list[str], now: datetime) -> None:
+    with store.transaction():
+        store.add_alert(alert, channels, story_id=None, item_id=None, now=now)
+
+
+class ParsePool:
+    """Worker processes for feedparser (``parse_workers``), replaced whole when one of them dies.
+
+    A worker killed mid-parse (out of memory, a signal, a crash in C code) leaves a ProcessPoolExecutor
+    broken for good: every later parse would fail at once, for every feed.
+    """
+
+    def __init__(self, workers: int) -> None:
+        self._workers = workers
+        self.executor = self._new()
+
+    def _new(self) -> ProcessPoolExecutor:
+        # "spawn": forking a process that runs threads (the store's, the resolver's) is unsafe.
+        return ProcessPoolExecutor(max_workers=self._workers, mp_context=multiprocessing.get_context("spawn"))
+
+    def renew(self, broken: Executor) -> bool:
+        """Replace ``broken`` if it is still the current pool; False when another poll already did."""
+        if self.executor is not broken:
+            return False
+        broken.shutdown(wait=False, cancel_futures=True)
+        self.executor = self._new()
+        return True
+
+    def shutdown(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+class Poller:
+    def __init__(
+        self,
+        store: AsyncStore,
+        fetcher: Fetcher,
+        active: Callable[[], ActiveSet],
+        *,
+        clock: Callable[[], datetime],
+        reschedule: Callable[[FeedConfig, datetime], None],
+        on_alerts: Callable[[datetime], None],
+        parse_pool: ParsePool | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._store = store
+        self._fetcher = fetcher
+        self._active = active
+        self._clock = clock
+        self._reschedule = reschedule
+        self._on_alerts = on_alerts
+        self._parse_pool = parse_pool
+        self._rng = rng or random.Random()
+        self._hosts: dict[str, asyncio.Semaphore] = {}
+        self._global = asyncio.Semaphore(active().config.polling.max_concurrency)
+
+    def _host_limit(self, url: str) -> asyncio.Semaphore:
+        host = host_of(url) or "-"
+        if host not in self._hosts:
+            self._hosts[host] = asyncio.Semaphore(self._active().config.polling.per_host)
+        return self._hosts[host]
+
+    async def poll(self, feed: FeedConfig) -> None:
+        """Fetch, parse, score and enqueue one feed; raises only for store faults."""
+        state = await self._store.call(Store.ensure_feed, feed.name, feed.url)
+        if state.disabled:
+            return
+        now = self._clock()
+        try:
+            result = await self._fetch(feed, state)
+            parsed = None
+            if result.status != 304:
+                assert result.body is not None
+                parsed = await self._parse(feed, result)
+        except FetchError as exc:
+            await self._failed(feed, state, exc, now)
+            return
+        new_items = 0
+        if parsed is not None:
+            new_items = await self._ingest(feed, state, result, parsed, now)
+        await self._succeeded(feed, state, result, parsed, new_items, now)
+
+    async def _fetch(self, feed: FeedConfig, state: FeedState) -> FetchResult:
+        url = state.fetch_url
+        auth: httpx.Auth | None = None
+        headers = dict(feed.headers)
+        if feed.username and feed.password:
+            auth = httpx.BasicAuth(feed.username, feed.password.reveal())
+        if feed.token:
+            headers["Authorization"] = f"Bearer {feed.token.reveal()}"
+        # Host slot first: a feed queued behind its busy host must not hold a global slot other hosts could use.
+        async with self._host_limit(url), self._global:
+            result = await self._fetcher.fetch(
+                url, Validators(state.etag, state.last_modified), headers=headers, auth=auth
+            )
+        if result.permanent_url and result.permanent_url != url:
+            log.warning("feed_moved", feed=feed.name, old=url, new=result.permanent_url)
+        return result
+
+    async def _parse(self, feed: FeedConfig, result: FetchResult) -> ParsedFeed:
+        loop = asyncio.get_running_loop()
+        assert result.body is not None
+        url = result.final_url
+        executor = self._parse_pool.executor if self._parse_pool is not None else None
+        try:
+            outcome = await loop.run_in_executor(
+                executor, parse_in_worker, result.body, feed.name, url, result.content_type
+            )
+        except BrokenProcessPool:
+            assert self._parse_pool is not None
+            assert executor is not None
+            if self._parse_pool.renew(executor):
+                log.error("parse_pool_restarted", feed=feed.name, hint="a parser process died; a new pool took over")
+            raise FeedParseError("the parser process died while this feed was being parsed", feed_url=url) from None
+        if isinstance(outcome, Refused):
+            if outcome.crash is not None:
+                # A parser bug on one document is that feed's problem: record it and back off like any failure.
+                log.error("feed_parse_crashed", feed=feed.name, url=url, error=outcome.reason, traceback=outcome.crash)
+            raise FeedParseError(outcome.reason, feed_url=url)
+        return outcome
+
+    async def _ingest(
+        self, feed: FeedConfig, state: FeedState, result: FetchResult, parsed: ParsedFeed, now: datetime
+    ) -> int:
+        updates: dict[str, object] = {
+            "etag": result.validators.etag,
+            "last_modified": result.validators.last_modified,
+            "last_content_at": now,  # the items of this document are the feed's current ones
+        }
+        if result.permanent_url:
+            updates["current_url"] = result.permanent_url
+        if parsed.problem and not state.problem_logged:
+            log.warning("feed_ill_formed", feed=feed.name, url=result.final_url, problem=parsed.problem)
+            updates["problem_logged"] = True
+        active = self._active()  # one RuleSet for the whole poll, even if a reload lands meanwhile
+        channels = active.config.channels
+        routing = pipeline.Routing(
+            active.config.alerts,
+            {n: c.min_severity for n, c in channels.items()},
+            frozenset(n for n, c in channels.items() if c.mode == "digest"),
+        )
+        ingested = await self._store.call(
+            pipeline.ingest,
+            feed,
+            state,
+            parsed.items,
+            scorer=active.matcher,
+            rules=active.rules,
+            routing=routing,
+            now=now,
+            feed_updates=updates,
+        )
+        log.info(
+            "feed_polled",
+            feed=feed.name,
+            status=result.status,
+            items=len(parsed.items),
+            new=ingested.new_items,
+            changed=ingested.changed_items,
+            alerts=len(ingested.alerts),
+        )
+        if ingested.alerts:
+            self._on_alerts(now)
+        return ingested.new_items
+
+    async def _interval(self, feed: FeedConfig, state: FeedState, parsed: ParsedFeed | None) -> float:
+        polling = self._active().config.polling
+        if feed.auto_interval:
+            # A 304 says nothing new about the pace: keep deriving it from what the feed published.
+            if parsed is not None:
+                times = [i.published for i in parsed.items if i.published is not None]
+            else:
+                times = await self._store.call(Store.recent_published, state.id)
+            return health.auto_interval(
+                times, floor=polling.min_interval, ceiling=AUTO_CEILING, default=polling.interval
+            )
+        return feed.interval or polling.interval
+
+    async def _succeeded(
+        self,
+        feed: FeedConfig,
+        state: FeedState,
+        result: FetchResult,
+        parsed: ParsedFeed | None,
+        new_items: int,
+        now: datetime,
+    ) -> None:
+        config = self._active().config
+        h, event = health.record_success(health_of(state), now=now, status=result.status, new_items=new_items)
+        h, stale = health.check_stale(h, now=now, expect_update=feed.expect_update)
+        delay = health.next_poll_delay(
+            policy_of(config),
+            interval=await self._interval(feed, state, parsed),
+            failures=0,
+            retry_after=None,
+            expires_in=result.expires_in,
+            ttl_minutes=parsed.ttl_minutes if parsed else None,
+            rng=self._rng,
+        )
+        fields = health_fields(h)
+        if new_items:
+            fields.pop("last_new_item_at")  # written by the ingest transaction
+        if result.status == 304:
+            if result.permanent_url:
+                fields["current_url"] = result.permanent_url
+            # A 304 may carry a fresh ETag; keeping the old one would cost a full download next time.
+            if result.validators != Validators(state.etag, state.last_modified):
+                fields["etag"] = result.validators.etag
+                fields["last_modified"] = result.validators.last_modified
+        # Counted from when this poll started, not when it ended, so feeds keep their phase and a
+        # slow cycle does not drift every later one.
+        next_at = now + timedelta(seconds=delay)
+        fields["next_poll_at"] = next_at
+        await self._store.call(Store.update_feed, state.id, **fields)
+        self._reschedule(feed, next_at)
+        for ev in (event, stale):
+            if ev is not None:
+                await self._raise_ops(feed, state.fetch_url, ev, now)
+
+    async def _failed(self, feed: FeedConfig, state: FeedState, exc: FetchError, now: datetime) -> None:
+        config = self._active().config
+        h, event = health.record_failure(
+            health_of(state), now=now, error=exc.reason, status=exc.status, gone=exc.gone, policy=policy_of(config)
+        )
+        delay = health.next_poll_delay(
+            policy_of(config),
+            interval=feed.interval or config.polling.interval,  # unused: a failure backs off
+            failures=h.consecutive_failures,
+            retry_after=exc.retry_after,
+            expires_in=None,
+            ttl_minutes=None,
+            rng=self._rng,
+        )
+        fields = health_fields(h)
+        fields["next_poll_at"] = None if h.disabled else now + timedelta(seconds=delay)
+        await self._store.call(Store.update_feed, state.id, **fields)
+        log.error(
+            "feed_failed",
+            feed=feed.name,
+            url=exc.feed_url,
+            status=exc.status,
+            failures=h.consecutive_failures,
+            error=exc.reason,
+            disabled=h.disabled,
+            retry_in=None if h.disabled else round(delay, 1),
+        )
+        if not h.disabled:
+            self._reschedule(feed, now + timedelta(seconds=delay))
+        if event is not None:
+            await self._raise_ops(feed, exc.feed_url, event, now)
+
+    async def _raise_ops(self, feed: FeedConfig, url: str, event: health.OpsEvent, now: datetime) -> None:
+        cfg = self._active().config.alerts
+        channels = list(cfg.ops_channels or cfg.default_channels)
+        alert = ops_alert(feed, url, event, now)
+        log.warning("feed_problem", kind=event.kind, feed=feed.name, url=url, message=event.message, channels=channels)
+        await self._store.call(_enqueue_ops, alert, channels, now)
+        self._on_alerts(now)

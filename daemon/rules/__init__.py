@@ -1,0 +1,1 @@
+"""Rule model, parsing, matcher and backtest (pure)."""

@@ -1,0 +1,597 @@
+"""The orchestrator: wires config, rules, store, fetcher, scheduler, outbox worker and signals.
+
+Everything else is a building block with no knowledge of the others. The service owns the lifetime
+of every I/O object (HTTP client, store thread, channels) through one AsyncExitStack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import faulthandler
+import os
+import random
+import signal
+import time
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import structlog
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from watchfiles import awatch
+
+from daemon import __version__
+from daemon.alerting.schedule import parse_schedule
+from daemon.config.settings import Config, FeedConfig, StoreConfig, load_config
+from daemon.errors import FeedwatchError, RuleError
+from daemon.intake.fetch import Fetcher, FetchSettings, make_client
+from daemon.intake.poller import ParsePool, Poller
+from daemon.notify.base import Channel
+from daemon.notify.worker import OutboxWorker
+from daemon.rules.matcher import Matcher
+from daemon.rules.ruleset import LoadReport, load_rules
+from daemon.service.systemd import Notifier, format_status, watchdog_loop
+from daemon.store.sqlite import AsyncStore, FeedState, Store
+from daemon.util.retry import RetryPolicy
+
+log = structlog.get_logger(__name__)
+
+EXIT_OK = 0
+EXIT_CONFIG = 2
+EXIT_QUEUED = 3
+HEARTBEAT_EVERY = 10.0
+PRUNE_EVERY = 3600.0
+PRUNE_FIRST = 60.0  # the first pass shortly after start, once the first polls are under way
+PRUNE_BATCH = 1000  # items per transaction: keeps each write lock short so polls are not held up
+RULES_DEBOUNCE_MS = 300  # editors write in bursts; one reload per save, well inside the 2 s promise
+CLOSE_TIMEOUT = 2.0  # seconds for all channels together to close at shutdown, after the grace period
+
+
+def heartbeat_interval(config: Config) -> float:
+    """Seconds between heartbeats: at most HEARTBEAT_EVERY, never more than the shortest poll interval.
+
+    `feedwatch status` calls the daemon gone after 3 poll intervals without a heartbeat, so with fast
+    polling (tests, `min_interval = "1s"`) a fixed 10 s would read as a dead daemon.
+    """
+    return min(HEARTBEAT_EVERY, config.polling.min_interval)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Active:
+    """What the daemon currently runs with; swapped whole on reload so a poll sees one version."""
+
+    config: Config
+    report: LoadReport
+    matcher: Matcher
+
+    @property
+    def rules(self) -> dict[str, Any]:
+        return {r.id: r for r in self.report.ruleset.rules}
+
+
+def rules_or_raise(config: Config, previous: LoadReport | None = None) -> LoadReport:
+    report = load_rules(config.rules_dir, channels=list(config.channels), previous=previous)
+    if previous is None and report.errors:
+        raise report.errors[0]
+    return report
+
+
+class Service:
+    def __init__(
+        self, config: Config, *, clock: Callable[[], datetime] = utcnow, notifier: Notifier | None = None
+    ) -> None:
+        report = rules_or_raise(config)
+        self.notifier = notifier or Notifier.from_env()
+        self._last_alert: datetime | None = None
+        self._last_heartbeat = 0.0
+        self.active = Active(config, report, Matcher(report.ruleset))
+        self._clock = clock
+        self._rng = random.Random()
+        self._stop = asyncio.Event()
+        self._reload_lock = asyncio.Lock()
+        self._started = time.time()
+        self._stack = AsyncExitStack()
+        self._scheduler: AsyncIOScheduler | None = None
+        self._polls: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Future[None]] = set()
+        self._worker_task: asyncio.Task[None] | None = None
+        self.store = AsyncStore(
+            config.store.path, busy_timeout=config.store.busy_timeout, max_size=config.store.max_size
+        )
+        self.channels: dict[str, Channel] = {}
+        self.worker: OutboxWorker | None = None
+        self.fetcher: Fetcher | None = None
+        self.poller: Poller | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def _start(self) -> None:
+        cfg = self.active.config
+        await self.store.open()
+        self._stack.push_async_callback(self.store.aclose)
+        settings = FetchSettings(
+            connect_timeout=cfg.polling.connect_timeout,
+            read_timeout=cfg.polling.read_timeout,
+            total_timeout=cfg.polling.total_timeout,
+            max_bytes=cfg.polling.max_bytes,
+            max_redirects=cfg.polling.max_redirects,
+            ca_bundle=cfg.polling.ca_bundle,
+            per_host_limit=cfg.polling.per_host,
+        )
+        client = make_client(settings)
+        self._stack.push_async_callback(client.aclose)
+        self.fetcher = Fetcher(client, settings)
+        parse_pool: ParsePool | None = None
+        if cfg.polling.parse_workers:
+            # feedparser is pure Python and holds the GIL: worker processes let a cold cycle of many
+            # feeds use every core.
+            parse_pool = ParsePool(cfg.polling.parse_workers)
+            self._stack.callback(parse_pool.shutdown)
+        self.poller = Poller(
+            self.store,
+            self.fetcher,
+            lambda: self.active,
+            clock=self._clock,
+            reschedule=self._next_poll,
+            on_alerts=self._alerts_queued,
+            parse_pool=parse_pool,
+            rng=self._rng,
+        )
+        self.channels = build_channels(cfg, client)
+        self._stack.push_async_callback(self._close_channels)
+        policy = RetryPolicy(attempts=cfg.alerts.max_attempts, base=cfg.alerts.retry_base, cap=cfg.alerts.retry_cap)
+        concurrency = {name: c.concurrency for name, c in cfg.channels.items()}
+        self.worker = OutboxWorker(
+            self.store,
+            self.channels,
+            policy,
+            concurrency=concurrency,
+            clock=self._clock,
+            storm_window=cfg.alerts.storm_window,
+        )
+        await self._record_rules()
+
+    async def aclose(self) -> None:
+        await self._stack.aclose()
+
+    async def _close_channels(self) -> None:
+        """Close every channel at once, all within CLOSE_TIMEOUT.
+
+        A channel whose send was cut off at the end of the grace period may be talking to a server
+        that is still busy with it (an SMTP QUIT then waits for the reply to DATA); that must not
+        push the exit past systemd's stop timeout.
+        """
+        tasks = {asyncio.ensure_future(channel.aclose()): name for name, channel in self.channels.items()}
+        if not tasks:
+            return
+        done, pending = await asyncio.wait(tasks, timeout=CLOSE_TIMEOUT)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        if pending:
+            log.warning("channel_close_timeout", channels=sorted(tasks[t] for t in pending), timeout=CLOSE_TIMEOUT)
+        for task in done:
+            if not task.cancelled() and task.exception() is not None:
+                log.warning("channel_close_failed", channel=tasks[task], error=str(task.exception()))
+
+    async def run_once(self) -> int:
+        """Poll every feed once, deliver, wait for the outbox up to the bound; 0 or 3."""
+        try:
+            await self._start()
+            feeds = [f for f in self.active.config.feeds if f.enabled]
+            await asyncio.gather(*(self.poll(f) for f in feeds))
+            await self.prune()
+            assert self.worker is not None
+            # One cycle has no later window: send grouped and digest messages now.
+            await self.worker.flush_storms(force=True)
+            for name, channel in self.active.config.channels.items():
+                if channel.mode == "digest":
+                    await self.worker.flush_digest(name, 0.0)
+            left = await self.worker.drain(self.active.config.alerts.outbox_wait)
+            if left:
+                log.warning("outbox_not_empty", pending=left, hint="they are delivered on the next run")
+                return EXIT_QUEUED
+            return EXIT_OK
+        finally:
+            await self.aclose()
+
+    async def run_forever(self) -> int:
+        loop = asyncio.get_running_loop()
+        faulthandler.enable()  # a watchdog abort then prints every thread's stack to the journal
+        watchdog_task: asyncio.Task[None] | None = None
+        interval = self.notifier.watchdog_interval()
+        if interval:
+            # Started before the slow start-up: systemd's watchdog clock runs from process start.
+            watchdog_task = asyncio.create_task(
+                watchdog_loop(self.notifier, interval=interval, healthy=self._healthy), name="watchdog"
+            )
+        try:
+            await self._start()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self.request_stop, sig)
+            loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
+            assert self.worker is not None
+            worker_task = asyncio.create_task(self.worker.run_forever(self._stop), name="outbox")
+            heartbeat_task = asyncio.create_task(self._heartbeat_loop(), name="heartbeat")
+            watch_task = asyncio.create_task(self._watch_rules(), name="rules-watch")
+            self._background.add(watch_task)
+            self._scheduler = AsyncIOScheduler(timezone=UTC)
+            self._schedule_all(initial=True, states=await self.store.call(Store.feeds))
+            self._schedule_digests()
+            self._schedule_maintenance()
+            self._scheduler.start()
+            self._worker_task = worker_task
+            self.notifier.ready(await self._status_line())
+            log.info(
+                "daemon_started",
+                version=__version__,
+                feeds=len(self.active.config.feeds),
+                rules=len(self.active.report.ruleset.rules),
+                pid=os.getpid(),
+            )
+            await self._stop.wait()
+            await self._shutdown(worker_task, heartbeat_task)
+            return EXIT_OK
+        finally:
+            if watchdog_task is not None:
+                watchdog_task.cancel()
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(sig)
+            await self.aclose()
+
+    def request_stop(self, sig: int | None = None) -> None:
+        if not self._stop.is_set():
+            self.notifier.stopping()
+            log.info("stopping", signal=signal.Signals(sig).name if sig else None)
+            self._stop.set()
+
+    async def _shutdown(self, worker_task: asyncio.Task[None], heartbeat_task: asyncio.Task[None]) -> None:
+        """No new polls; in-flight deliveries get the grace period; undelivered alerts stay queued."""
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=False)
+        for task in list(self._polls):
+            task.cancel()
+        heartbeat_task.cancel()
+        for pending in list(self._background):
+            pending.cancel()
+        grace = self.active.config.grace_period
+        try:
+            await asyncio.wait_for(worker_task, timeout=grace)
+        except TimeoutError:
+            log.warning("grace_period_over", grace=grace, hint="undelivered alerts stay in the outbox")
+        await asyncio.gather(*self._polls, *self._background, heartbeat_task, return_exceptions=True)
+        counts = await self.store.call(Store.outbox_counts)
+        await self.store.call(Store.set_meta, "daemon_stopped", {"at": self._clock().isoformat(), "pid": os.getpid()})
+        assert self.worker is not None
+        log.info(
+            "stopped",
+            delivered=self.worker.delivered,
+            queued=counts["pending"],
+            uptime=round(time.time() - self._started, 1),
+        )
+
+    # -- scheduling --------------------------------------------------------------------------
+
+    def _interval(self, feed: FeedConfig) -> float:
+        return feed.interval or self.active.config.polling.interval
+
+    def _schedule_all(self, *, initial: bool = False, states: list[FeedState] | None = None) -> None:
+        assert self._scheduler is not None
+        cfg = self.active.config
+        wanted = {f.name: f for f in cfg.feeds if f.enabled}
+        known = {s.name: s for s in states or ()}
+        for job in self._scheduler.get_jobs():
+            if job.id not in wanted and not job.id.startswith(("digest:", "maint:")):
+                job.remove()
+                log.info("feed_unscheduled", feed=job.id)
+        now = self._clock()
+        for name, feed in wanted.items():
+            interval = self._interval(feed)
+            # Spread the first polls so a restart does not hit every server in the same second.
+            spread = min(interval * cfg.polling.jitter, 30.0)
+            start = first_poll_at(
+                feed, known.get(name), now=now, interval=interval, spread=self._rng.uniform(0, spread)
+            )
+            trigger = IntervalTrigger(seconds=interval, jitter=int(interval * cfg.polling.jitter) or None)
+            if self._scheduler.get_job(name) is None:
+                self._scheduler.add_job(
+                    self._poll_job,
+                    trigger=trigger,
+                    id=name,
+                    args=[name],
+                    max_instances=1,
+                    coalesce=True,
+                    misfire_grace_time=None,
+                    next_run_time=start,
+                )
+            elif not initial:
+                self._scheduler.reschedule_job(name, trigger=trigger)
+
+    def _schedule_digests(self) -> None:
+        """One job per digest channel, at its schedule in its time zone."""
+        assert self._scheduler is not None
+        for name, channel in self.active.config.channels.items():
+            if channel.mode != "digest" or not channel.schedule:
+                continue
+            when = parse_schedule(channel.schedule)
+            zone = ZoneInfo(channel.timezone)
+            trigger: IntervalTrigger | CronTrigger
+            if when.every:
+                trigger = IntervalTrigger(seconds=when.every, timezone=zone)
+                period = when.every
+            else:
+                trigger = CronTrigger(hour=when.hour, minute=when.minute, day_of_week=when.day, timezone=zone)
+                period = 7 * 86400.0 if when.day else 86400.0
+            self._scheduler.add_job(
+                self._digest_job,
+                trigger=trigger,
+                id=f"digest:{name}",
+                args=[name, period],
+                max_instances=1,
+                coalesce=True,
+                replace_existing=True,
+            )
+
+    def _schedule_maintenance(self) -> None:
+        assert self._scheduler is not None
+        self._scheduler.add_job(
+            self.prune,
+            trigger=IntervalTrigger(seconds=PRUNE_EVERY),
+            id="maint:prune",
+            max_instances=1,
+            coalesce=True,
+            replace_existing=True,
+            next_run_time=self._clock() + timedelta(seconds=PRUNE_FIRST),
+        )
+
+    async def prune(self) -> int:
+        """Drop items not seen in their feed for ``[store] retention``, in small batches; how many went.
+
+        Each batch is one short transaction on the store thread; between batches the loop runs, so
+        polls and deliveries queue their store calls in between instead of waiting for the whole pass.
+        """
+        retention = self.active.config.store.retention
+        if retention is None:
+            return 0
+        before = self._clock() - timedelta(seconds=retention)
+        total = 0
+        try:
+            while not self._stop.is_set():
+                pruned = await self.store.call(Store.prune, before, batch=PRUNE_BATCH)
+                total += pruned
+                if pruned < PRUNE_BATCH:
+                    break
+                await asyncio.sleep(0)
+        except FeedwatchError as exc:
+            log.error("prune_failed", error=str(exc), pruned=total)
+            return total
+        log.info("pruned", items=total, unseen_since=before.isoformat(timespec="seconds"))
+        return total
+
+    async def _digest_job(self, channel: str, period: float) -> None:
+        if self.worker is not None:
+            try:
+                await self.worker.flush_digest(channel, period)
+            except FeedwatchError as exc:
+                log.error("digest_failed", channel=channel, error=str(exc))
+
+    async def _poll_job(self, name: str) -> None:
+        feed = next((f for f in self.active.config.feeds if f.name == name), None)
+        if feed is None or self._stop.is_set():
+            return
+        task = asyncio.current_task()
+        assert task is not None
+        self._polls.add(task)
+        try:
+            await self.poll(feed)
+        except asyncio.CancelledError:
+            if not self._stop.is_set():
+                raise
+            # Our own shutdown cancelled it; the next start polls again. Raised further, APScheduler would
+            # log every poll in flight at a clean stop as a job that "raised an exception", with a traceback.
+            log.debug("poll_cancelled", feed=name, reason="stopping")
+        finally:
+            self._polls.discard(task)
+
+    def _next_poll(self, feed: FeedConfig, when: datetime) -> None:
+        """Set when this feed is polled next (interval, backoff, Retry-After, publisher hints, jitter)."""
+        if self._scheduler is None or self._stop.is_set():
+            return
+        job = self._scheduler.get_job(feed.name)
+        if job is not None:
+            job.modify(next_run_time=max(when, self._clock()))
+
+    # -- one poll ----------------------------------------------------------------------------
+
+    async def poll(self, feed: FeedConfig) -> None:
+        """Poll one feed; whatever goes wrong stays with that feed."""
+        assert self.poller is not None
+        try:
+            await self.poller.poll(feed)
+        except asyncio.CancelledError:
+            raise
+        except FeedwatchError as exc:
+            log.error("poll_failed", feed=feed.name, error=str(exc))
+        except Exception:
+            log.exception("poll_crashed", feed=feed.name)
+
+    def _alerts_queued(self, now: datetime) -> None:
+        self._last_alert = now
+        if self.worker is not None:
+            self.worker.wake.set()
+
+    # -- reload and heartbeat ----------------------------------------------------------------
+
+    def _on_sighup(self) -> None:
+        if self._stop.is_set():
+            # A reload ends in READY=1, which would tell systemd that a stopping service is up again.
+            log.info("reload_ignored", reason="stopping")
+            return
+        # RELOADING=1 must reach systemd before `kill -HUP` returns, so send it from the handler.
+        self.notifier.reloading()
+        task = asyncio.ensure_future(self._reload_and_ready())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _reload_and_ready(self) -> None:
+        try:
+            await self.reload()
+        finally:
+            # Always READY again, even when the new files were rejected, or the unit stays "reloading";
+            # unless a stop began meanwhile: STOPPING=1 already ended the reload for systemd.
+            if not self._stop.is_set():
+                self.notifier.ready(await self._status_line())
+
+    def _healthy(self) -> bool:
+        """Cheap check for the watchdog: heartbeats are recent and the outbox worker is alive."""
+        if self._worker_task is not None and self._worker_task.done():
+            return False
+        return not self._last_heartbeat or time.monotonic() - self._last_heartbeat < 3 * HEARTBEAT_EVERY + 30
+
+    async def _status_line(self) -> str:
+        try:
+            counts = await self.store.call(Store.outbox_counts)
+            feeds = await self.store.call(Store.feeds)
+        except FeedwatchError:
+            return "store unavailable"
+        failing = sum(1 for f in feeds if f.consecutive_failures)
+        enabled = sum(1 for f in self.active.config.feeds if f.enabled)
+        return format_status(
+            feeds=enabled, failing=failing, outbox=counts["pending"], last_alert=self._last_alert, now=self._clock()
+        )
+
+    async def reload(self, *, config: bool = True) -> bool:
+        """Re-read config (SIGHUP) and rules; on any error keep what runs now.
+
+        Loading and compiling happen on a worker thread; the swap of ``self.active`` is one
+        assignment, so a poll in progress finishes with the set it started with. Reloads run one at a
+        time: a SIGHUP and a file change overlapping could otherwise finish out of order, and the one
+        that read the files first would swap in an older RuleSet after the newer one.
+        """
+        async with self._reload_lock:
+            return await self._reload(config)
+
+    async def _reload(self, config: bool) -> bool:
+        log.info("reloading", config=config)
+        old = self.active
+
+        def load() -> Active:
+            cfg = load_config(old.config.path) if config else old.config
+            report = load_rules(cfg.rules_dir, channels=list(cfg.channels), previous=old.report)
+            return Active(cfg, report, Matcher(report.ruleset))
+
+        try:
+            new = await asyncio.to_thread(load)
+        except FeedwatchError as exc:
+            log.error("reload_failed", error=str(exc), hint="the previous configuration stays active")
+            await self.store.call(Store.set_meta, "rules_error", {"at": self._clock().isoformat(), "error": str(exc)})
+            return False
+        self.active = new
+        if config:
+            await self._apply_store_config(old.config.store, new.config.store)
+        for error in new.report.errors:
+            log.error("rule_file_invalid", error=str(error), hint="the file's last good version stays active")
+        if self._scheduler is not None and config:
+            self._schedule_all()
+        await self._record_rules()
+        log.info(
+            "reloaded",
+            feeds=len(new.config.feeds),
+            rules=len(new.report.ruleset.rules),
+            errors=len(new.report.errors),
+            version=new.report.ruleset.version[:12],
+        )
+        return not new.report.errors
+
+    async def _apply_store_config(self, old: StoreConfig, new: StoreConfig) -> None:
+        """Limits apply at once (a full database gets its room without a restart); a new path needs one."""
+        if new.path != old.path:
+            log.warning("store_path_changed", path=str(new.path), hint="takes effect when the daemon restarts")
+        if (new.max_size, new.busy_timeout) != (old.max_size, old.busy_timeout):
+            await self.store.call(Store.set_limits, max_size=new.max_size, busy_timeout=new.busy_timeout)
+            log.info("store_limits_changed", max_size=new.max_size, busy_timeout=new.busy_timeout)
+
+    async def _watch_rules(self) -> None:
+        """Reload rules when a file under rules_dir changes (debounced; atomic-rename saves included)."""
+        rules_dir = self.active.config.rules_dir
+        try:
+            async for changes in awatch(
+                rules_dir, debounce=RULES_DEBOUNCE_MS, step=50, stop_event=self._stop, recursive=True
+            ):
+                relevant = [p for _, p in changes if p.endswith(".toml")]
+                if relevant:
+                    log.info("rules_changed", files=sorted({Path(p).name for p in relevant}))
+                    await self.reload(config=False)
+        except FileNotFoundError:
+            log.error("rules_dir_missing", path=str(rules_dir), hint="live reload is off; SIGHUP still reloads")
+
+    async def _record_rules(self) -> None:
+        report = self.active.report
+        await self.store.call(
+            Store.set_meta,
+            "rules",
+            {
+                "loaded_at": self._clock().isoformat(),
+                "rules": [r.id for r in report.ruleset.rules],
+                "errors": [str(e) for e in report.errors],
+                "warnings": list(report.warnings),
+            },
+        )
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            try:
+                await self.store.call(
+                    Store.set_meta,
+                    "daemon",
+                    {
+                        "pid": os.getpid(),
+                        "version": __version__,
+                        "started_at": datetime.fromtimestamp(self._started, UTC).isoformat(),
+                        "heartbeat_at": self._clock().isoformat(),
+                        "interval": self.active.config.polling.interval,
+                    },
+                )
+                self._last_heartbeat = time.monotonic()
+                self.notifier.status(await self._status_line())
+            except FeedwatchError as exc:
+                log.error("heartbeat_failed", error=str(exc))
+            await asyncio.sleep(heartbeat_interval(self.active.config))
+
+
+def first_poll_at(
+    feed: FeedConfig, state: FeedState | None, *, now: datetime, interval: float, spread: float
+) -> datetime:
+    """When a feed is first polled after start: soon (``spread`` seconds), unless its stored next poll is later.
+
+    A restart must not undo a publisher's Retry-After or a failing feed's backoff, nor re-poll every
+    healthy feed at once; a healthy feed waits at most one (possibly newly configured) interval, and a
+    changed URL is a new feed that starts fresh.
+    """
+    soon = now + timedelta(seconds=spread)
+    if state is None or state.url != feed.url or state.next_poll_at is None:
+        return soon
+    target = state.next_poll_at
+    if not state.consecutive_failures:
+        target = min(target, now + timedelta(seconds=interval))
+    return max(soon, target)
+
+
+def build_channels(config: Config, client: httpx.AsyncClient) -> dict[str, Channel]:
+    from daemon.notify.registry import build_channel
+
+    return {name: build_channel(name, cc.type, cc.settings, http=client) for name, cc in config.channels.items()}
+
+
+__all__ = ["EXIT_CONFIG", "EXIT_OK", "EXIT_QUEUED", "RuleError", "Service", "rules_or_raise"]

@@ -1,0 +1,1 @@
+"""SQLite state: the only code that speaks SQL."""
