@@ -44,7 +44,7 @@ def _find_dev() -> Path:
 
 DEV = _find_dev()
 WRITTEN = (REPO / "tests" / "data" / "labelled.jsonl", REPO / "tests" / "data" / "written.jsonl")
-PLACES_LIST = "caucasus-places"
+PLACES_LIST = "karabakh-places"
 TARGET_PRECISION = 0.92
 TARGET_RECALL = 0.85
 # Languages a dev item's `why` may start with; anything else there is a topic, and the item is English.
