@@ -137,7 +137,14 @@ def load_written(paths: Iterable[Path] = WRITTEN) -> list[Row]:
                 d = json.loads(line)
                 labels = {k: bool(v) for k, v in d["labels"].items()}
                 rows.append(
-                    Row(d["id"], d["title"], d.get("summary", ""), any(labels.values()), language(d.get("note", "")), labels)
+                    Row(
+                        d["id"],
+                        d["title"],
+                        d.get("summary", ""),
+                        any(labels.values()),
+                        language(d.get("note", "")),
+                        labels,
+                    )
                 )
     return rows
 
@@ -189,7 +196,9 @@ def _line(name: str, c: Counts, base: Counts | None = None) -> str:
     return text
 
 
-def report(rows: list[Row], fires: dict[str, set[str]], base: dict[str, set[str]], rule_ids: Iterable[str]) -> dict[str, Any]:
+def report(
+    rows: list[Row], fires: dict[str, set[str]], base: dict[str, set[str]], rule_ids: Iterable[str]
+) -> dict[str, Any]:
     """Print and return overall, per-language, per-half and per-rule figures for the dev set."""
     out: dict[str, Any] = {}
     overall, overall_b = item_counts(rows, fires), item_counts(rows, base)
@@ -283,7 +292,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.detection", description=__doc__)
     parser.add_argument("--set", choices=("dev", "written"), default="dev")
     parser.add_argument("--half", choices=("all", "odd", "even"), default="all")
-    parser.add_argument("--show", choices=("fp", "fn", "tp", "all"), action="append", default=[])
+    parser.add_argument(
+        "--show",
+        choices=("fp", "fn", "tp", "all", "rule"),
+        action="append",
+        default=[],
+        help="items to list; 'rule' lists written-set items where any rule disagrees with its label",
+    )
     args = parser.parse_args(argv)
     matcher = Matcher(pack())
     rows = half(load_dev() if args.set == "dev" else load_written(), args.half)
@@ -291,11 +306,10 @@ def main(argv: list[str] | None = None) -> int:
     print(_line(f"{args.set} {args.half}", item_counts(rows, fires)))
     for r in rows:
         kind = ("tp" if r.label else "fp") if fires[r.id] else ("fn" if r.label else "tn")
-        wrong = [k for k, v in r.rule_labels.items() if v != (k in fires[r.id])]
-        if kind in args.show or "all" in args.show or (args.set == "written" and wrong and "rule" in args.show):
-            print(f"{kind} {r.id} [{r.language}] {sorted(fires[r.id])} {r.title} | {r.summary[:160]}")
-        elif args.set == "written" and wrong and args.show:
-            print(f"rule-mismatch {r.id} fired {sorted(fires[r.id])} wrong {wrong} {r.title}")
+        wrong = sorted(k for k, v in r.rule_labels.items() if v != (k in fires[r.id]))
+        if kind in args.show or "all" in args.show or ("rule" in args.show and wrong):
+            extra = f" wrong rules {wrong}" if wrong else ""
+            print(f"{kind} {r.id} [{r.language}] fired {sorted(fires[r.id])}{extra} | {r.title} | {r.summary[:160]}")
     return 0
 
 
