@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.harness import REPO, row
-from daemon.rules.matcher import Matcher
 from daemon.models import Item
+from daemon.rules.matcher import Matcher
 from daemon.rules.ruleset import RuleSet, load_rules
 
 RULES = REPO / "rules"
@@ -49,8 +49,32 @@ TARGET_PRECISION = 0.92
 TARGET_RECALL = 0.85
 # Languages a dev item's `why` may start with; anything else there is a topic, and the item is English.
 LANGUAGES = frozenset(
-    "Arabic Armenian Azerbaijani Bengali Bosnian Bulgarian Czech Dutch French Georgian German Hindi Icelandic "
-    "Indonesian Italian Persian Polish Portuguese Romanian Russian Spanish Tagalog Turkish Ukrainian".split()
+    [
+        "Arabic",
+        "Armenian",
+        "Azerbaijani",
+        "Bengali",
+        "Bosnian",
+        "Bulgarian",
+        "Czech",
+        "Dutch",
+        "French",
+        "Georgian",
+        "German",
+        "Hindi",
+        "Icelandic",
+        "Indonesian",
+        "Italian",
+        "Persian",
+        "Polish",
+        "Portuguese",
+        "Romanian",
+        "Russian",
+        "Spanish",
+        "Tagalog",
+        "Turkish",
+        "Ukrainian",
+    ]
 )
 
 
