@@ -49,33 +49,12 @@ TARGET_PRECISION = 0.92
 TARGET_RECALL = 0.85
 # Languages a dev item's `why` may start with; anything else there is a topic, and the item is English.
 LANGUAGES = frozenset(
-    [
-        "Arabic",
-        "Armenian",
-        "Azerbaijani",
-        "Bengali",
-        "Bosnian",
-        "Bulgarian",
-        "Czech",
-        "Dutch",
-        "French",
-        "Georgian",
-        "German",
-        "Hindi",
-        "Icelandic",
-        "Indonesian",
-        "Italian",
-        "Persian",
-        "Polish",
-        "Portuguese",
-        "Romanian",
-        "Russian",
-        "Spanish",
-        "Tagalog",
-        "Turkish",
-        "Ukrainian",
-    ]
-)
+    (
+        "Arabic", "Armenian", "Azerbaijani", "Bengali", "Bosnian", "Bulgarian", "Czech", "Dutch", "French",
+        "Georgian", "German", "Hindi", "Icelandic", "Indonesian", "Italian", "Persian", "Polish", "Portuguese",
+        "Romanian", "Russian", "Spanish", "Tagalog", "Turkish", "Ukrainian",
+    )
+)  # fmt: skip
 
 
 @dataclass
