@@ -21,7 +21,8 @@ from typing import Any
 from benchmarks.harness import MB, Daemon, FeedServer, row, wait_for_cycle
 from benchmarks.newsgen import NEWS_NAMES, NEWS_WORDS
 from benchmarks.poll import ITEMS_PER_FEED, feedwatch_config, log_events, serve_feeds
-from daemon.store.sqlite import Store, iso
+from daemon.store.rows import iso
+from daemon.store.sqlite import Store
 
 SEED = 2718
 RETENTION_DAYS = 90

@@ -23,7 +23,8 @@ from daemon.config.settings import FeedConfig, load_config
 from daemon.models import Alert, alert_from_dict
 from daemon.service.app import Service
 from daemon.service.systemd import Notifier
-from daemon.store.sqlite import FeedState, Store
+from daemon.store.rows import FeedState
+from daemon.store.sqlite import Store
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")

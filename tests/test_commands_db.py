@@ -71,11 +71,11 @@ class TestBackupCommand:
         assert out.returncode == 2
         assert message in out.stderr
 
-    def test_no_database_exit_2(self, tmp_path: Path) -> None:
-        """Without a database to copy, the command says so and exits 2, creating nothing."""
+    def test_no_database_exit_1(self, tmp_path: Path) -> None:
+        """Without a database to copy (store trouble, not a usage error), the command says so and exits 1."""
         (tmp_path / "config.toml").write_text('[store]\npath = "var/feedwatch.db"\n')
         out = feedwatch(tmp_path, "db", "backup", "copy.db")
-        assert out.returncode == 2
+        assert out.returncode == 1
         assert "no database" in out.stderr
         assert not (tmp_path / "copy.db").exists()
         assert not (tmp_path / "var").exists()

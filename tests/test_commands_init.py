@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.cli.init import LOCAL_STORE, SERVER_STORE, render_config, template
+from daemon.cli.init import LOCAL_STORE, SERVER_STORE, UNIT_CONFIG, UNIT_EXECUTABLE, render_config, template
 from daemon.config.settings import load_config
 from daemon.rules.ruleset import check_examples, load_rules
 from tests.conftest import CLI, REPO, cli_env
@@ -18,6 +18,20 @@ from tests.conftest import CLI, REPO, cli_env
 DATA = REPO / "daemon" / "data"
 # Example lines in the starter files are "#key = value" (no space after "#"); prose is "# text".
 EXAMPLE_LINE = re.compile(r"(?m)^#(?=[^\s#!])")
+
+
+def same_unit_but_paths(written: str, target: Path) -> bool:
+    """``written`` is the packaged unit with only ExecStart='s executable and the config path changed."""
+    config = str(target / "config.toml")
+    lines = written.splitlines()
+    (exec_line,) = [ln for ln in lines if ln.startswith("ExecStart=")]
+    assert exec_line.endswith(f" run --config {config}")
+    assert f"Environment=FEEDWATCH_CONFIG={config}" in lines
+    packaged = (REPO / "packaging" / "feedwatch.service").read_text()
+    expected = packaged.replace(UNIT_CONFIG, config).replace(
+        f"ExecStart={UNIT_EXECUTABLE} ", exec_line.split(" ")[0] + " "
+    )
+    return written == expected
 
 
 def feedwatch(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -40,9 +54,9 @@ class TestInit:
         assert check.stderr == ""  # not even a warning
 
     def test_unit_is_the_packaged_unit(self, tmp_path: Path) -> None:
-        """The unit init writes is byte for byte the one in packaging/."""
+        """The unit init writes is the one in packaging/ but for the executable and config path in ExecStart=."""
         assert feedwatch("init", str(tmp_path), cwd=tmp_path).returncode == 0
-        assert (tmp_path / "feedwatch.service").read_bytes() == (REPO / "packaging" / "feedwatch.service").read_bytes()
+        assert same_unit_but_paths((tmp_path / "feedwatch.service").read_text(), tmp_path)
 
     def test_file_modes(self, tmp_path: Path) -> None:
         """config.toml is not world-readable (it may come to hold a secret); rules and unit are 0644."""
@@ -166,4 +180,4 @@ class TestPackageData:
         assert (elsewhere / "site" / "rules" / "example.toml").read_bytes() == (
             DATA / "rules" / "example.toml"
         ).read_bytes()
-        assert (elsewhere / "site" / "feedwatch.service").read_bytes() == (DATA / "feedwatch.service").read_bytes()
+        assert same_unit_but_paths((elsewhere / "site" / "feedwatch.service").read_text(), elsewhere / "site")

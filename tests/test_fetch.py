@@ -25,14 +25,9 @@ from werkzeug import Request, Response
 
 from daemon.errors import ConfigError, FetchError
 from daemon.intake.decode import body_decoder
-from daemon.intake.fetch import (
-    Fetcher,
-    FetchResult,
-    FetchSettings,
-    Validators,
-    make_client,
-    redact_url,
-)
+from daemon.intake.fetch import Fetcher, FetchResult, FetchSettings, make_client
+from daemon.intake.headers import Validators
+from daemon.util.urls import redact_url
 
 FEED = b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title></channel></rss>'
 MiB = 1 << 20

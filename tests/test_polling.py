@@ -14,9 +14,10 @@ from pytest_httpserver import HTTPServer
 from structlog.testing import capture_logs
 from werkzeug import Request, Response
 
+from daemon.cli.exitcodes import ExitCode
 from daemon.config.settings import load_config
 from daemon.service import status
-from daemon.service.app import first_poll_at
+from daemon.service.scheduling import first_poll_at
 from daemon.store.sqlite import Store
 from tests.conftest import CLI, cli_env
 from tests.polling_kit import (
@@ -492,7 +493,7 @@ class TestFiftyFeeds:
         out = subprocess.run(
             [*CLI, "--config", str(config), "status", "--json"], env=cli_env(), capture_output=True, text=True
         )
-        assert out.returncode == status.EXIT_NO_DAEMON  # `run --once` leaves no daemon heartbeat
+        assert out.returncode == ExitCode.NO_DAEMON  # `run --once` leaves no daemon heartbeat
         report = {f["name"]: f for f in json.loads(out.stdout)["feeds"]}
         assert len(report) == 50
         for i in range(40):

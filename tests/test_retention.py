@@ -14,7 +14,8 @@ from structlog.testing import capture_logs
 from daemon.config.settings import load_config
 from daemon.service.app import PRUNE_BATCH, PRUNE_FIRST, Service
 from daemon.service.systemd import Notifier
-from daemon.store.sqlite import MIGRATIONS, Store
+from daemon.store.schema import MIGRATIONS
+from daemon.store.sqlite import Store
 from tests.polling_kit import PROXY_VARS, T0, Clock, Daemon, FeedServer, entry, feed_toml, rss, write_config
 
 DAY = 86400.0
@@ -166,7 +167,8 @@ class TestMigration:
         """A version 1 database gains last_seen_at; its items are not pruned before their feed's next document."""
         db = tmp_path / "fw.db"
         conn = sqlite3.connect(db)
-        conn.executescript(MIGRATIONS[0])
+        for statement in MIGRATIONS[0]:
+            conn.execute(statement)
         conn.execute("INSERT INTO feeds(id, name, url) VALUES (1, 'news', 'https://n.example/')")
         conn.execute(
             "INSERT INTO items(feed_id, key, content_hash, title, first_seen) VALUES (1, 'id:a', 'h', 't', ?)",

@@ -10,7 +10,8 @@ import pytest
 
 from daemon.errors import StoreError
 from daemon.models import Alert, AlertKind, Severity
-from daemon.store.sqlite import MIGRATIONS, Store
+from daemon.store.schema import MIGRATIONS
+from daemon.store.sqlite import Store
 
 NOW = datetime(2020, 9, 28, 12, 0, tzinfo=UTC)
 

@@ -8,7 +8,8 @@ import json
 import sys
 from datetime import UTC, datetime
 
-from daemon.cli.common import EXIT_DEGRADED, EXIT_OK, EXIT_USAGE, load
+from daemon.cli.common import load
+from daemon.cli.exitcodes import ExitCode
 from daemon.config.settings import Config
 from daemon.errors import DeliveryError
 from daemon.models import Alert, AlertKind, Hit, Severity, alert_to_dict
@@ -20,15 +21,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     asub = al.add_subparsers(dest="alerts_command", metavar="ACTION")
     asub.required = True
     ls = asub.add_parser("list", help="recent alerts with their delivery state")
-    ls.add_argument("-n", "--limit", type=int, default=20)
-    ls.add_argument("--json", action="store_true")
+    ls.add_argument("-n", "--limit", type=int, default=20, help="how many alerts, newest first (default 20)")
+    ls.add_argument("--json", action="store_true", help="print only JSON on stdout")
     ls.set_defaults(func=cmd_list)
     show = asub.add_parser("show", help="one alert: rule, score, hits and deliveries")
-    show.add_argument("alert_id")
-    show.add_argument("--json", action="store_true")
+    show.add_argument("alert_id", metavar="ID", help="alert id, as printed by `alerts list`")
+    show.add_argument("--json", action="store_true", help="print only JSON on stdout")
     show.set_defaults(func=cmd_show)
     resend = asub.add_parser("resend", help="queue an alert again for its channels (same idempotency key)")
-    resend.add_argument("alert_id")
+    resend.add_argument("alert_id", metavar="ID", help="alert id, as printed by `alerts list`")
     resend.add_argument("--channel", action="append", help="only these channels")
     resend.set_defaults(func=cmd_resend)
 
@@ -39,7 +40,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     retry.set_defaults(func=cmd_outbox_retry)
 
     test = sub.add_parser("send-test", help="send a sample alert through a configured channel")
-    test.add_argument("channel")
+    test.add_argument("channel", metavar="CHANNEL", help="a channel name from [channels] in config.toml")
     test.set_defaults(func=cmd_send_test)
 
 
@@ -69,14 +70,14 @@ def cmd_list(args: argparse.Namespace) -> int:
         store.close()
     if args.json:
         print(json.dumps([{"alert": alert_to_dict(a), "deliveries": d} for a, d in rows], indent=2))
-        return EXIT_OK
+        return ExitCode.OK
     for alert, deliveries in rows:
         where = ", ".join(f"{d['channel']}:{d['state']}" for d in deliveries) or "-"
         rule = alert.rule_id or str(alert.kind)
         print(
             f"{alert.created_at:%Y-%m-%d %H:%M:%S} {alert.alert_id} [{alert.severity}] {rule}: {alert.title}  ({where})"
         )
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -89,10 +90,10 @@ def cmd_show(args: argparse.Namespace) -> int:
         store.close()
     if alert is None:
         print(f"feedwatch: no alert {args.alert_id!r}", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     if args.json:
         print(json.dumps({"alert": alert_to_dict(alert), "deliveries": deliveries}, indent=2))
-        return EXIT_OK
+        return ExitCode.OK
     print(f"{alert.alert_id}  {alert.kind}  [{alert.severity}]  rule {alert.rule_id or '-'}  score {alert.score:g}")
     print(f"  {alert.title}")
     if alert.link:
@@ -108,7 +109,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         )
     for d in deliveries:
         print(f"  → {d['channel']}: {d['state']} after {d['attempts']} attempt(s) {d['error'] or ''}".rstrip())
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def cmd_resend(args: argparse.Namespace) -> int:
@@ -117,12 +118,12 @@ def cmd_resend(args: argparse.Namespace) -> int:
     try:
         if store.alert(args.alert_id) is None:
             print(f"feedwatch: no alert {args.alert_id!r}", file=sys.stderr)
-            return EXIT_USAGE
+            return ExitCode.USAGE
         count = store.requeue(args.alert_id, args.channel, datetime.now(UTC))
     finally:
         store.close()
     print(f"queued {args.alert_id} again for {count} channel(s); the running daemon delivers it")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def cmd_outbox_retry(args: argparse.Namespace) -> int:
@@ -134,7 +135,7 @@ def cmd_outbox_retry(args: argparse.Namespace) -> int:
     finally:
         store.close()
     print(f"{count} dead letter(s) queued again")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def sample_alert(now: datetime) -> Alert:
@@ -157,7 +158,7 @@ def sample_alert(now: datetime) -> Alert:
 
 async def _send(config: Config, name: str) -> None:
     from daemon.intake.fetch import FetchSettings, make_client
-    from daemon.service.app import build_channels
+    from daemon.service.runtime import build_channels
 
     async with make_client(FetchSettings()) as client:
         channel = build_channels(config, client)[name]
@@ -172,12 +173,12 @@ def cmd_send_test(args: argparse.Namespace) -> int:
     if args.channel not in config.channels:
         known = ", ".join(sorted(config.channels))
         print(f"feedwatch: no channel {args.channel!r} (configured: {known})", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     try:
         asyncio.run(_send(config, args.channel))
     except DeliveryError as exc:
         kind = "temporary" if type(exc).__name__.startswith("Transient") else "permanent"
         print(f"feedwatch: send-test to {args.channel} failed ({kind}): {exc.reason}", file=sys.stderr)
-        return EXIT_DEGRADED
+        return ExitCode.DEGRADED
     print(f"sent a test alert through {args.channel}")
-    return EXIT_OK
+    return ExitCode.OK

@@ -6,7 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from daemon.cli.common import EXIT_OK, EXIT_USAGE, load
+from daemon.cli.common import load
+from daemon.cli.exitcodes import ExitCode
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -35,9 +36,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     for failure in failures:
         print(f"error: {failure}", file=sys.stderr)
     if report.errors or failures:
-        return EXIT_USAGE
+        return ExitCode.USAGE
     examples = sum(len(r.examples) for r in report.ruleset.rules)
     if examples:
         print(f"examples: {examples} passed")
     print(f"rules: {rules_dir} ok ({len(report.ruleset.rules)} rules)")
-    return EXIT_OK
+    return ExitCode.OK

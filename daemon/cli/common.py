@@ -6,10 +6,6 @@ import argparse
 
 from daemon.config.settings import Config, find_config, load_config
 
-EXIT_OK = 0
-EXIT_DEGRADED = 1
-EXIT_USAGE = 2
-
 
 def load(args: argparse.Namespace, *, secrets: bool = True) -> Config:
     """The config named by --config, $FEEDWATCH_CONFIG or ./config.toml."""

@@ -11,9 +11,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from daemon.cli.common import EXIT_OK, EXIT_USAGE, load
+from daemon.cli.common import load
+from daemon.cli.exitcodes import ExitCode
 from daemon.errors import StoreError
-from daemon.store.sqlite import OUTBOX_PENDING, Store
+from daemon.store.rows import OUTBOX_PENDING
+from daemon.store.sqlite import Store
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,23 +98,23 @@ def cmd_backup(args: argparse.Namespace) -> int:
     target = Path(args.file).expanduser().absolute()
     if target.resolve() == source.resolve():
         print(f"feedwatch: error: {target} is the live database itself", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     if target.is_dir():
         print(f"feedwatch: error: {target} is a folder; name the backup file", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     if target.exists() and not args.force:
         print(f"feedwatch: error: {target} already exists (use --force to overwrite)", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     if not target.parent.is_dir():
         print(f"feedwatch: error: folder {target.parent} does not exist", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     try:
         info = backup(source, target, busy_timeout=config.store.busy_timeout)
     except OSError as exc:
         print(f"feedwatch: error: cannot write {target}: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.DEGRADED
     print(
         f"backup: {target} ({human_size(info.size)}, schema {info.schema}): {info.items} items, "
         f"{info.alerts} alerts, {info.pending} queued for delivery"
     )
-    return EXIT_OK
+    return ExitCode.OK

@@ -17,7 +17,8 @@ from pathlib import Path
 import tomlkit
 from tomlkit.items import AoT, Table
 
-from daemon.cli.common import EXIT_OK, EXIT_USAGE, load
+from daemon.cli.common import load
+from daemon.cli.exitcodes import ExitCode
 from daemon.config.settings import Config, find_config, load_config
 from daemon.errors import ConfigError, StoreError
 from daemon.store.sqlite import Store
@@ -34,19 +35,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ls.set_defaults(func=cmd_list)
 
     add = fsub.add_parser("add", help="add a feed to config.toml")
-    add.add_argument("url")
-    add.add_argument("--name")
+    add.add_argument("url", metavar="URL", help="feed URL (https://…) or a local file path")
+    add.add_argument("--name", help="short name used in alerts and logs (default: from the URL)")
     add.add_argument("--interval", help='e.g. "10m" or "auto"')
-    add.add_argument("--tag", action="append", default=[], dest="tags")
+    add.add_argument("--tag", action="append", default=[], dest="tags", help="tag for routing (repeatable)")
     add.add_argument("--backfill", help='"24h" or "all" (default: record the backlog without alerting)')
     add.set_defaults(func=cmd_add)
 
     rm = fsub.add_parser("remove", help="remove a feed (by URL or name) from the file that defines it")
-    rm.add_argument("feed")
+    rm.add_argument("feed", metavar="FEED", help="the feed's name or URL")
     rm.set_defaults(func=cmd_remove)
 
     imp = fsub.add_parser("import", help="add every feed of an OPML file (from a feed reader export)")
-    imp.add_argument("opml")
+    imp.add_argument("opml", metavar="FILE.opml", help="OPML export of a feed reader")
     imp.set_defaults(func=cmd_import)
 
 
@@ -71,7 +72,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         tags = f" [{', '.join(feed.tags)}]" if feed.tags else ""
         off = "" if feed.enabled else " (disabled)"
         print(f"{feed.name}{off}\t{feed.url}\tevery {interval}{tags}\t{health.get(feed.name, 'never polled')}")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 @dataclass(frozen=True)
@@ -154,9 +155,9 @@ def cmd_add(args: argparse.Namespace) -> int:
     feed = NewFeed(args.url, args.name, args.interval, tuple(args.tags), args.backfill)
     if add_feeds(path, [feed]) == 0:
         print(f"feedwatch: {args.url} is already configured", flush=True)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     print(f"added {args.url} to {path}; {RELOAD_HINT}")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
@@ -164,7 +165,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
     match = next((f for f in config.feeds if args.feed in (f.url, f.name)), None)
     if match is None:
         print(f"feedwatch: no feed {args.feed!r} in {config.path}")
-        return EXIT_USAGE
+        return ExitCode.USAGE
     source = Path(match.source)
     document = tomlkit.parse(source.read_text(encoding="utf-8"))
     array = document.get("feeds")
@@ -177,7 +178,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
             break
     _write_validated(source, document)
     print(f"removed {match.name} ({match.url}) from {source}; {RELOAD_HINT}")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def parse_opml(path: Path) -> list[NewFeed]:
@@ -213,4 +214,4 @@ def cmd_import(args: argparse.Namespace) -> int:
     feeds = parse_opml(Path(args.opml))
     added = add_feeds(path, feeds)
     print(f"imported {added} of {len(feeds)} feeds from {args.opml} into {path}; {RELOAD_HINT}")
-    return EXIT_OK
+    return ExitCode.OK

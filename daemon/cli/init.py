@@ -9,17 +9,22 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shlex
 import sys
 import tempfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from daemon.cli.common import EXIT_OK, EXIT_USAGE
+from daemon.cli.exitcodes import ExitCode
 
 SERVER_DIR = Path("/etc/feedwatch")
 SERVER_STORE = "/var/lib/feedwatch/feedwatch.db"
 LOCAL_STORE = "var/feedwatch.db"
+# What the unit template names; init puts in the feedwatch that runs it and the config it writes.
+UNIT_EXECUTABLE = "/usr/local/bin/feedwatch"
+UNIT_CONFIG = "/etc/feedwatch/config.toml"
+HIDDEN_BY_UNIT = (Path("/home"), Path("/root"), Path("/run/user"))  # ProtectHome=yes
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,13 +72,49 @@ def render_config(text: str, target: Path) -> str:
     return text.replace("@STORE_PATH@", path).replace("@STORE_NOTE@", note)
 
 
-def starter_files(target: Path) -> list[tuple[Path, bytes, int]]:
+def running_executable() -> list[str]:
+    """The command that runs this very feedwatch, for the unit's ExecStart=.
+
+    The console script we were started as (a venv's ``bin/feedwatch``, the usual route on Debian
+    where system pip is blocked), else the one installed beside this interpreter, else
+    ``python -m daemon`` with this interpreter. Symlinks are kept: /usr/local/bin/feedwatch may
+    point into a venv on purpose.
+    """
+    argv0 = Path(sys.argv[0])
+    if argv0.name == "feedwatch" and os.access(argv0, os.X_OK):
+        return [os.path.abspath(argv0)]
+    beside = Path(sys.prefix) / "bin" / "feedwatch"
+    if os.access(beside, os.X_OK):
+        return [str(beside)]
+    return [sys.executable, "-m", "daemon"]
+
+
+def render_unit(text: str, target: Path, executable: list[str]) -> str:
+    """The unit with ExecStart= running ``executable`` on ``target``'s config.toml; all else as packaged."""
+    config = str(config_path(target))
+    command = " ".join(shlex.quote(part) for part in executable)
+    exec_line = f"ExecStart={UNIT_EXECUTABLE} run --config {UNIT_CONFIG}\n"
+    env_line = f"Environment=FEEDWATCH_CONFIG={UNIT_CONFIG}\n"
+    if exec_line not in text or env_line not in text:
+        raise AssertionError("the unit template lost its ExecStart= or FEEDWATCH_CONFIG line")
+    text = text.replace(exec_line, f"ExecStart={command} run --config {shlex.quote(config)}\n")
+    return text.replace(env_line, f"Environment=FEEDWATCH_CONFIG={shlex.quote(config)}\n")
+
+
+def config_path(target: Path) -> Path:
+    return Path(os.path.abspath(target.expanduser())) / "config.toml"
+
+
+def starter_files(target: Path, executable: list[str] | None = None) -> list[tuple[Path, bytes, int]]:
     """(path, content, mode) of every file ``init`` writes into ``target``."""
     out = []
     for starter in STARTERS:
         data = template(starter.source)
         if starter.target == "config.toml":
             data = render_config(data.decode("utf-8"), target).encode("utf-8")
+        elif starter.target == "feedwatch.service":
+            unit = render_unit(data.decode("utf-8"), target, executable or running_executable())
+            data = unit.encode("utf-8")
         out.append((target / starter.target, data, starter.mode))
     return out
 
@@ -95,25 +136,33 @@ def write_file(path: Path, data: bytes, mode: int) -> None:
 
 def cmd_init(args: argparse.Namespace) -> int:
     target = Path(args.dir)
-    files = starter_files(target)
+    executable = running_executable()
+    files = starter_files(target, executable)
     existing = [path for path, _, _ in files if path.exists()]
     if existing and not args.force:
         # All or nothing: a half-written set (new config, old rules) is harder to reason about.
         for path in existing:
             print(f"feedwatch: error: {path} already exists (use --force to overwrite)", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     if target.exists() and not target.is_dir():
         print(f"feedwatch: error: {target} is not a folder", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     try:
         for path, data, mode in files:
             write_file(path, data, mode)
             print(f"wrote {path}")
     except OSError as exc:
         print(f"feedwatch: error: cannot write into {target}: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     config = target / "config.toml"
     print(f"next: add [[feeds]] to {config}, then run: feedwatch check --config {config}")
+    print(f"unit: ExecStart= runs {' '.join(executable)}; to run another install, edit that line (docs/operations.md)")
+    if any(Path(executable[0]).is_relative_to(hidden) for hidden in HIDDEN_BY_UNIT):
+        print(
+            f"warning: the unit's ProtectHome=yes hides {executable[0]} from the service: install feedwatch "
+            "into a venv under /opt (docs/operations.md)",
+            file=sys.stderr,
+        )
     if is_server_dir(target):
         print(f"unit: sudo install -m 0644 {target / 'feedwatch.service'} /etc/systemd/system/ (docs/operations.md)")
-    return EXIT_OK
+    return ExitCode.OK

@@ -1,51 +1,120 @@
-"""The ``feedwatch`` command line. Exit codes (same for every command):
+"""The ``feedwatch`` command line: parser, dispatch, and the one mapping from errors to exit codes.
 
-0 ok · 1 degraded (status) · 2 usage, config or rule error · 3 ``run --once`` left alerts queued ·
-4 ``status``: no daemon heartbeat within 3 poll intervals.
+Global options (``-c/--config``, ``--log-level``) are accepted before and after the subcommand, at
+any depth (``feedwatch -c F feeds add URL`` and ``feedwatch feeds add URL --config F`` alike):
+systemd units, cron lines and docs write them after the subcommand, people often before.
+Exit codes: :class:`daemon.cli.exitcodes.ExitCode`.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from daemon import __version__
 from daemon.cli.commands import COMMANDS
-from daemon.cli.common import EXIT_DEGRADED, EXIT_USAGE
+from daemon.cli.exitcodes import ExitCode
 from daemon.errors import ConfigError, FeedwatchError, RuleError, StoreError
 
 Handler = Callable[[argparse.Namespace], int]
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def add_global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    """``--config`` and ``--log-level`` on ``parser``.
+
+    Below the top level the default is SUPPRESS, so a subcommand that does not repeat an option
+    leaves the value given before it alone; given in both places, the later one wins.
+    """
+    default = None if top else argparse.SUPPRESS
+    group = parser.add_argument_group("global options (before or after the command)")
+    group.add_argument(
+        "-c",
+        "--config",
+        metavar="FILE",
+        default=default,
+        help="config file (default: $FEEDWATCH_CONFIG, then ./config.toml)",
+    )
+    group.add_argument(
+        "--log-level",
+        choices=LOG_LEVELS,
+        default=default,
+        help="log level, overriding [daemon] log_level (logs always go to stderr)",
+    )
+
+
+def subparsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    """Every parser below ``parser``, depth first, each once (aliases share a parser)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):
+                yield child
+                yield from subparsers(child)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="feedwatch", description="Watch RSS/Atom feeds with explainable rules and deliver alerts."
+        prog="feedwatch",
+        description="Watch RSS/Atom feeds with explainable rules and deliver alerts.",
+        epilog="exit codes: 0 ok · 1 degraded or trouble that may pass (store, delivery) · "
+        "2 usage, config or rule error · 3 `run --once` left alerts queued · 4 no daemon heartbeat",
     )
     parser.add_argument("--version", action="version", version=f"feedwatch {__version__}")
-    parser.add_argument("-c", "--config", help="config file (default: $FEEDWATCH_CONFIG, then ./config.toml)")
-    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="override config")
+    add_global_options(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for module in COMMANDS:
         module.register(sub)
+    for child in subparsers(parser):
+        add_global_options(child, top=False)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    handler: Handler = args.func
     try:
-        return handler(args)
+        args = parser.parse_args(argv)  # --help writes to stdout too
+        code = run_handler(args.func, args)
+        # Flush inside the guard: a reader that went away (`| head`) shows up here, not at exit.
+        sys.stdout.flush()
+    except BrokenPipeError:
+        return _stdout_gone()
+    return code
+
+
+def run_handler(handler: Handler, args: argparse.Namespace) -> int:
+    """Run one command; every error feedwatch raises on purpose becomes one line and an exit code."""
+    try:
+        return int(handler(args))
     except (ConfigError, RuleError) as exc:
-        print(f"feedwatch: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return _fail(f"feedwatch: error: {exc}", ExitCode.USAGE)
     except StoreError as exc:
-        print(f"feedwatch: store error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        # The store may come back (disk space freed, lock released): not a reason to stop retrying.
+        return _fail(f"feedwatch: store error: {exc}", ExitCode.DEGRADED)
     except FeedwatchError as exc:
-        print(f"feedwatch: error: {exc}", file=sys.stderr)
-        return EXIT_DEGRADED
+        return _fail(f"feedwatch: error: {exc}", ExitCode.DEGRADED)
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        return _fail(f"feedwatch: error: {where}{exc.strerror or exc}", ExitCode.DEGRADED)
     except KeyboardInterrupt:
-        return 130
+        return ExitCode.INTERRUPTED
+
+
+def _fail(message: str, code: ExitCode) -> int:
+    print(message, file=sys.stderr)
+    return code
+
+
+def _stdout_gone() -> int:
+    """The reader of stdout left (``feedwatch status | head``): stop quietly, no traceback.
+
+    stdout is pointed at /dev/null so the interpreter's final flush does not raise again.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return ExitCode.BROKEN_PIPE

@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from daemon.cli.common import EXIT_OK, EXIT_USAGE, load
+from daemon.cli.common import load
+from daemon.cli.exitcodes import ExitCode
 from daemon.config.settings import Config
 from daemon.errors import ConfigError, FetchError
 from daemon.intake.parse import parse_feed
@@ -23,19 +24,19 @@ from daemon.rules.ruleset import load_rules
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     score = sub.add_parser("score", help="score text, a feed or JSONL items against the rules and explain")
     score.add_argument("source", nargs="?", help="feed file or URL, or a .jsonl of items")
-    score.add_argument("--title", default=None)
-    score.add_argument("--summary", default="")
-    score.add_argument("--content", default="")
+    score.add_argument("--title", default=None, help="score this title (instead of SOURCE)")
+    score.add_argument("--summary", default="", help="summary text scored with --title")
+    score.add_argument("--content", default="", help="body text scored with --title")
     score.add_argument("--rules", help="rules folder (default: the configured one)")
     score.add_argument("--all", action="store_true", help="also show rules that did not fire")
-    score.add_argument("--json", action="store_true")
+    score.add_argument("--json", action="store_true", help="print only JSON on stdout")
     score.set_defaults(func=cmd_score)
 
     bt = sub.add_parser("backtest", help="run rules over items; with labels, precision and recall")
     bt.add_argument("source", help="feed file or URL, or a .jsonl of items (with optional labels)")
     bt.add_argument("--labels", help="JSONL of {id, labels} overriding/adding labels by item id")
     bt.add_argument("--rules", help="rules folder (default: the configured one)")
-    bt.add_argument("--json", action="store_true")
+    bt.add_argument("--json", action="store_true", help="print only JSON on stdout")
     bt.set_defaults(func=cmd_backtest)
 
 
@@ -122,18 +123,18 @@ def cmd_score(args: argparse.Namespace) -> int:
         cases = _cases(config, args.source)
     else:
         print("feedwatch: score needs --title (and --summary) or a SOURCE", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     results = [(c, matcher.evaluate(c.item)) for c in cases]
     if args.json:
         print(json.dumps([_as_json(c, evs) for c, evs in results], indent=2, ensure_ascii=False))
-        return EXIT_OK
+        return ExitCode.OK
     color = sys.stdout.isatty()
     show_all = args.all or len(cases) == 1
     for case, evs in results:
         print("\n".join(_explain(case, evs, show_all, color)))
     fired = sum(1 for _, evs in results if any(e.fired for e in evs))
     print(f"\n{fired} of {len(cases)} items would alert")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
@@ -143,7 +144,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         cases = _cases(config, args.source)
     except FetchError as exc:
         print(f"feedwatch: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     if args.labels:
         extra = {c.id: c.labels for c in read_jsonl(Path(args.labels))}
         cases = [Case(c.id, c.item, {**c.labels, **extra.get(c.id, {})}) for c in cases]
@@ -161,7 +162,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
             for rid, st in stats.items()
         }
         print(json.dumps({"items": len(cases), "rules": doc}, indent=2))
-        return EXIT_OK
+        return ExitCode.OK
     print(f"{len(cases)} items")
     print(f"{'rule':<28} {'fired':>6} {'labelled':>9} {'precision':>10} {'recall':>7}")
     for rid, st in stats.items():
@@ -173,4 +174,4 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         for kind, ids in (("false positive", st.false_positives), ("false negative", st.false_negatives)):
             for ident in ids:
                 print(f"  {rid} {kind}: {ident} {titles.get(ident, '')}")
-    return EXIT_OK
+    return ExitCode.OK

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 
 from daemon.cli.common import load
+from daemon.cli.exitcodes import ExitCode
 from daemon.service.log import setup_logging
 
 
@@ -22,5 +23,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level or config.log_level)
     service = Service(config)
     if args.once:
-        return asyncio.run(service.run_once())
-    return asyncio.run(service.run_forever())
+        left = asyncio.run(service.run_once())
+        return ExitCode.QUEUED if left else ExitCode.OK
+    asyncio.run(service.run_forever())
+    return ExitCode.OK

@@ -7,7 +7,10 @@ import json
 from datetime import UTC, datetime
 
 from daemon.cli.common import load
+from daemon.cli.exitcodes import ExitCode
 from daemon.errors import StoreError
+
+HEALTH_EXIT = {"ok": ExitCode.OK, "degraded": ExitCode.DEGRADED, "no daemon": ExitCode.NO_DAEMON}
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -27,10 +30,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     except StoreError as exc:
         report = {"daemon": {"running": False}, "error": str(exc)}
         print(json.dumps(report, indent=2) if args.json else f"feedwatch: {exc}\nNOT RUNNING")
-        return status.EXIT_NO_DAEMON
+        return ExitCode.NO_DAEMON
     try:
         report = status.collect(store, config, now)
     finally:
         store.close()
     print(json.dumps(report, indent=2) if args.json else status.render(report))
-    return status.exit_code(report)
+    return HEALTH_EXIT[status.health(report)]

@@ -6,20 +6,13 @@ Every failure leaves as :class:`daemon.errors.FetchError` naming the feed URL an
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import functools
-import http
 import mimetypes
-import os
-import re
-import socket
 import ssl
-import stat
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 import httpx
 import structlog
@@ -27,6 +20,10 @@ import structlog
 from daemon import __version__
 from daemon.errors import ConfigError, FetchError
 from daemon.intake.decode import DecodeError, TooBig, body_decoder
+from daemon.intake.fetch_errors import network_error, status_error, too_big
+from daemon.intake.headers import Validators, first_header, parse_expires_in, server_now
+from daemon.intake.local import read_local
+from daemon.util.urls import redact_url
 
 log = structlog.get_logger(__name__)
 
@@ -37,6 +34,7 @@ ACCEPT = (
 ACCEPT_ENCODING = "gzip, deflate, br"
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 PERMANENT_REDIRECTS = frozenset({301, 308})
+NO_VALIDATORS = Validators()  # a first fetch: nothing to make conditional
 DRAIN_MAX = 64 * 1024  # bytes read from a response we do not use, so its connection can be reused
 
 
@@ -55,14 +53,6 @@ class FetchSettings:
 
 
 @dataclass(frozen=True, slots=True)
-class Validators:
-    """What to send on the next conditional GET."""
-
-    etag: str | None = None
-    last_modified: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class FetchResult:
     """A successful fetch: a body (2xx) or confirmation that nothing changed (304)."""
 
@@ -75,19 +65,6 @@ class FetchResult:
     validators: Validators  # store these (with the items) for the next conditional GET
     expires_in: float | None  # seconds the publisher asked us not to re-poll (max-age / Expires)
     elapsed: float
-
-
-def redact_url(url: str) -> str:
-    """``url`` with any password in its userinfo replaced, for logs and error text."""
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:  # unparseable (e.g. a broken IPv6 literal): redact by pattern instead
-        return re.sub(r"//([^/@:]*):[^/@]*@", r"//\1:***@", url)
-    if password is None:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
 
 
 def make_client(settings: FetchSettings, *, transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
@@ -142,7 +119,7 @@ class Fetcher:
     async def fetch(
         self,
         url: str,
-        validators: Validators = Validators(),
+        validators: Validators = NO_VALIDATORS,
         *,
         headers: Mapping[str, str] | None = None,
         auth: httpx.Auth | None = None,
@@ -216,12 +193,18 @@ class Fetcher:
                 ) as response:
                     status = response.status_code
                     if status in REDIRECT_STATUSES:
-                        location = _first(response.headers, "location")
+                        location = first_header(response.headers, "location")
                         await _drain(response)
                     else:
                         return await self._finish(url, current, chain, all_permanent, validators, response, started)
             except httpx.HTTPError as exc:
-                raise _network_error(url, current, exc, self._settings) from exc
+                raise network_error(
+                    url,
+                    current,
+                    exc,
+                    connect_timeout=self._settings.connect_timeout,
+                    read_timeout=self._settings.read_timeout,
+                ) from exc
 
             if not location:
                 raise FetchError(
@@ -272,7 +255,7 @@ class Fetcher:
     ) -> FetchResult:
         status = response.status_code
         headers = response.headers
-        now = _server_now(headers)
+        now = server_now(headers)
         body: bytes | None = None
         if status == 304:
             # A 304 may refresh validators; anything it omits stays as it was.
@@ -283,7 +266,7 @@ class Fetcher:
             new = Validators(headers.get("etag"), headers.get("last-modified"))
         else:
             await _drain(response)
-            raise _status_error(url, status, headers, now)
+            raise status_error(url, status, headers, now)
         return FetchResult(
             url=url,
             final_url=final_url,
@@ -300,7 +283,7 @@ class Fetcher:
         cap = self._settings.max_bytes
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > cap:
-            raise _too_big(url, cap, f"server announced {int(declared)} bytes")
+            raise too_big(url, cap, f"server announced {int(declared)} bytes")
         try:
             decoder = body_decoder(response.headers.get("content-encoding", ""))
         except DecodeError as exc:
@@ -311,14 +294,14 @@ class Fetcher:
             async for raw in response.aiter_raw():
                 raw_total += len(raw)
                 if raw_total > cap:
-                    raise _too_big(url, cap, "before decompression")
+                    raise too_big(url, cap, "before decompression")
                 for piece in decoder.feed(raw):
                     if len(body) + len(piece) > cap:
-                        raise _too_big(url, cap, "after decompression")
+                        raise too_big(url, cap, "after decompression")
                     body += piece
             for piece in decoder.flush():
                 if len(body) + len(piece) > cap:
-                    raise _too_big(url, cap, "after decompression")
+                    raise too_big(url, cap, "after decompression")
                 body += piece
         except DecodeError as exc:
             encoding = response.headers.get("content-encoding", "")
@@ -327,9 +310,9 @@ class Fetcher:
 
     async def _fetch_file(self, url: str, path: str, validators: Validators) -> tuple[int, bytes | None, Validators]:
         try:
-            return await asyncio.to_thread(_read_local, path, validators, self._settings.max_bytes)
+            return await asyncio.to_thread(read_local, path, validators, self._settings.max_bytes)
         except TooBig:
-            raise _too_big(url, self._settings.max_bytes, "file size") from None
+            raise too_big(url, self._settings.max_bytes, "file size") from None
         except FileNotFoundError:
             hint = "" if "/" in path else " (for a web feed write the URL with https://)"
             raise FetchError(f"file not found: {path}{hint}", feed_url=url) from None
@@ -381,63 +364,6 @@ def _same_origin(first: str, other: str) -> bool:
     return a.port == b.port or (a.scheme, b.scheme) == ("http", "https")
 
 
-# --- Responses ------------------------------------------------------------------------------------
-
-
-def _server_now(headers: httpx.Headers) -> datetime:
-    """The server's clock (Date header) so relative dates survive clock skew; else ours."""
-    return _parse_http_date(_first(headers, "date")) or datetime.now(UTC)
-
-
-def _first(headers: httpx.Headers, name: str) -> str | None:
-    """A single-valued header; httpx joins repeats with commas, which would spoil a date."""
-    values = headers.get_list(name)
-    return values[0] if values else None
-
-
-def _parse_http_date(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        when = email.utils.parsedate_to_datetime(value.strip())
-    except (TypeError, ValueError, IndexError):
-        return None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
-
-
-def parse_retry_after(value: str | None, *, now: datetime) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date), or None."""
-    if not value:
-        return None
-    text = value.strip()
-    if text.isdigit():
-        return float(int(text))
-    when = _parse_http_date(text)
-    return None if when is None else max(0.0, (when - now).total_seconds())
-
-
-def parse_expires_in(headers: httpx.Headers, *, now: datetime) -> float | None:
-    """Freshness lifetime from Cache-Control max-age (minus Age) or Expires; None when absent or zero."""
-    cache_control = headers.get("cache-control")
-    if cache_control:
-        directives = {}
-        for part in cache_control.split(","):
-            name, _, arg = part.strip().partition("=")
-            directives[name.strip().lower()] = arg.strip().strip('"')
-        if "no-store" in directives or "no-cache" in directives:
-            return None
-        max_age = directives.get("max-age", "")
-        if max_age.isdigit():
-            age = headers.get("age", "").strip()
-            left = int(max_age) - (int(age) if age.isdigit() else 0)
-            return float(left) if left > 0 else None
-    expires = _parse_http_date(_first(headers, "expires"))
-    if expires is None:
-        return None
-    left_s = (expires - now).total_seconds()
-    return left_s if left_s > 0 else None
-
-
 async def _drain(response: httpx.Response) -> None:
     """Read to the end of a small response we do not use.
 
@@ -453,126 +379,3 @@ async def _drain(response: httpx.Response) -> None:
                 return
     except httpx.HTTPError:
         return
-
-
-def _status_error(url: str, status: int, headers: httpx.Headers, now: datetime) -> FetchError:
-    try:
-        text = f"HTTP {status} {http.HTTPStatus(status).phrase}"
-    except ValueError:
-        text = f"HTTP {status}"  # the server's own reason phrase is not ours to repeat
-    if status == 410:
-        return FetchError(
-            f"{text}: the publisher removed this feed",
-            feed_url=redact_url(url),
-            status=status,
-            transient=False,
-            gone=True,
-        )
-    retry_after = parse_retry_after(_first(headers, "retry-after"), now=now) if status in (429, 503) else None
-    if retry_after is not None:
-        text += f" (retry after {retry_after:g} s)"
-    return FetchError(text, feed_url=redact_url(url), status=status, retry_after=retry_after)
-
-
-def _too_big(url: str, cap: int, detail: str) -> FetchError:
-    return FetchError(f"body exceeds {_size(cap)} cap ({detail})", feed_url=redact_url(url))
-
-
-def _size(n: int) -> str:
-    for unit, factor in (("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if n >= factor and n % factor == 0:
-            return f"{n // factor} {unit}"
-    return f"{n} bytes"
-
-
-def _network_error(url: str, current: str, exc: httpx.HTTPError, settings: FetchSettings) -> FetchError:
-    """Name what happened in words an operator can act on; the feed URL is prefixed by FetchError."""
-    parts = urlsplit(current)
-    host = parts.hostname or "?"
-    where = f"{host}:{parts.port}" if parts.port else host
-    causes = _causes(exc)
-    detail = str(exc) or type(exc).__name__
-    if isinstance(exc, httpx.ConnectTimeout):
-        msg = f"connect timeout: no connection to {where} within {settings.connect_timeout:g} s"
-    elif isinstance(exc, httpx.ReadTimeout):
-        msg = f"read timeout: {where} sent nothing for {settings.read_timeout:g} s"
-    elif isinstance(exc, httpx.TimeoutException):
-        msg = f"timeout talking to {where}: {detail}"
-    elif isinstance(exc, httpx.ProxyError):
-        msg = f"proxy error reaching {where}: {detail}"
-    elif isinstance(exc, httpx.ConnectError) and _is_dns_failure(detail, causes):
-        msg = f"name resolution failed for host {host}"
-    elif isinstance(exc, httpx.ConnectError) and (
-        any(isinstance(c, ConnectionRefusedError) for c in causes) or "refused" in detail.lower()
-    ):
-        msg = f"connection refused by {where}"
-    elif any(isinstance(c, ssl.SSLCertVerificationError) for c in causes) or "CERTIFICATE_VERIFY" in detail:
-        msg = f"TLS certificate verification failed for {host}: {detail}"
-    elif any(isinstance(c, ssl.SSLError) for c in causes):
-        msg = f"TLS handshake with {host} failed: {detail}"
-    elif isinstance(exc, httpx.ConnectError):
-        msg = f"could not connect to {where}: {detail}"
-    elif isinstance(exc, httpx.RemoteProtocolError):
-        msg = f"{where} broke the HTTP protocol (connection closed early?): {detail}"
-    elif isinstance(exc, httpx.ReadError):
-        msg = f"connection to {where} failed while reading: {detail}"
-    elif isinstance(exc, httpx.InvalidURL | httpx.UnsupportedProtocol):
-        return FetchError(f"invalid URL: {detail}", feed_url=redact_url(url), transient=False)
-    else:
-        msg = f"HTTP transport error with {where}: {detail}"
-    return FetchError(msg, feed_url=redact_url(url))
-
-
-def _causes(exc: BaseException) -> list[BaseException]:
-    seen: list[BaseException] = []
-    cur: BaseException | None = exc
-    while cur is not None and cur not in seen:
-        seen.append(cur)
-        cur = cur.__cause__ or cur.__context__
-    return seen
-
-
-_DNS_MARKERS = (
-    "name or service not known",
-    "temporary failure in name resolution",
-    "no address associated with hostname",
-    "nodename nor servname",
-    "getaddrinfo failed",
-    "[errno -2]",
-    "[errno -3]",
-    "[errno -5]",
-)
-
-
-def _is_dns_failure(detail: str, causes: list[BaseException]) -> bool:
-    lowered = detail.lower()
-    return any(isinstance(c, socket.gaierror) for c in causes) or any(m in lowered for m in _DNS_MARKERS)
-
-
-# --- Local files -----------------------------------------------------------------------------------
-
-
-def _read_local(path: str, validators: Validators, max_bytes: int) -> tuple[int, bytes | None, Validators]:
-    """Runs in a worker thread. The mtime plays Last-Modified so an unchanged file answers 304."""
-    with open(path, "rb") as fh:
-        st = os.fstat(fh.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise IsADirectoryError(21, "not a regular file")
-        # The ETag (nanosecond mtime, size, inode) also catches two writes within the same second.
-        current = Validators(
-            etag=f'"{st.st_ino:x}-{st.st_mtime_ns:x}-{st.st_size:x}"',
-            last_modified=email.utils.formatdate(st.st_mtime, usegmt=True),
-        )
-        if validators.etag is not None:
-            unchanged = validators.etag == current.etag
-        else:
-            since = _parse_http_date(validators.last_modified)
-            unchanged = since is not None and int(st.st_mtime) <= since.timestamp()
-        if unchanged:
-            return 304, None, current
-        if st.st_size > max_bytes:
-            raise TooBig
-        data = fh.read(max_bytes + 1)
-        if len(data) > max_bytes:
-            raise TooBig
-        return 200, data, current

@@ -18,7 +18,9 @@ from daemon.alerting import policy as alerts
 from daemon.errors import DeliveryError, PermanentDeliveryError, StoreError
 from daemon.models import Alert, AlertKind
 from daemon.notify.base import Channel
-from daemon.store.sqlite import OUTBOX_DIGEST, OUTBOX_HELD, AsyncStore, OutboxEntry, Store
+from daemon.store.async_store import AsyncStore
+from daemon.store.rows import OUTBOX_DIGEST, OUTBOX_HELD, OutboxEntry
+from daemon.store.sqlite import Store
 from daemon.util.retry import RetryPolicy
 
 log = structlog.get_logger(__name__)

@@ -14,21 +14,14 @@ import signal
 import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
-from zoneinfo import ZoneInfo
 
-import httpx
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from apscheduler.triggers.cron import CronTrigger
-from apscheduler.triggers.interval import IntervalTrigger
 from watchfiles import awatch
 
 from daemon import __version__
-from daemon.alerting.schedule import parse_schedule
 from daemon.config.settings import Config, FeedConfig, StoreConfig, load_config
 from daemon.errors import FeedwatchError, RuleError
 from daemon.intake.fetch import Fetcher, FetchSettings, make_client
@@ -36,17 +29,17 @@ from daemon.intake.poller import ParsePool, Poller
 from daemon.notify.base import Channel
 from daemon.notify.worker import OutboxWorker
 from daemon.rules.matcher import Matcher
-from daemon.rules.ruleset import LoadReport, load_rules
+from daemon.rules.ruleset import load_rules
+from daemon.service.runtime import HEARTBEAT_EVERY, Active, build_channels, heartbeat_interval, rules_or_raise
+from daemon.service.scheduling import schedule_digests, schedule_every, schedule_feeds
 from daemon.service.systemd import Notifier, format_status, watchdog_loop
-from daemon.store.sqlite import AsyncStore, FeedState, Store
+from daemon.store.async_store import AsyncStore
+from daemon.store.rows import FeedState
+from daemon.store.sqlite import Store
 from daemon.util.retry import RetryPolicy
 
 log = structlog.get_logger(__name__)
 
-EXIT_OK = 0
-EXIT_CONFIG = 2
-EXIT_QUEUED = 3
-HEARTBEAT_EVERY = 10.0
 PRUNE_EVERY = 3600.0
 PRUNE_FIRST = 60.0  # the first pass shortly after start, once the first polls are under way
 PRUNE_BATCH = 1000  # items per transaction: keeps each write lock short so polls are not held up
@@ -54,37 +47,8 @@ RULES_DEBOUNCE_MS = 300  # editors write in bursts; one reload per save, well in
 CLOSE_TIMEOUT = 2.0  # seconds for all channels together to close at shutdown, after the grace period
 
 
-def heartbeat_interval(config: Config) -> float:
-    """Seconds between heartbeats: at most HEARTBEAT_EVERY, never more than the shortest poll interval.
-
-    `feedwatch status` calls the daemon gone after 3 poll intervals without a heartbeat, so with fast
-    polling (tests, `min_interval = "1s"`) a fixed 10 s would read as a dead daemon.
-    """
-    return min(HEARTBEAT_EVERY, config.polling.min_interval)
-
-
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class Active:
-    """What the daemon currently runs with; swapped whole on reload so a poll sees one version."""
-
-    config: Config
-    report: LoadReport
-    matcher: Matcher
-
-    @property
-    def rules(self) -> dict[str, Any]:
-        return {r.id: r for r in self.report.ruleset.rules}
-
-
-def rules_or_raise(config: Config, previous: LoadReport | None = None) -> LoadReport:
-    report = load_rules(config.rules_dir, channels=list(config.channels), previous=previous)
-    if previous is None and report.errors:
-        raise report.errors[0]
-    return report
 
 
 class Service:
@@ -186,7 +150,7 @@ class Service:
                 log.warning("channel_close_failed", channel=tasks[task], error=str(task.exception()))
 
     async def run_once(self) -> int:
-        """Poll every feed once, deliver, wait for the outbox up to the bound; 0 or 3."""
+        """Poll every feed once, deliver, wait for the outbox up to the bound; how many alerts stay queued."""
         try:
             await self._start()
             feeds = [f for f in self.active.config.feeds if f.enabled]
@@ -201,12 +165,11 @@ class Service:
             left = await self.worker.drain(self.active.config.alerts.outbox_wait)
             if left:
                 log.warning("outbox_not_empty", pending=left, hint="they are delivered on the next run")
-                return EXIT_QUEUED
-            return EXIT_OK
+            return left
         finally:
             await self.aclose()
 
-    async def run_forever(self) -> int:
+    async def run_forever(self) -> None:
         loop = asyncio.get_running_loop()
         faulthandler.enable()  # a watchdog abort then prints every thread's stack to the journal
         watchdog_task: asyncio.Task[None] | None = None
@@ -242,7 +205,6 @@ class Service:
             )
             await self._stop.wait()
             await self._shutdown(worker_task, heartbeat_task)
-            return EXIT_OK
         finally:
             if watchdog_task is not None:
                 watchdog_task.cancel()
@@ -283,77 +245,26 @@ class Service:
 
     # -- scheduling --------------------------------------------------------------------------
 
-    def _interval(self, feed: FeedConfig) -> float:
-        return feed.interval or self.active.config.polling.interval
-
     def _schedule_all(self, *, initial: bool = False, states: list[FeedState] | None = None) -> None:
         assert self._scheduler is not None
-        cfg = self.active.config
-        wanted = {f.name: f for f in cfg.feeds if f.enabled}
-        known = {s.name: s for s in states or ()}
-        for job in self._scheduler.get_jobs():
-            if job.id not in wanted and not job.id.startswith(("digest:", "maint:")):
-                job.remove()
-                log.info("feed_unscheduled", feed=job.id)
-        now = self._clock()
-        for name, feed in wanted.items():
-            interval = self._interval(feed)
-            # Spread the first polls so a restart does not hit every server in the same second.
-            spread = min(interval * cfg.polling.jitter, 30.0)
-            start = first_poll_at(
-                feed, known.get(name), now=now, interval=interval, spread=self._rng.uniform(0, spread)
-            )
-            trigger = IntervalTrigger(seconds=interval, jitter=int(interval * cfg.polling.jitter) or None)
-            if self._scheduler.get_job(name) is None:
-                self._scheduler.add_job(
-                    self._poll_job,
-                    trigger=trigger,
-                    id=name,
-                    args=[name],
-                    max_instances=1,
-                    coalesce=True,
-                    misfire_grace_time=None,
-                    next_run_time=start,
-                )
-            elif not initial:
-                self._scheduler.reschedule_job(name, trigger=trigger)
+        schedule_feeds(
+            self._scheduler,
+            self.active.config,
+            self._poll_job,
+            now=self._clock(),
+            rng=self._rng,
+            initial=initial,
+            states=states,
+        )
 
     def _schedule_digests(self) -> None:
-        """One job per digest channel, at its schedule in its time zone."""
         assert self._scheduler is not None
-        for name, channel in self.active.config.channels.items():
-            if channel.mode != "digest" or not channel.schedule:
-                continue
-            when = parse_schedule(channel.schedule)
-            zone = ZoneInfo(channel.timezone)
-            trigger: IntervalTrigger | CronTrigger
-            if when.every:
-                trigger = IntervalTrigger(seconds=when.every, timezone=zone)
-                period = when.every
-            else:
-                trigger = CronTrigger(hour=when.hour, minute=when.minute, day_of_week=when.day, timezone=zone)
-                period = 7 * 86400.0 if when.day else 86400.0
-            self._scheduler.add_job(
-                self._digest_job,
-                trigger=trigger,
-                id=f"digest:{name}",
-                args=[name, period],
-                max_instances=1,
-                coalesce=True,
-                replace_existing=True,
-            )
+        schedule_digests(self._scheduler, self.active.config, self._digest_job)
 
     def _schedule_maintenance(self) -> None:
         assert self._scheduler is not None
-        self._scheduler.add_job(
-            self.prune,
-            trigger=IntervalTrigger(seconds=PRUNE_EVERY),
-            id="maint:prune",
-            max_instances=1,
-            coalesce=True,
-            replace_existing=True,
-            next_run_time=self._clock() + timedelta(seconds=PRUNE_FIRST),
-        )
+        first = self._clock() + timedelta(seconds=PRUNE_FIRST)
+        schedule_every(self._scheduler, "maint:prune", self.prune, every=PRUNE_EVERY, first=first)
 
     async def prune(self) -> int:
         """Drop items not seen in their feed for ``[store] retention``, in small batches; how many went.
@@ -570,28 +481,4 @@ class Service:
             await asyncio.sleep(heartbeat_interval(self.active.config))
 
 
-def first_poll_at(
-    feed: FeedConfig, state: FeedState | None, *, now: datetime, interval: float, spread: float
-) -> datetime:
-    """When a feed is first polled after start: soon (``spread`` seconds), unless its stored next poll is later.
-
-    A restart must not undo a publisher's Retry-After or a failing feed's backoff, nor re-poll every
-    healthy feed at once; a healthy feed waits at most one (possibly newly configured) interval, and a
-    changed URL is a new feed that starts fresh.
-    """
-    soon = now + timedelta(seconds=spread)
-    if state is None or state.url != feed.url or state.next_poll_at is None:
-        return soon
-    target = state.next_poll_at
-    if not state.consecutive_failures:
-        target = min(target, now + timedelta(seconds=interval))
-    return max(soon, target)
-
-
-def build_channels(config: Config, client: httpx.AsyncClient) -> dict[str, Channel]:
-    from daemon.notify.registry import build_channel
-
-    return {name: build_channel(name, cc.type, cc.settings, http=client) for name, cc in config.channels.items()}
-
-
-__all__ = ["EXIT_CONFIG", "EXIT_OK", "EXIT_QUEUED", "RuleError", "Service", "rules_or_raise"]
+__all__ = ["RuleError", "Service", "rules_or_raise"]

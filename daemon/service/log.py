@@ -67,7 +67,7 @@ def setup_logging(level: str = "info", *, json: bool | None = None, stream: Text
 
 def _has_rich() -> bool:
     try:
-        import rich  # type: ignore[import-not-found]  # noqa: F401  (optional: nicer terminal tracebacks)
+        import rich  # type: ignore[import-not-found,unused-ignore]  # noqa: F401  (optional: nicer terminal tracebacks)
     except ImportError:
         return False
     return True

@@ -1,7 +1,7 @@
 """`feedwatch status`: one report with sections daemon, feeds, rules, outbox and recent alerts.
 
 Collected from the store opened read-only (safe while the daemon runs), rendered for people or as
-one JSON document. The exit code is what monitoring keys on: 0 ok, 1 degraded, 4 no heartbeat.
+one JSON document. ``health`` is what monitoring keys on (the command maps it to its exit code).
 """
 
 from __future__ import annotations
@@ -11,12 +11,10 @@ from datetime import datetime
 from typing import Any
 
 from daemon.config.settings import Config
-from daemon.store.sqlite import Store, from_iso
+from daemon.store.rows import from_iso
+from daemon.store.sqlite import Store
 from daemon.util.durations import format_duration
 
-EXIT_OK = 0
-EXIT_DEGRADED = 1
-EXIT_NO_DAEMON = 4
 HEARTBEAT_INTERVALS = 3
 
 
@@ -139,13 +137,14 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def exit_code(report: dict[str, Any]) -> int:
+def health(report: dict[str, Any]) -> str:
+    """``no daemon`` (no heartbeat), ``degraded`` (failing feeds, dead letters, rule errors) or ``ok``."""
     if not report["daemon"]["running"]:
-        return EXIT_NO_DAEMON
+        return "no daemon"
     degraded = (
         any(f.get("past_threshold") for f in report["feeds"]) or report["outbox"]["dead"] or report["rules"]["errors"]
     )
-    return EXIT_DEGRADED if degraded else EXIT_OK
+    return "degraded" if degraded else "ok"
 
 
 def render(report: dict[str, Any]) -> str:

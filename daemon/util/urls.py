@@ -60,3 +60,16 @@ def host_of(url: str) -> str:
         return (urlsplit(url).hostname or "").lower()
     except ValueError:
         return ""
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password in its userinfo replaced, for logs and error text."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:  # unparseable (e.g. a broken IPv6 literal): redact by pattern instead
+        return re.sub(r"//([^/@:]*):[^/@]*@", r"//\1:***@", url)
+    if password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))

@@ -14,7 +14,8 @@ import pytest
 from daemon.errors import TransientDeliveryError
 from daemon.models import Alert, AlertKind, Severity
 from daemon.notify.worker import OutboxWorker
-from daemon.store.sqlite import AsyncStore, Store
+from daemon.store.async_store import AsyncStore
+from daemon.store.sqlite import Store
 from daemon.util.retry import RetryPolicy
 from tests.reliability.harness import (
     Daemon,

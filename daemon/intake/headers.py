@@ -1,0 +1,71 @@
+"""Response headers that steer polling: the server's clock, Retry-After, Cache-Control and Expires."""
+
+from __future__ import annotations
+
+import email.utils
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import httpx
+
+
+@dataclass(frozen=True, slots=True)
+class Validators:
+    """What to send on the next conditional GET."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+def server_now(headers: httpx.Headers) -> datetime:
+    """The server's clock (Date header) so relative dates survive clock skew; else ours."""
+    return parse_http_date(first_header(headers, "date")) or datetime.now(UTC)
+
+
+def first_header(headers: httpx.Headers, name: str) -> str | None:
+    """A single-valued header; httpx joins repeats with commas, which would spoil a date."""
+    values = headers.get_list(name)
+    return values[0] if values else None
+
+
+def parse_http_date(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        when = email.utils.parsedate_to_datetime(value.strip())
+    except (TypeError, ValueError, IndexError):
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def parse_retry_after(value: str | None, *, now: datetime) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date), or None."""
+    if not value:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(int(text))
+    when = parse_http_date(text)
+    return None if when is None else max(0.0, (when - now).total_seconds())
+
+
+def parse_expires_in(headers: httpx.Headers, *, now: datetime) -> float | None:
+    """Freshness lifetime from Cache-Control max-age (minus Age) or Expires; None when absent or zero."""
+    cache_control = headers.get("cache-control")
+    if cache_control:
+        directives = {}
+        for part in cache_control.split(","):
+            name, _, arg = part.strip().partition("=")
+            directives[name.strip().lower()] = arg.strip().strip('"')
+        if "no-store" in directives or "no-cache" in directives:
+            return None
+        max_age = directives.get("max-age", "")
+        if max_age.isdigit():
+            age = headers.get("age", "").strip()
+            left = int(max_age) - (int(age) if age.isdigit() else 0)
+            return float(left) if left > 0 else None
+    expires = parse_http_date(first_header(headers, "expires"))
+    if expires is None:
+        return None
+    left_s = (expires - now).total_seconds()
+    return left_s if left_s > 0 else None

@@ -1,0 +1,50 @@
+"""What the daemon runs with: config, rules and matcher, swapped whole on reload; the channels it builds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from daemon.config.settings import Config
+from daemon.notify.base import Channel
+from daemon.rules.matcher import Matcher
+from daemon.rules.ruleset import LoadReport, load_rules
+
+HEARTBEAT_EVERY = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Active:
+    """What the daemon currently runs with; swapped whole on reload so a poll sees one version."""
+
+    config: Config
+    report: LoadReport
+    matcher: Matcher
+
+    @property
+    def rules(self) -> dict[str, Any]:
+        return {r.id: r for r in self.report.ruleset.rules}
+
+
+def rules_or_raise(config: Config, previous: LoadReport | None = None) -> LoadReport:
+    report = load_rules(config.rules_dir, channels=list(config.channels), previous=previous)
+    if previous is None and report.errors:
+        raise report.errors[0]
+    return report
+
+
+def heartbeat_interval(config: Config) -> float:
+    """Seconds between heartbeats: at most HEARTBEAT_EVERY, never more than the shortest poll interval.
+
+    `feedwatch status` calls the daemon gone after 3 poll intervals without a heartbeat, so with fast
+    polling (tests, `min_interval = "1s"`) a fixed 10 s would read as a dead daemon.
+    """
+    return min(HEARTBEAT_EVERY, config.polling.min_interval)
+
+
+def build_channels(config: Config, client: httpx.AsyncClient) -> dict[str, Channel]:
+    from daemon.notify.registry import build_channel
+
+    return {name: build_channel(name, cc.type, cc.settings, http=client) for name, cc in config.channels.items()}

@@ -1,0 +1,129 @@
+"""Jobs on the APScheduler: one per enabled feed, one per digest channel, and maintenance.
+
+The functions take the scheduler and the job callables, so the service decides what runs and this
+module only decides when.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import structlog
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from daemon.alerting.schedule import parse_schedule
+from daemon.config.settings import Config, FeedConfig
+from daemon.store.rows import FeedState
+
+log = structlog.get_logger("daemon.service.app")
+
+MAX_START_SPREAD = 30.0  # seconds over which the first polls after a start are spread at most
+
+
+def feed_interval(config: Config, feed: FeedConfig) -> float:
+    """A feed's poll interval: its own, else the global one."""
+    return feed.interval or config.polling.interval
+
+
+def schedule_feeds(
+    scheduler: AsyncIOScheduler,
+    config: Config,
+    poll_job: Callable[[str], Awaitable[None]],
+    *,
+    now: datetime,
+    rng: random.Random,
+    initial: bool = False,
+    states: Sequence[FeedState] | None = None,
+) -> None:
+    """One interval job per enabled feed; jobs of feeds no longer configured go away."""
+    wanted = {f.name: f for f in config.feeds if f.enabled}
+    known = {s.name: s for s in states or ()}
+    for job in scheduler.get_jobs():
+        if job.id not in wanted and not job.id.startswith(("digest:", "maint:")):
+            job.remove()
+            log.info("feed_unscheduled", feed=job.id)
+    for name, feed in wanted.items():
+        interval = feed_interval(config, feed)
+        # Spread the first polls so a restart does not hit every server in the same second.
+        spread = min(interval * config.polling.jitter, MAX_START_SPREAD)
+        start = first_poll_at(feed, known.get(name), now=now, interval=interval, spread=rng.uniform(0, spread))
+        trigger = IntervalTrigger(seconds=interval, jitter=int(interval * config.polling.jitter) or None)
+        if scheduler.get_job(name) is None:
+            scheduler.add_job(
+                poll_job,
+                trigger=trigger,
+                id=name,
+                args=[name],
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=None,
+                next_run_time=start,
+            )
+        elif not initial:
+            scheduler.reschedule_job(name, trigger=trigger)
+
+
+def schedule_digests(
+    scheduler: AsyncIOScheduler, config: Config, digest_job: Callable[[str, float], Awaitable[None]]
+) -> None:
+    """One job per digest channel, at its schedule in its time zone."""
+    for name, channel in config.channels.items():
+        if channel.mode != "digest" or not channel.schedule:
+            continue
+        when = parse_schedule(channel.schedule)
+        zone = ZoneInfo(channel.timezone)
+        trigger: IntervalTrigger | CronTrigger
+        if when.every:
+            trigger = IntervalTrigger(seconds=when.every, timezone=zone)
+            period = when.every
+        else:
+            trigger = CronTrigger(hour=when.hour, minute=when.minute, day_of_week=when.day, timezone=zone)
+            period = 7 * 86400.0 if when.day else 86400.0
+        scheduler.add_job(
+            digest_job,
+            trigger=trigger,
+            id=f"digest:{name}",
+            args=[name, period],
+            max_instances=1,
+            coalesce=True,
+            replace_existing=True,
+        )
+
+
+def schedule_every(
+    scheduler: AsyncIOScheduler, job_id: str, job: Callable[[], Awaitable[Any]], *, every: float, first: datetime
+) -> None:
+    """A maintenance job (``maint:...``) every ``every`` seconds, first at ``first``."""
+    scheduler.add_job(
+        job,
+        trigger=IntervalTrigger(seconds=every),
+        id=job_id,
+        max_instances=1,
+        coalesce=True,
+        replace_existing=True,
+        next_run_time=first,
+    )
+
+
+def first_poll_at(
+    feed: FeedConfig, state: FeedState | None, *, now: datetime, interval: float, spread: float
+) -> datetime:
+    """When a feed is first polled after start: soon (``spread`` seconds), unless its stored next poll is later.
+
+    A restart must not undo a publisher's Retry-After or a failing feed's backoff, nor re-poll every
+    healthy feed at once; a healthy feed waits at most one (possibly newly configured) interval, and a
+    changed URL is a new feed that starts fresh.
+    """
+    soon = now + timedelta(seconds=spread)
+    if state is None or state.url != feed.url or state.next_poll_at is None:
+        return soon
+    target = state.next_poll_at
+    if not state.consecutive_failures:
+        target = min(target, now + timedelta(seconds=interval))
+    return max(soon, target)

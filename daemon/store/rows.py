@@ -1,0 +1,87 @@
+"""Typed rows the store returns: nothing outside daemon/store/ sees a ``sqlite3.Row``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from daemon.models import Alert, Severity
+
+OUTBOX_PENDING = "pending"
+OUTBOX_DELIVERED = "delivered"
+OUTBOX_DEAD = "dead"
+OUTBOX_HELD = "held"  # storm control: folded into one grouped message later
+OUTBOX_DIGEST = "digest"  # waits for its digest channel's schedule
+OUTBOX_FOLDED = "folded"  # delivered as part of a grouped or digest message
+OUTBOX_SILENCED = "silenced"  # recorded, never sent: a silence matched
+
+
+def iso(dt: datetime) -> str:
+    """A datetime as stored: UTC ISO text with microseconds (sorts as text)."""
+    return dt.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def from_iso(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+@dataclass(frozen=True, slots=True)
+class FeedState:
+    id: int
+    name: str
+    url: str
+    current_url: str | None
+    etag: str | None
+    last_modified: str | None
+    first_polled_at: datetime | None
+    last_attempt_at: datetime | None
+    last_success_at: datetime | None
+    last_status: int | None
+    consecutive_failures: int
+    failing_since: datetime | None
+    last_error: str | None
+    next_poll_at: datetime | None
+    items_seen: int
+    last_new_item_at: datetime | None
+    disabled: bool
+    problem_logged: bool
+    alerted_failing: bool
+    alerted_stale: bool
+
+    @property
+    def fetch_url(self) -> str:
+        return self.current_url or self.url
+
+
+@dataclass(frozen=True, slots=True)
+class KnownItem:
+    id: int
+    content_hash: str
+    story_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoryRow:
+    id: int
+    canonical_url: str | None
+    title: str
+    first_seen: datetime
+    last_seen: datetime
+    feeds: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    id: int
+    alert: Alert
+    channel: str
+    attempts: int
+    story_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class PriorAlert:
+    alert_id: str
+    severity: Severity
+    created_at: datetime
+    thread_id: str
