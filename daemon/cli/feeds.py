@@ -17,7 +17,7 @@ from pathlib import Path
 import tomlkit
 from tomlkit.items import AoT, Table
 
-from daemon.cli.common import load
+from daemon.cli.common import load, show
 from daemon.cli.exitcodes import ExitCode
 from daemon.config.settings import Config, find_config, load_config
 from daemon.errors import ConfigError, StoreError
@@ -71,7 +71,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         interval = "auto" if feed.auto_interval else f"{feed.interval or config.polling.interval:g}s"
         tags = f" [{', '.join(feed.tags)}]" if feed.tags else ""
         off = "" if feed.enabled else " (disabled)"
-        print(f"{feed.name}{off}\t{feed.url}\tevery {interval}{tags}\t{health.get(feed.name, 'never polled')}")
+        show(f"{feed.name}{off}\t{feed.url}\tevery {interval}{tags}\t{health.get(feed.name, 'never polled')}")
     return ExitCode.OK
 
 
@@ -154,9 +154,9 @@ def cmd_add(args: argparse.Namespace) -> int:
     path = find_config(args.config)
     feed = NewFeed(args.url, args.name, args.interval, tuple(args.tags), args.backfill)
     if add_feeds(path, [feed]) == 0:
-        print(f"feedwatch: {args.url} is already configured", flush=True)
+        show(f"feedwatch: {args.url} is already configured", flush=True)
         return ExitCode.USAGE
-    print(f"added {args.url} to {path}; {RELOAD_HINT}")
+    show(f"added {args.url} to {path}; {RELOAD_HINT}")
     return ExitCode.OK
 
 
@@ -164,7 +164,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
     config = load(args, secrets=False)
     match = next((f for f in config.feeds if args.feed in (f.url, f.name)), None)
     if match is None:
-        print(f"feedwatch: no feed {args.feed!r} in {config.path}")
+        show(f"feedwatch: no feed {args.feed!r} in {config.path}")
         return ExitCode.USAGE
     source = Path(match.source)
     document = tomlkit.parse(source.read_text(encoding="utf-8"))
@@ -177,7 +177,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
             del array[index]
             break
     _write_validated(source, document)
-    print(f"removed {match.name} ({match.url}) from {source}; {RELOAD_HINT}")
+    show(f"removed {match.name} ({match.url}) from {source}; {RELOAD_HINT}")
     return ExitCode.OK
 
 
@@ -213,5 +213,5 @@ def cmd_import(args: argparse.Namespace) -> int:
     path = find_config(args.config)
     feeds = parse_opml(Path(args.opml))
     added = add_feeds(path, feeds)
-    print(f"imported {added} of {len(feeds)} feeds from {args.opml} into {path}; {RELOAD_HINT}")
+    show(f"imported {added} of {len(feeds)} feeds from {args.opml} into {path}; {RELOAD_HINT}")
     return ExitCode.OK

@@ -14,7 +14,8 @@ import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from daemon.cli.common import EXIT_OK, EXIT_USAGE, load
+from daemon.cli.common import load
+from daemon.cli.exitcodes import ExitCode
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -23,22 +24,23 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ssub.required = True
 
     add = ssub.add_parser("add", help="create a silence; prints its id")
-    target = add.add_mutually_exclusive_group(required=True)
+    # Checked in the handler, not by argparse: every command must parse with its positionals alone.
+    target = add.add_mutually_exclusive_group()
     target.add_argument("--rule", help="rule id, or '*' for every rule")
     target.add_argument("--ops", action="store_true", help="operator alerts about feeds (use with --feed)")
     add.add_argument("--feed", help="only alerts from this feed (its name in config.toml)")
     add.add_argument("--match", help="only alerts whose title contains this text (case-insensitive)")
-    add.add_argument("--for", dest="duration", required=True, help='how long, e.g. "2h", "30m", "3d"')
+    add.add_argument("--for", dest="duration", help='how long, e.g. "2h", "30m", "3d"')
     add.add_argument("--comment", default="", help="why (shown in `silence list` and `explain`)")
     add.set_defaults(func=cmd_add)
 
     ls = ssub.add_parser("list", help="active silences (--all: ended ones too)")
     ls.add_argument("--all", action="store_true", help="also silences that ended or were expired")
-    ls.add_argument("--json", action="store_true")
+    ls.add_argument("--json", action="store_true", help="one JSON array")
     ls.set_defaults(func=cmd_list)
 
     ex = ssub.add_parser("expire", help="end a silence now (an id or a unique prefix of one)")
-    ex.add_argument("silence_id")
+    ex.add_argument("silence_id", help="the id `silence add` printed, or a unique prefix of it")
     ex.set_defaults(func=cmd_expire)
 
 
@@ -55,11 +57,17 @@ def cmd_add(args: argparse.Namespace) -> int:
     from daemon.util.durations import parse_duration
 
     config = load(args, secrets=False)
+    if args.rule is None and not args.ops:
+        print("feedwatch: silence add needs --rule RULE (or --ops --feed FEED)", file=sys.stderr)
+        return ExitCode.USAGE
+    if args.duration is None:
+        print("feedwatch: silence add needs --for DURATION, e.g. --for 2h", file=sys.stderr)
+        return ExitCode.USAGE
     try:
         seconds = parse_duration(args.duration)
     except ValueError as exc:
         print(f"feedwatch: --for: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     rule = silences.OPS_RULE if args.ops else args.rule
     problems = silences.validate(rule, feed=args.feed, match=args.match, seconds=seconds, comment=args.comment)
     if args.ops and args.feed is None:
@@ -70,7 +78,7 @@ def cmd_add(args: argparse.Namespace) -> int:
     if problems:
         for problem in problems:
             print(f"feedwatch: {problem}", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     now = datetime.now(UTC)
     silence = silences.Silence(
         id=silences.new_id(rule, args.feed, args.match, now, salt=str(os.getpid())),
@@ -90,7 +98,7 @@ def cmd_add(args: argparse.Namespace) -> int:
         store.close()
     print(silence.id)
     print(f"silenced {silence.describe()} until {silence.ends_at:%Y-%m-%d %H:%M} UTC", file=sys.stderr)
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def as_dict(s: Any, now: datetime) -> dict[str, Any]:
@@ -126,17 +134,17 @@ def cmd_list(args: argparse.Namespace) -> int:
             store.close()
     if args.json:
         print(json.dumps([as_dict(s, now) for s in found], indent=2))
-        return EXIT_OK
+        return ExitCode.OK
     if not found:
         print("no active silences" if not args.all else "no silences")
-        return EXIT_OK
+        return ExitCode.OK
     for s in found:
         left = (s.ends_at - now).total_seconds()
         when = f"ends in {format_duration(left)}" if left > 0 else f"ended {s.ends_at:%Y-%m-%d %H:%M} UTC"
         who = f" by {s.created_by}" if s.created_by else ""
         comment = f"  “{s.comment}”" if s.comment else ""
         print(f"{s.id}  {s.describe()}  ({when}{who}){comment}")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def cmd_expire(args: argparse.Namespace) -> int:
@@ -149,7 +157,7 @@ def cmd_expire(args: argparse.Namespace) -> int:
         silence = store.silence(args.silence_id)
         if silence is None:
             print(f"feedwatch: no silence {args.silence_id!r}", file=sys.stderr)
-            return EXIT_USAGE
+            return ExitCode.USAGE
         with store.transaction():
             store.expire_silence(silence.id, now)
     finally:
@@ -158,4 +166,4 @@ def cmd_expire(args: argparse.Namespace) -> int:
         print(f"{silence.id} had already ended at {silence.ends_at:%Y-%m-%d %H:%M} UTC")
     else:
         print(f"expired {silence.id} ({silence.describe()}); alerts it would have muted are sent from now on")
-    return EXIT_OK
+    return ExitCode.OK

@@ -6,7 +6,7 @@ import argparse
 import json
 from datetime import UTC, datetime
 
-from daemon.cli.common import load
+from daemon.cli.common import load, show
 from daemon.cli.exitcodes import ExitCode
 from daemon.errors import StoreError
 
@@ -29,11 +29,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         store = Store(config.store.path, readonly=True)
     except StoreError as exc:
         report = {"daemon": {"running": False}, "error": str(exc)}
-        print(json.dumps(report, indent=2) if args.json else f"feedwatch: {exc}\nNOT RUNNING")
+        show(json.dumps(report, indent=2) if args.json else f"feedwatch: {exc}\nNOT RUNNING")
         return ExitCode.NO_DAEMON
     try:
         report = status.collect(store, config, now)
     finally:
         store.close()
-    print(json.dumps(report, indent=2) if args.json else status.render(report))
+    show(json.dumps(report, indent=2) if args.json else status.render(report))
     return HEALTH_EXIT[status.health(report)]

@@ -23,7 +23,7 @@ from daemon.intake.decode import DecodeError, TooBig, body_decoder
 from daemon.intake.fetch_errors import network_error, status_error, too_big
 from daemon.intake.headers import Validators, first_header, parse_expires_in, server_now
 from daemon.intake.local import read_local
-from daemon.util.urls import redact_url
+from daemon.util.redact import redact_url
 
 log = structlog.get_logger(__name__)
 

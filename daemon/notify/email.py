@@ -28,6 +28,8 @@ from daemon.config.secrets import Secret
 from daemon.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
 from daemon.models import Alert, AlertKind
 from daemon.render import clean, email_subject, render_html, render_text
+from daemon.render.mailheader import literal_header
+from daemon.util.redact import redact_text
 
 log = structlog.get_logger(__name__)
 
@@ -98,9 +100,9 @@ def message_id(alert_id: str) -> str:
 
 
 def build_message(alert: Alert, *, sender: str, recipients: tuple[str, ...]) -> EmailMessage:
-    """The mail for ``alert``; every header is set through the email package, never concatenated."""
+    """The mail for ``alert``; headers holding feed or rule text are literal (never decoded, see mailheader)."""
     msg = EmailMessage(policy=SMTP_POLICY)
-    msg["Subject"] = email_subject(alert)
+    msg["Subject"] = literal_header("Subject", email_subject(alert))
     msg["From"] = sender
     msg["To"] = [_header_address(r) for r in recipients]
     created = alert.created_at if alert.created_at.tzinfo else alert.created_at.replace(tzinfo=UTC)
@@ -110,9 +112,9 @@ def build_message(alert: Alert, *, sender: str, recipients: tuple[str, ...]) -> 
         msg["In-Reply-To"] = message_id(alert.thread_id)
         msg["References"] = message_id(alert.thread_id)
     msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: vacation responders stay quiet
-    msg["X-Feedwatch-Alert-Id"] = clean(alert.alert_id)
+    msg["X-Feedwatch-Alert-Id"] = literal_header("X-Feedwatch-Alert-Id", alert.alert_id)
     if alert.kind not in (AlertKind.DIGEST, AlertKind.TEST) and clean(alert.rule_id):
-        msg["X-Feedwatch-Rule"] = clean(alert.rule_id)
+        msg["X-Feedwatch-Rule"] = literal_header("X-Feedwatch-Rule", alert.rule_id)
     msg["X-Feedwatch-Severity"] = str(alert.severity)
     msg.set_content(render_text(alert))
     msg.add_alternative(render_html(alert), subtype="html")
@@ -241,9 +243,7 @@ class EmailChannel:
 
     def _scrub(self, text: str) -> str:
         password = self._settings.password
-        if password is not None and password.reveal():
-            text = text.replace(password.reveal(), "***")
-        return clean(text)
+        return clean(redact_text(text, [password] if password is not None else []))
 
     def _drop(self) -> None:
         if self._smtp is not None:

@@ -1,6 +1,6 @@
 """Slack incoming-webhook channel: posts the Block Kit rendering of an alert.
 
-The webhook URL is the credential; only its redacted form (``https://hooks.slack.com/services/T…/***``)
+The webhook URL is the credential; only its redacted form (``https://hooks.slack.com/***``)
 ever reaches a log line or an error message.
 """
 
@@ -16,8 +16,9 @@ import structlog
 
 from daemon.config.secrets import Secret
 from daemon.models import Alert
-from daemon.notify._http import post, redact_url, settle
+from daemon.notify._http import post, settle
 from daemon.render import slack_payload
+from daemon.util.redact import redact_url
 
 log = structlog.get_logger(__name__)
 

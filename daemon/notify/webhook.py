@@ -22,8 +22,9 @@ import structlog
 from daemon import __version__
 from daemon.config.secrets import Secret
 from daemon.models import Alert
-from daemon.notify._http import post, redact_url, reveal, settle
+from daemon.notify._http import post, reveal, settle
 from daemon.render import webhook_payload
+from daemon.util.redact import redact_url
 
 log = structlog.get_logger(__name__)
 

@@ -11,9 +11,11 @@ import tomllib
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
+import regex
 from rapidfuzz.distance import Indel
 
 from daemon.errors import RuleError
+from daemon.rules.backtrack import backtrack_risk
 from daemon.util.text import fold_pattern
 
 KeyPath = tuple[str | int, ...]
@@ -308,6 +310,14 @@ class Checker:
             at = f" at position {exc.pos}" if exc.pos is not None else ""
             self.error(where, f"invalid regex {pattern!r}: {exc.msg}{at}", needle=None)
             return
+        try:
+            regex.compile(rx.pattern, rx.flags)  # the engine the matcher runs it with
+        except regex.error as exc:
+            self.error(where, f"invalid regex {pattern!r}: {exc}", needle=None)
+            return
         if rx.search("") is not None:
             line = self.line_of(where)
             self.warn(f"regex {pattern!r} matches empty text; it would hit every item", line)
+        if (risk := backtrack_risk(rx.pattern, rx.flags)) is not None:
+            # A warning only: the matcher's time budget cuts such a regex off for one rule and one item.
+            self.warn(f"regex {pattern!r}: {risk}; it runs with a time budget per item", self.line_of(where))

@@ -1,24 +1,30 @@
 """Score items against a RuleSet: one Aho-Corasick pass over folded text finds every exact term of
 every rule, then each rule with hits is judged (exclude, require, proximity, threshold). Pure.
+
+Regex terms run on the ``regex`` engine with a time budget per rule and item, releasing the GIL while
+they match: a pattern that backtracks catastrophically costs that rule that item (reported as an
+overrun), never the thread or the event loop beside it.
 """
 
 from __future__ import annotations
 
 import bisect
 import re
+import time
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import ahocorasick
+import regex
 from rapidfuzz import fuzz
 
 from daemon.models import FIELDS, Hit, Item, RuleMatch, Severity
 from daemon.rules.ruleset import EXCLUDE_GROUP, Rule, RuleSet, Term
 from daemon.util.text import FoldedText, fold, fold_pattern, fold_term, is_word_char, tokenize, word_pattern
 
-__all__ = ["MAX_HITS_PER_TERM", "Evaluation", "Matcher"]
+__all__ = ["MAX_HITS_PER_TERM", "REGEX_BUDGET", "Evaluation", "Matcher", "Scored"]
 
 if not getattr(ahocorasick, "unicode", True):  # a bytes build would report byte offsets
     raise ImportError("pyahocorasick must be built with unicode support")
@@ -27,6 +33,9 @@ MAX_HITS_PER_TERM = 5  # occurrences reported per term; the counted one is alway
 _EXCLUDE = -1  # group index of a rule's exclude terms
 _WORD_TAIL = re.compile(r"\w*")
 _FUZZY_CACHE_MAX = 100_000
+# Seconds all regex terms of one rule may spend on one item. Ordinary patterns need microseconds;
+# a tenth of a second is far beyond them and short enough that a feed of hostile titles stays cheap.
+REGEX_BUDGET = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +55,14 @@ class Evaluation:
         if not self.fired:
             return None
         return RuleMatch(self.rule_id, self.score, self.severity, self.hits, self.channels)
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """The rules that fired for one item, and those skipped because a regex ran out of its budget."""
+
+    matches: list[RuleMatch]
+    overruns: tuple[str, ...] = ()
 
 
 class _Entry(NamedTuple):
@@ -82,12 +99,14 @@ class _FuzzyEntry(NamedTuple):
 class _Scan:
     """Per-item state: folded fields, lazily built tokens, raw hits by rule index."""
 
-    __slots__ = ("folded", "hits", "tokens")
+    __slots__ = ("folded", "hits", "overrun", "spent", "tokens")
 
     def __init__(self, folded: list[FoldedText | None]) -> None:
         self.folded = folded
         self.hits: dict[int, list[_Raw]] = defaultdict(list)
         self.tokens: list[list[int] | None] = [None] * len(folded)
+        self.spent: dict[int, float] = defaultdict(float)  # regex seconds by rule index
+        self.overrun: set[int] = set()  # rules whose regex budget ran out: not judged on this item
 
     def token_index(self, field: int, pos: int) -> int:
         starts = self.tokens[field]
@@ -105,12 +124,13 @@ def _is_word(ch: str) -> bool:
 class Matcher:
     """Compiled once per RuleSet; ``score``/``evaluate`` are safe to call from several threads."""
 
-    def __init__(self, ruleset: RuleSet) -> None:
+    def __init__(self, ruleset: RuleSet, *, regex_budget: float = REGEX_BUDGET) -> None:
         self.ruleset = ruleset
+        self.regex_budget = regex_budget
         self.rules = ruleset.rules
         self._index = {r.id: i for i, r in enumerate(self.rules)}
         self._automaton: ahocorasick.Automaton | None = None
-        self._regexes: list[tuple[int, int, int, re.Pattern[str], bool]] = []
+        self._regexes: list[tuple[int, int, int, Any, bool]] = []  # Any: regex.Pattern (untyped)
         self._regex_needs: list[frozenset[str] | None] = []  # per regex: literals of which one must occur
         self._fuzzy: list[_FuzzyEntry] = []
         self._fuzzy_cache: dict[str, tuple[tuple[str, int, float], ...]] = {}
@@ -132,8 +152,8 @@ class Matcher:
         for ri, rule in enumerate(self.rules):
             for gi, ti, term in self._terms(rule):
                 if term.regex is not None:
-                    flags = 0 if term.case else re.IGNORECASE
-                    rx = re.compile(fold_pattern(term.regex, keep_case=term.case), flags)
+                    flags = 0 if term.case else regex.IGNORECASE
+                    rx = regex.compile(fold_pattern(term.regex, keep_case=term.case), flags)
                     self._regexes.append((ri, gi, ti, rx, term.case))
                     self._needs_case_fold |= term.case
                     continue
@@ -208,15 +228,30 @@ class Matcher:
         a substring test in C rules out nearly every item first. Patterns with no required literal
         always run.
         """
-        self._regex_needs = [required_literals(rx.pattern, rx.flags, case) for _, _, _, rx, case in self._regexes]
+        self._regex_needs = [
+            required_literals(rx.pattern, re.IGNORECASE if rx.flags & regex.IGNORECASE else 0, case)
+            for _, _, _, rx, case in self._regexes
+        ]
 
     def _scan_regex(self, scan: _Scan, fi: int, ft: FoldedText) -> None:
         cased_ft = fold(ft.original, keep_case=True) if self._needs_case_fold else ft
         for (ri, gi, ti, rx, case), needs in zip(self._regexes, self._regex_needs, strict=True):
             target = cased_ft if case else ft
-            if needs is not None and not any(lit in target.text for lit in needs):
+            if ri in scan.overrun or (needs is not None and not any(lit in target.text for lit in needs)):
                 continue
-            for m in rx.finditer(target.text):
+            started = time.perf_counter()
+            try:
+                # concurrent=True releases the GIL while matching (the text is an immutable str).
+                found = list(
+                    rx.finditer(target.text, timeout=self.regex_budget - scan.spent[ri] + 1e-6, concurrent=True)
+                )
+            except TimeoutError:
+                scan.overrun.add(ri)
+                scan.hits.pop(ri, None)
+                continue
+            finally:
+                scan.spent[ri] += time.perf_counter() - started
+            for m in found:
                 if m.end() > m.start():
                     # Case-sensitive regexes run on another folding; a negative field index says so.
                     field = -1 - fi if case else fi
@@ -262,7 +297,11 @@ class Matcher:
     # --- judging -----------------------------------------------------------------------------------
 
     def score(self, item: Item, *, feed_tags: frozenset[str] = frozenset()) -> list[RuleMatch]:
-        """The rules that fire for ``item``, in rule order."""
+        """The rules that fire for ``item``, in rule order (rules whose regex overran are left out)."""
+        return self.score_checked(item, feed_tags=feed_tags).matches
+
+    def score_checked(self, item: Item, *, feed_tags: frozenset[str] = frozenset()) -> Scored:
+        """The rules that fire for ``item``, and the applicable rules skipped for a regex overrun."""
         scan = self._scan(item)
         out: list[RuleMatch] = []
         for ri in sorted(scan.hits):
@@ -272,7 +311,12 @@ class Matcher:
             match = self._judge(rule, scan).to_match()
             if match is not None:
                 out.append(match)
-        return out
+        overruns = tuple(
+            self.rules[ri].id
+            for ri in sorted(scan.overrun)
+            if self.rules[ri].enabled and self.rules[ri].not_applicable(item.feed, feed_tags) is None
+        )
+        return Scored(out, overruns)
 
     def evaluate(
         self, item: Item, *, feed_tags: frozenset[str] = frozenset(), all_rules: bool = False
@@ -302,6 +346,11 @@ class Matcher:
 
     def _judge(self, rule: Rule, scan: _Scan) -> Evaluation:
         ri = self._index[rule.id]
+        if ri in scan.overrun:
+            reason = (
+                f"a regex term ran past its time budget ({self.regex_budget * 1000:g} ms); rule skipped for this item"
+            )
+            return Evaluation(rule.id, False, 0.0, Severity.INFO, (), (reason,), channels=rule.channels)
         factors = [rule.fields.get(name) for name in FIELDS]
         raws = _drop_nested([r for r in scan.hits.get(ri, ()) if factors[_field(r)] > 0])
         veto_groups = {i for i, g in enumerate(rule.groups) if g.name in rule.exclude_groups}
