@@ -24,6 +24,7 @@ from email.utils import format_datetime
 from typing import Any, Literal
 
 import httpx
+import msgspec
 import pytest
 import structlog
 from aiosmtpd.controller import Controller
@@ -33,14 +34,15 @@ from structlog.testing import capture_logs
 from structlog.tracebacks import ExceptionDictTransformer
 from werkzeug import Request, Response
 
-from daemon.config.secrets import Secret
 from daemon.errors import ConfigError, DeliveryError, PermanentDeliveryError, TransientDeliveryError
 from daemon.models import Alert, AlertKind, Hit, Severity
 from daemon.notify.base import Channel
+from daemon.notify.console import ConsoleSettings
 from daemon.notify.email import EmailChannel, EmailSettings
 from daemon.notify.registry import CHANNEL_TYPES, SETTINGS_TYPES, build_channel
 from daemon.notify.slack import SlackChannel, SlackSettings
 from daemon.notify.webhook import WebhookChannel, WebhookSettings, encode_body
+from daemon.util.secret import Secret
 
 SMTP_USER = "alerts"
 SMTP_PASSWORD = "smtp-Pa55word-never-shown"
@@ -231,7 +233,7 @@ class EmailHarness:
             timeout=FAST_TIMEOUT if port else 5.0,
             helo_name="feedwatch.test",
         )
-        return replace(base, **changes)
+        return msgspec.structs.replace(base, **changes)
 
     def channel(self, port: int | None = None, **changes: Any) -> EmailChannel:
         """A channel closed at teardown (an open SMTP connection would leak its socket)."""
@@ -769,9 +771,10 @@ class TestWebhookChannel:
 
 class TestRegistry:
     def test_known_types(self) -> None:
-        """The registry knows console, email, slack and webhook, with settings types for the latter three."""
+        """The registry knows console, email, slack and webhook, each with its own settings type."""
         assert set(CHANNEL_TYPES) == {"console", "email", "slack", "webhook"}
         assert dict(SETTINGS_TYPES) == {
+            "console": ConsoleSettings,
             "email": EmailSettings,
             "slack": SlackSettings,
             "webhook": WebhookSettings,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from daemon.config.settings import load_config
+from daemon.config.load import load_config
 from tests.conftest import CLI, cli_env
 
 CONFIG = """# my watch desk

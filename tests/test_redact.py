@@ -11,8 +11,8 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from daemon.config.secrets import Secret
 from daemon.util.redact import link_url, redact_text, redact_url, restore_secrets
+from daemon.util.secret import Secret
 from tests.conftest import CLI, cli_env
 
 SLACK_TOKEN = "xoxbSlackT0kenSecret42"

@@ -18,7 +18,7 @@ from daemon.alerting import silences as muting
 from daemon.alerting import stories
 from daemon.alerting.policy import Outcome
 from daemon.alerting.silences import Silence
-from daemon.config.settings import AlertConfig, FeedConfig
+from daemon.config.model import AlertConfig, FeedConfig
 from daemon.models import Alert, AlertKind, Item, RuleMatch, Severity
 from daemon.store.rows import OUTBOX_DIGEST, OUTBOX_HELD, OUTBOX_PENDING, OUTBOX_SILENCED, FeedState
 from daemon.store.sqlite import Store
@@ -131,19 +131,35 @@ def ingest(
     routing: Routing,
     now: datetime,
     feed_updates: Mapping[str, object],
-    dry_run: bool = False,
 ) -> IngestResult:
-    """Record ``items`` of one successful poll and enqueue their alerts, atomically.
+    """Record ``items`` of one successful poll and enqueue their alerts, atomically."""
+    result = IngestResult()
+    with store.transaction():
+        _ingest(store, feed, state, items, scorer, rules, routing, now, feed_updates, result)
+    return result
 
-    ``dry_run`` runs the very same steps and then rolls the transaction back: the result says what
-    would have alerted, and the store is left as if the poll never happened.
+
+def preview(
+    store: Store,
+    feed: FeedConfig,
+    items: Sequence[Item],
+    *,
+    scorer: Scorer,
+    rules: Mapping[str, RuleInfo],
+    routing: Routing,
+    now: datetime,
+) -> IngestResult:
+    """What :func:`ingest` would do with ``items``: the very same steps, then rolled back.
+
+    The result lists the alerts a real poll would make now; the store is left as if nothing happened
+    (``feedwatch run --dry-run``), down to the feed's row for a feed never polled before.
     """
     result = IngestResult()
     try:
         with store.transaction():
-            _ingest(store, feed, state, items, scorer, rules, routing, now, feed_updates, result)
-            if dry_run:
-                raise _Rollback
+            state = store.ensure_feed(feed.name, feed.url)
+            _ingest(store, feed, state, items, scorer, rules, routing, now, {}, result)
+            raise _Rollback
     except _Rollback:
         pass
     return result

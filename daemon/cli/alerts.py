@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from daemon.cli.common import load, show
 from daemon.cli.exitcodes import ExitCode
-from daemon.config.settings import Config
+from daemon.config.model import Config
 from daemon.errors import DeliveryError
 from daemon.models import Alert, AlertKind, Hit, Severity, alert_to_dict
 from daemon.store.sqlite import Store

@@ -7,7 +7,8 @@ import re
 import sys
 from typing import TextIO
 
-from daemon.config.settings import Config, find_config, load_config
+from daemon.config.load import find_config, load_config
+from daemon.config.model import Config
 from daemon.util.redact import redact_text
 
 # Controls (bar newline and tab) and bidi overrides/isolates/marks: feed text must not reorder or hide

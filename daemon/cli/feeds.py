@@ -19,7 +19,8 @@ from tomlkit.items import AoT, Table
 
 from daemon.cli.common import load, show
 from daemon.cli.exitcodes import ExitCode
-from daemon.config.settings import Config, find_config, load_config
+from daemon.config.load import find_config, load_config
+from daemon.config.model import Config
 from daemon.errors import ConfigError, StoreError
 from daemon.store.sqlite import Store
 

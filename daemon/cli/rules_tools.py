@@ -12,7 +12,7 @@ from typing import Any
 
 from daemon.cli.common import load
 from daemon.cli.exitcodes import ExitCode
-from daemon.config.settings import Config
+from daemon.config.model import Config
 from daemon.errors import ConfigError, FetchError
 from daemon.intake.parse import parse_feed
 from daemon.models import FIELDS, hit_to_dict

@@ -13,10 +13,17 @@ from daemon.service.log import setup_logging
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run = sub.add_parser("run", help="run the daemon (or one poll cycle with --once)")
     run.add_argument("--once", action="store_true", help="poll every feed once, deliver, then exit")
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="poll and score every feed once, print what would alert; send and record nothing",
+    )
     run.set_defaults(func=cmd_run)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.dry_run:
+        return _dry_run(args)
     from daemon.service.app import Service
 
     config = load(args)
@@ -27,3 +34,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         return ExitCode.QUEUED if left else ExitCode.OK
     asyncio.run(service.run_forever())
     return ExitCode.OK
+
+
+def _dry_run(args: argparse.Namespace) -> int:
+    """One previewing cycle (``--once`` or not); channel secrets are not needed: nothing is sent."""
+    import sys
+
+    from daemon.service.dryrun import DryRun
+
+    config = load(args, secrets=False)
+    setup_logging(args.log_level or config.log_level)
+    dry = DryRun(config)
+    asyncio.run(dry.run(sys.stdout))
+    return ExitCode.DEGRADED if dry.failed else ExitCode.OK

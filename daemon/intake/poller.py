@@ -23,7 +23,7 @@ from daemon.alerting import ingest as pipeline
 from daemon.alerting import policy as alerts
 from daemon.alerting import silences as muting
 from daemon.alerting.silences import Silence
-from daemon.config.settings import Config, FeedConfig
+from daemon.config.model import Config, FeedConfig
 from daemon.errors import FeedParseError, FetchError
 from daemon.intake import policy as health
 from daemon.intake.fetch import Fetcher, FetchResult
@@ -146,6 +146,20 @@ def _enqueue_ops(store: Store, alert: Alert, channels: list[str], now: datetime)
     return silence
 
 
+def _fetch_url_of(feed: FeedConfig, state: FeedState) -> str:
+    # The stored redirect target is redacted: its credentials come back from the configured URL.
+    return (restore_secrets(state.current_url, feed.url) if state.current_url else None) or feed.url
+
+
+def _routing(active: ActiveSet) -> pipeline.Routing:
+    channels = active.config.channels
+    return pipeline.Routing(
+        active.config.alerts,
+        {n: c.min_severity for n, c in channels.items()},
+        frozenset(n for n, c in channels.items() if c.mode == "digest"),
+    )
+
+
 class ParsePool:
     """Worker processes for feedparser (``parse_workers``), replaced whole when one of them dies.
 
@@ -225,9 +239,50 @@ class Poller:
             new_items = await self._ingest(feed, state, result, parsed, now)
         await self._succeeded(feed, state, result, parsed, new_items, now)
 
+    async def preview(self, feed: FeedConfig) -> pipeline.IngestResult:
+        """What polling ``feed`` now would alert, recording nothing (``feedwatch run --dry-run``).
+
+        Fetches with the stored validators, as a real poll would, and scores in a transaction that is
+        rolled back; health, schedule and operator alerts are left alone. Fetch and parse errors raise.
+        """
+        stored = await self._store.call(Store.feed, feed.name)
+        if stored is not None and stored.url != feed.url:
+            stored = None  # a new URL under an old name starts afresh, as in ensure_feed
+        if stored is not None and stored.disabled:
+            return pipeline.IngestResult()
+        url = _fetch_url_of(feed, stored) if stored else feed.url
+        validators = Validators(stored.etag, stored.last_modified) if stored else Validators(None, None)
+        now = self._clock()
+        result = await self._fetch_url(feed, url, validators)
+        if result.status == 304:
+            return pipeline.IngestResult()
+        parsed = await self._parse(feed, result)
+        active = self._active()
+        sheet = await self._score(feed, stored, parsed, active.matcher)
+        return await self._store.call(
+            pipeline.preview,
+            feed,
+            parsed.items,
+            scorer=sheet,
+            rules=active.rules,
+            routing=_routing(active),
+            now=now,
+        )
+
+    async def _score(
+        self, feed: FeedConfig, state: FeedState | None, parsed: ParsedFeed, matcher: Matcher
+    ) -> pipeline.ScoreSheet:
+        """Matches of the new and edited items, worked out on a worker thread."""
+        fresh = list(parsed.items)
+        if state is not None:
+            known = await self._store.call(Store.known_items, state.id, [i.key for i in parsed.items])
+            fresh = [i for i in fresh if (k := known.get(i.key)) is None or k.content_hash != i.content_hash]
+        return await asyncio.to_thread(pipeline.score_items, matcher, fresh, frozenset(feed.tags))
+
     async def _fetch(self, feed: FeedConfig, state: FeedState) -> FetchResult:
-        # The stored redirect target is redacted: its credentials come back from the configured URL.
-        url = (restore_secrets(state.current_url, feed.url) if state.current_url else None) or feed.url
+        return await self._fetch_url(feed, _fetch_url_of(feed, state), Validators(state.etag, state.last_modified))
+
+    async def _fetch_url(self, feed: FeedConfig, url: str, validators: Validators) -> FetchResult:
         auth: httpx.Auth | None = None
         headers = dict(feed.headers)
         if feed.username and feed.password:
@@ -236,9 +291,7 @@ class Poller:
             headers["Authorization"] = f"Bearer {feed.token.reveal()}"
         # Host slot first: a feed queued behind its busy host must not hold a global slot other hosts could use.
         async with self._host_limit(url), self._global:
-            result = await self._fetcher.fetch(
-                url, Validators(state.etag, state.last_modified), headers=headers, auth=auth
-            )
+            result = await self._fetcher.fetch(url, validators, headers=headers, auth=auth)
         if result.permanent_url and result.permanent_url != url:
             log.warning("feed_moved", feed=feed.name, old=url, new=result.permanent_url)
         return result
@@ -281,15 +334,8 @@ class Poller:
         active = self._active()  # one RuleSet for the whole poll, even if a reload lands meanwhile
         # Score first, on a worker thread: a slow regex must hold neither the store's thread nor the loop.
         # Only new and edited items are scored; the transaction below records them with these results.
-        known = await self._store.call(Store.known_items, state.id, [i.key for i in parsed.items])
-        fresh = [i for i in parsed.items if (k := known.get(i.key)) is None or k.content_hash != i.content_hash]
-        sheet = await asyncio.to_thread(pipeline.score_items, active.matcher, fresh, frozenset(feed.tags))
-        channels = active.config.channels
-        routing = pipeline.Routing(
-            active.config.alerts,
-            {n: c.min_severity for n, c in channels.items()},
-            frozenset(n for n, c in channels.items() if c.mode == "digest"),
-        )
+        sheet = await self._score(feed, state, parsed, active.matcher)
+        routing = _routing(active)
         ingested = await self._store.call(
             pipeline.ingest,
             feed,

@@ -18,9 +18,9 @@ from email.utils import parsedate_to_datetime
 import httpx
 import structlog
 
-from daemon.config.secrets import Secret
 from daemon.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
 from daemon.util.redact import redact_text, redact_url, sensitive_parts
+from daemon.util.secret import Secret
 
 EXCERPT_MAX = 300  # characters of a receiver's error body kept in the error message
 READ_MAX = 4096  # bytes of a response body read at most; a receiver cannot make us buffer more

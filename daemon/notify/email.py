@@ -13,23 +13,26 @@ import hashlib
 import re
 import ssl
 import time
-from dataclasses import dataclass
 from datetime import UTC
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from email.utils import format_datetime, getaddresses, parseaddr
-from typing import Literal
+from typing import Annotated, Literal
 
 import aiosmtplib
+import httpx
+import msgspec
 import structlog
 
-from daemon.config.secrets import Secret
 from daemon.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
 from daemon.models import Alert, AlertKind
+from daemon.notify.base import Channel, ChannelType
 from daemon.render import clean, email_subject, render_html, render_text
 from daemon.render.mailheader import literal_header
+from daemon.util.fields import Alias, Duration, Parse
 from daemon.util.redact import redact_text
+from daemon.util.secret import Secret
 
 log = structlog.get_logger(__name__)
 
@@ -42,8 +45,16 @@ MESSAGE_ID_DOMAIN = "feedwatch"
 _ID_SAFE = re.compile(r"[A-Za-z0-9._-]{1,128}")
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class EmailSettings:
+def _addresses(value: object) -> tuple[str, ...]:
+    """``recipients`` in TOML: one address or a list of them."""
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ValueError(f"expected an address or a list of addresses, got {value!r}")
+
+
+class EmailSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """``port`` defaults by ``security``: 587 starttls, 465 tls, 25 none.
 
     ``starttls`` requires the upgrade (no silent fall-back to plain text); ``helo_name`` is the name
@@ -51,17 +62,16 @@ class EmailSettings:
     """
 
     host: str
-    sender: str
-    recipients: tuple[str, ...]
-    port: int | None = None
+    sender: Annotated[str, Alias(("from",))]  # `sender`/`recipients` as documented; `from`/`to` read naturally
+    recipients: Annotated[tuple[str, ...], Alias(("to",)), Parse(_addresses)]
+    port: Annotated[int, msgspec.Meta(ge=1, le=65535)] | None = None
     security: Security = "starttls"
     username: str | None = None
     password: Secret | None = None
-    timeout: float = DEFAULT_SMTP_TIMEOUT
+    timeout: Duration = DEFAULT_SMTP_TIMEOUT
     helo_name: str | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "recipients", tuple(self.recipients))  # a list from TOML stays immutable
         if self.security not in SECURITY_MODES:
             raise ValueError(f"security must be one of {', '.join(SECURITY_MODES)}, got {self.security!r}")
         if self.port is not None and not 0 < self.port < 65536:
@@ -264,3 +274,10 @@ class EmailChannel:
 
 def _is_4xx(code: int) -> bool:
     return 400 <= code < 500
+
+
+def _build(name: str, settings: EmailSettings, http: httpx.AsyncClient) -> Channel:
+    return EmailChannel(name, settings)
+
+
+CHANNEL = ChannelType("email", EmailSettings, _build)

@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from daemon.models import FIELDS, Severity
-from daemon.rules.check import Checker, close_match, common_word_collisions
+from daemon.rules.check import Checker, common_word_collisions
 from daemon.rules.ruleset import (
     DEFAULT_FIELD_FACTORS,
     DEFAULT_GROUP_WEIGHT,
@@ -28,7 +28,9 @@ from daemon.rules.ruleset import (
     Term,
     parse_duration,
 )
+from daemon.util.scripts import attaches, is_arabic, stem
 from daemon.util.text import fold_term
+from daemon.util.tomlpos import close_match
 
 __all__ = ["parse_list", "parse_rule"]
 
@@ -37,8 +39,8 @@ _RULE_KEYS = (
     "description", "enabled", "threshold", "severity", "require", "channels", "throttle", "feeds",
     "except_feeds", "tags", "except_tags", "proximity", "fields", "groups", "exclude", "examples",
 )  # fmt: skip
-_GROUP_KEYS = ("weight", "fuzzy", "terms")
-_TERM_KEYS = ("term", "regex", "weight", "case", "fuzzy")
+_GROUP_KEYS = ("weight", "fuzzy", "terms", "min_distinct")
+_TERM_KEYS = ("term", "regex", "weight", "case", "fuzzy", "unless", "note")
 _EXAMPLE_KEYS = ("title", "summary", "content", "feed", "tags", "expect", "severity")
 
 
@@ -90,10 +92,7 @@ def parse_rule(
     c.known_keys((*w, "exclude"), exclude, ("terms", "groups"))
     exclude_terms = _parse_terms(c, (*w, "exclude"), exclude.get("terms", []), lists, None, allow_empty=True)
     exclude_groups = c.names(exclude, (*w, "exclude"), "groups", names, "group")
-    require = c.names(body, w, "require", names, "group")
-    for g in require:
-        if g in exclude_groups:
-            c.error((*w, "require"), f"group {g!r} cannot be both required and an exclude group")
+    require = _parse_require(c, w, body, names, exclude_groups)
     threshold = c.number(body, w, "threshold", DEFAULT_THRESHOLD)
     if threshold <= 0:
         c.error((*w, "threshold"), f"threshold must be greater than 0, got {threshold}")
@@ -131,6 +130,32 @@ def parse_rule(
         path=c.path,
         line=c.line_of(w),
     )
+
+
+def _parse_require(
+    c: Checker, w: tuple[str | int, ...], body: Mapping[str, Any], names: list[str], exclude: tuple[str, ...]
+) -> tuple[str, ...]:
+    """Entries of ``require``: a group name, or alternatives ``"places|actors"`` (any one will do)."""
+    out: list[str] = []
+    for entry in c.strings(body, w, "require"):
+        alternatives = [g.strip() for g in entry.split("|")]
+        bad = False
+        for g in alternatives:
+            if g not in names:
+                bad = True
+                known = ", ".join(names) or "none"
+                what = f"unknown group {g!r}" if g else f"empty alternative in {entry!r}"
+                c.error(
+                    (*w, "require"),
+                    f"require: {what}{close_match(g, names) if g else ''} (this rule has: {known})",
+                    needle=entry,
+                )
+            elif g in exclude:
+                bad = True
+                c.error((*w, "require"), f"group {g!r} cannot be both required and an exclude group", needle=entry)
+        if not bad:
+            out.append("|".join(dict.fromkeys(alternatives)))
+    return tuple(out)
 
 
 def _parse_channels(
@@ -173,7 +198,16 @@ def _parse_group(
         c.error(w, f"group {name!r} has no `terms`")
         return None
     terms = _parse_terms(c, w, body["terms"], lists, fuzzy, allow_empty=False)
-    return Group(name, weight, terms, fuzzy)
+    min_distinct = body.get("min_distinct", 1)
+    if isinstance(min_distinct, bool) or not isinstance(min_distinct, int) or min_distinct < 1:
+        c.error((*w, "min_distinct"), f"min_distinct: expected a whole number ≥ 1, got {min_distinct!r}")
+        min_distinct = 1
+    elif terms and min_distinct > len(terms):
+        c.error(
+            (*w, "min_distinct"),
+            f"min_distinct {min_distinct} can never be met: group {name!r} has {len(terms)} term(s)",
+        )
+    return Group(name, weight, terms, fuzzy, min_distinct)
 
 
 def _parse_terms(
@@ -242,8 +276,12 @@ def _parse_term(c: Checker, w: tuple[str | int, ...], value: Any) -> Term | None
     weight = c.number(value, w, "weight", None) if "weight" in value else None
     case = c.boolean(value, w, "case", False)
     fuzzy = c.fuzzy(value, w)
+    note = c.string(value, w, "note", "")
     if ("term" in value) == ("regex" in value):
         c.error(w, "a term table needs exactly one of `term` or `regex`")
+        return None
+    if "regex" in value and "unless" in value:
+        c.error((*w, "unless"), "`unless` works with `term`; a regex can say its exception itself")
         return None
     if "regex" in value:
         pattern = value["regex"]
@@ -253,7 +291,7 @@ def _parse_term(c: Checker, w: tuple[str | int, ...], value: Any) -> Term | None
         c.check_regex((*w, "regex"), pattern, case)
         if fuzzy:
             c.warn("fuzzy has no effect on regex terms", line)
-        return Term(pattern, (), pattern, weight, case, None, line=line)
+        return Term(pattern, (), pattern, weight, case, None, line=line, note=note)
     text = value["term"]
     if not isinstance(text, str):
         c.error((*w, "term"), f"expected a string, got {type(text).__name__}")
@@ -263,7 +301,43 @@ def _parse_term(c: Checker, w: tuple[str | int, ...], value: Any) -> Term | None
         return None
     if case and fuzzy:
         c.warn(f"fuzzy is ignored for case-sensitive term {text!r}", line)
-    return dataclasses.replace(term, weight=weight, case=case, fuzzy=fuzzy)
+    unless = _parse_unless(c, (*w, "unless"), value.get("unless"), term) if "unless" in value else ()
+    return dataclasses.replace(term, weight=weight, case=case, fuzzy=fuzzy, unless=unless, note=note)
+
+
+def _parse_unless(c: Checker, w: tuple[str | int, ...], raw: Any, term: Term) -> tuple[Alias, ...]:
+    """The contexts of ``unless``: term strings (aliases, ``*``, folding) the term must not sit inside."""
+    entries = [raw] if isinstance(raw, str) else raw
+    if not isinstance(entries, list) or not entries or not all(isinstance(e, str) for e in entries):
+        c.error(w, f"unless: expected a phrase or an array of phrases, got {raw!r}")
+        return ()
+    out: list[Alias] = []
+    for entry in entries:
+        context = _alias_term(c, w, entry, line=term.line)
+        if context is None:
+            continue
+        for alias in context.aliases:
+            if not any(_contains(alias, a) for a in term.aliases):
+                c.warn(
+                    f"term {term.source!r}: unless {alias.text!r} does not contain the term, so it never applies",
+                    term.line,
+                )
+            out.append(alias)
+    return tuple(out)
+
+
+def _contains(context: Alias, alias: Alias) -> bool:
+    """Whether ``alias`` can occur inside text that ``context`` matches (judged on the folded forms)."""
+    if context.prefix:
+        return True  # the context's open end may complete the term: no warning on a guess
+    text, needle = f" {context.folded} ", stem(alias.folded)
+    at = text.find(needle)
+    while at >= 0:
+        before, after = text[at - 1], text[at + len(needle)] if at + len(needle) < len(text) else " "
+        if (not attaches(before) or is_arabic(needle[0])) and (alias.prefix or not attaches(after)):
+            return True
+        at = text.find(needle, at + 1)
+    return False
 
 
 def _alias_term(c: Checker, w: tuple[str | int, ...], text: str, *, line: int | None) -> Term | None:

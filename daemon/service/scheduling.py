@@ -18,7 +18,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from daemon.alerting.schedule import parse_schedule
-from daemon.config.settings import Config, FeedConfig
+from daemon.config.model import Config, FeedConfig
 from daemon.store.rows import FeedState
 from daemon.util.redact import redact_url
 

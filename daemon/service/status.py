@@ -10,7 +10,7 @@ import os
 from datetime import datetime
 from typing import Any
 
-from daemon.config.settings import Config
+from daemon.config.model import Config
 from daemon.store.rows import from_iso
 from daemon.store.sqlite import Store
 from daemon.util.durations import format_duration
