@@ -226,6 +226,7 @@ class EmailHarness:
             host="127.0.0.1",
             port=port or self.server.port,
             security="none",
+            allow_plaintext_auth=True,  # the local test server offers no TLS
             username=SMTP_USER,
             password=Secret(SMTP_PASSWORD),
             sender="Feedwatch <feedwatch@example.org>",
@@ -631,6 +632,20 @@ class TestEmailChannel:
         for change in bad:
             with pytest.raises(ValueError, match=r"."):
                 EmailSettings(**{**ok, **change})
+
+    def test_password_in_clear_needs_consent(self) -> None:
+        """security = "none" with a password is refused unless allow_plaintext_auth says it is meant."""
+        creds: dict[str, Any] = {
+            "host": "smtp.example.org",
+            "sender": "a@example.org",
+            "recipients": ("b@example.org",),
+            "security": "none",
+            "username": "u",
+            "password": Secret("pw"),
+        }
+        with pytest.raises(ValueError, match="allow_plaintext_auth"):
+            EmailSettings(**creds)
+        assert EmailSettings(**creds, allow_plaintext_auth=True).security == "none"
 
 
 @pytest.fixture

@@ -178,7 +178,15 @@ def cmd_send_test(args: argparse.Namespace) -> int:
         asyncio.run(_send(config, args.channel))
     except DeliveryError as exc:
         kind = "temporary" if type(exc).__name__.startswith("Transient") else "permanent"
-        show(f"feedwatch: send-test to {args.channel} failed ({kind}): {exc.reason}", file=sys.stderr)
+        show(f"feedwatch: send-test to {args.channel} failed ({kind}): {_one_line(exc.reason)}", file=sys.stderr)
+        return ExitCode.DEGRADED
+    except Exception as exc:  # whatever a channel let escape: still one line, never a traceback
+        reason = _one_line(f"{type(exc).__name__}: {exc}")
+        show(f"feedwatch: send-test to {args.channel} failed (unexpected): {reason}", file=sys.stderr)
         return ExitCode.DEGRADED
     show(f"sent a test alert through {args.channel}")
     return ExitCode.OK
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())[:500]

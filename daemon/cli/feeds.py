@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import tomlkit
 from tomlkit.items import AoT, Table
@@ -210,9 +212,40 @@ def _tag(folder: str) -> str:
     return "-".join(folder.lower().split())
 
 
+def opml_verdict(url: str) -> tuple[bool, str | None]:
+    """(import it?, what to tell the operator). An OPML file is someone else's list: only web feeds are
+    taken, never local files or metadata addresses; loopback and private ones are named so they are seen."""
+    from daemon.intake.netguard import literal_address, refusal
+
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+    except ValueError:
+        return False, f"not imported: {url}: not a valid URL"
+    if parts.scheme.lower() not in ("http", "https") or not host:
+        return False, f"not imported: {url}: only http and https feeds are imported from OPML"
+    address = literal_address(host)
+    if address is not None and refusal(address, allow_private=True) is not None:
+        return False, f"not imported: {url}: {refusal(address, allow_private=True)}"
+    if host == "localhost" or host.endswith(".localhost") or (address is not None and address.is_loopback):
+        return True, f"warning: {url} is on this host (loopback): make sure it is meant to be polled"
+    if address is not None and refusal(address, allow_private=False) is not None:
+        return True, f"warning: {url} is a private address: it is polled only with allow_private = true"
+    return True, None
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     path = find_config(args.config)
     feeds = parse_opml(Path(args.opml))
+    found = len(feeds)
+    kept = []
+    for feed in feeds:
+        ok, note = opml_verdict(feed.url)
+        if note:
+            show(f"feedwatch: {note}", file=sys.stderr)
+        if ok:
+            kept.append(feed)
+    feeds = kept
     added = add_feeds(path, feeds)
-    show(f"imported {added} of {len(feeds)} feeds from {args.opml} into {path}; {RELOAD_HINT}")
+    show(f"imported {added} of {found} feeds from {args.opml} into {path}; {RELOAD_HINT}")
     return ExitCode.OK

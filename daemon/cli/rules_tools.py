@@ -67,7 +67,7 @@ async def _download(config: Config, url: str) -> tuple[bytes, str | None]:
 
     settings = FetchSettings(max_bytes=config.polling.max_bytes, total_timeout=config.polling.total_timeout)
     async with make_client(settings) as client:
-        result = await Fetcher(client, settings).fetch(url)
+        result = await Fetcher(client, settings).fetch(url, allow_private=config.polling.allow_private)
     assert result.body is not None
     return result.body, result.content_type
 

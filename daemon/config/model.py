@@ -135,6 +135,7 @@ class PollingConfig(Section, frozen=True):
     fail_alert_after_time: Duration = 6 * 3600.0
     status_fail_threshold: Duration = 3600.0  # `status` exits 1 when a feed failed longer than this
     parse_workers: AtLeastZero = 0  # processes for feed parsing; 0 parses in a thread
+    allow_private: bool = False  # feeds may reach RFC 1918 / ULA / CGNAT addresses
 
     def __post_init__(self) -> None:
         if self.interval < self.min_interval:
@@ -168,6 +169,7 @@ class FeedTable(Section, frozen=True):
     password: Secret | None = None
     token: Secret | None = None
     enabled: bool = True
+    allow_private: bool | None = None  # None: [polling] allow_private
 
 
 class FeedConfig(Section, frozen=True):
@@ -183,6 +185,7 @@ class FeedConfig(Section, frozen=True):
     password: Secret | None = None
     token: Secret | None = None
     enabled: bool = True
+    allow_private: bool = False  # may reach private addresses (see daemon.intake.netguard)
     source: str = ""  # the file that defined it
 
 

@@ -34,7 +34,7 @@ from daemon.rules.matcher import Matcher
 from daemon.store.async_store import AsyncStore
 from daemon.store.rows import OUTBOX_SILENCED, FeedState
 from daemon.store.sqlite import Store
-from daemon.util.redact import link_url, redact_text, restore_secrets
+from daemon.util.redact import link_url, redact_text, redact_url, restore_secrets
 from daemon.util.urls import host_of, safe_link
 
 log = structlog.get_logger(__name__)
@@ -246,7 +246,7 @@ class Poller:
         rolled back; health, schedule and operator alerts are left alone. Fetch and parse errors raise.
         """
         stored = await self._store.call(Store.feed, feed.name)
-        if stored is not None and stored.url != feed.url:
+        if stored is not None and stored.url != redact_url(feed.url):  # stored redacted
             stored = None  # a new URL under an old name starts afresh, as in ensure_feed
         if stored is not None and stored.disabled:
             return pipeline.IngestResult()
@@ -291,7 +291,9 @@ class Poller:
             headers["Authorization"] = f"Bearer {feed.token.reveal()}"
         # Host slot first: a feed queued behind its busy host must not hold a global slot other hosts could use.
         async with self._host_limit(url), self._global:
-            result = await self._fetcher.fetch(url, validators, headers=headers, auth=auth)
+            result = await self._fetcher.fetch(
+                url, validators, headers=headers, auth=auth, allow_private=feed.allow_private
+            )
         if result.permanent_url and result.permanent_url != url:
             log.warning("feed_moved", feed=feed.name, old=url, new=result.permanent_url)
         return result

@@ -33,6 +33,7 @@ from daemon.render.mailheader import literal_header
 from daemon.util.fields import Alias, Duration, Parse
 from daemon.util.redact import redact_text
 from daemon.util.secret import Secret
+from daemon.util.urls import ascii_host, host_problem
 
 log = structlog.get_logger(__name__)
 
@@ -58,7 +59,8 @@ class EmailSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     """``port`` defaults by ``security``: 587 starttls, 465 tls, 25 none.
 
     ``starttls`` requires the upgrade (no silent fall-back to plain text); ``helo_name`` is the name
-    sent in EHLO (default: this host's FQDN).
+    sent in EHLO (default: this host's FQDN). A password over ``security = "none"`` would cross the
+    network in clear: refused unless ``allow_plaintext_auth`` says so (a relay on localhost).
     """
 
     host: str
@@ -70,14 +72,15 @@ class EmailSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     password: Secret | None = None
     timeout: Duration = DEFAULT_SMTP_TIMEOUT
     helo_name: str | None = None
+    allow_plaintext_auth: bool = False
 
     def __post_init__(self) -> None:
         if self.security not in SECURITY_MODES:
             raise ValueError(f"security must be one of {', '.join(SECURITY_MODES)}, got {self.security!r}")
         if self.port is not None and not 0 < self.port < 65536:
             raise ValueError(f"port must be 1-65535, got {self.port!r}")
-        if not self.host or any(c.isspace() for c in self.host):
-            raise ValueError(f"host must be a host name or address, got {self.host!r}")
+        if (problem := host_problem(self.host)) is not None:
+            raise ValueError(f"host must be a host name or address: {problem}")
         if not self.recipients:
             raise ValueError("recipients must name at least one address")
         for address in (self.sender, *self.recipients):
@@ -87,6 +90,11 @@ class EmailSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
             raise ValueError("username and password go together: give both or neither")
         if not self.timeout > 0:
             raise ValueError(f"timeout must be > 0 seconds, got {self.timeout!r}")
+        if self.security == "none" and self.password is not None and not self.allow_plaintext_auth:
+            raise ValueError(
+                'security = "none" would send the password in clear: use "starttls" or "tls", '
+                "or set allow_plaintext_auth = true if the server is on this host"
+            )
 
     @property
     def effective_port(self) -> int:
@@ -153,7 +161,7 @@ class EmailChannel:
     def _client(self) -> aiosmtplib.SMTP:
         s = self._settings
         return aiosmtplib.SMTP(
-            hostname=s.host,
+            hostname=ascii_host(s.host),  # IDNA 2008, never the socket module's IDNA 2003 codec
             port=s.effective_port,
             username=s.username,
             password=s.password.reveal() if s.password is not None else None,
@@ -174,7 +182,18 @@ class EmailChannel:
         if error is not None:
             raise error
         async with self._lock:
-            await self._send_locked(msg, alert)
+            # aiosmtplib's timeout is per command: a server answering each one just in time could hold a
+            # send for six timeouts. The deadline bounds the whole send (connect to the end of DATA).
+            try:
+                async with asyncio.timeout(s.timeout):
+                    await self._send_locked(msg, alert)
+            except TimeoutError:
+                self._drop()
+                error = self._error(
+                    True, f"timed out: no complete answer within {s.timeout:g}s from {self.target}", alert
+                )
+        if error is not None:
+            raise error
 
     async def _send_locked(self, msg: EmailMessage, alert: Alert) -> None:
         s = self._settings

@@ -89,9 +89,10 @@ class Checker:
         rule_id = str(where[1]) if len(where) > 1 and where[0] == "rule" else None
         self.errors.append(RuleError(message, path=self.path, line=line, column=col, rule_id=rule_id))
 
-    def warn(self, message: str, line: int | None = None) -> None:
-        """Record a likely mistake as ``path:line: message``."""
-        self.warnings.append(f"{self.path}:{line}: {message}" if line else f"{self.path}: {message}")
+    def warn(self, message: str, line: int | None = None, *, path: str | None = None) -> None:
+        """Record a likely mistake as ``path:line: message`` (``path``: another file, e.g. a list's)."""
+        path = path or self.path
+        self.warnings.append(f"{path}:{line}: {message}" if line else f"{path}: {message}")
 
     def unknown_key(self, where: KeyPath, key: str, allowed: Collection[str]) -> None:
         self.error((*where, key), f"unknown key {key!r}{close_match(key, allowed)}")

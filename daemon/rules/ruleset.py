@@ -335,7 +335,8 @@ def load_rules(
 def _validate_all(
     rules_dir: Path, order: list[str], in_use: Mapping[str, str | None], channels: Collection[str] | None
 ) -> dict[str, _FileResult]:
-    from daemon.rules.parse import parse_list, parse_rule  # it builds this module's types
+    from daemon.rules.parse import parse_rule
+    from daemon.rules.terms import parse_list  # it builds this module's types
 
     lists_dir = str(rules_dir / "lists")
     parsed: dict[str, tuple[Checker, dict[str, Any]]] = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -16,6 +17,21 @@ from daemon.store import schema
 from daemon.store.schema import MIGRATIONS
 
 log = structlog.get_logger("daemon.store.sqlite")
+
+
+def private_file(path: Path) -> None:
+    """Create ``path`` empty and 0600 (folders we make 0700) unless it exists; SQLite gives its -wal and
+    -shm files the database's mode. Existing folders (a systemd StateDirectory=) keep theirs."""
+    missing = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
+    for folder in reversed(missing):
+        folder.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(folder, 0o700)  # mkdir's mode is cut by the umask
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        return
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot create: {exc.strerror}") from exc
 
 
 class StoreBase:
@@ -38,7 +54,7 @@ class StoreBase:
                 uri = f"{self.path.absolute().as_uri()}?mode=ro"
                 self.conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout, isolation_level=None)
             else:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
+                private_file(self.path)
                 self.conn = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None)
             self.conn.row_factory = sqlite3.Row
             self.conn.execute("PRAGMA foreign_keys = ON")
@@ -123,6 +139,7 @@ class StoreBase:
     def backup(self, target: Path) -> None:
         """Online copy with SQLite's backup API (consistent while the daemon writes)."""
         try:
+            private_file(target)
             dest = sqlite3.connect(target)
             with dest:
                 self.conn.backup(dest)
