@@ -134,7 +134,9 @@ class PollingConfig(Section, frozen=True):
     fail_alert_after: AtLeastOne = 5
     fail_alert_after_time: Duration = 6 * 3600.0
     status_fail_threshold: Duration = 3600.0  # `status` exits 1 when a feed failed longer than this
-    parse_workers: AtLeastZero = 0  # processes for feed parsing; 0 parses in a thread
+    parse_workers: AtLeastZero = 0  # processes for the fast parse path; 0 parses in a thread
+    parse_timeout: Duration = 10.0  # a feedparser fallback running longer fails its feed
+    parse_memory: Size = 256 * 1024 * 1024  # ... and so does one needing more memory than this
     allow_private: bool = False  # feeds may reach RFC 1918 / ULA / CGNAT addresses
 
     def __post_init__(self) -> None:
