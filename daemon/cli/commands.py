@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from daemon.cli import alerts, check, db, explain, feeds, init, rules_tools, run, silence, status
+from daemon.cli import alerts, check, db, explain, feeds, init, rules_list, rules_tools, run, silence, status
 
 COMMANDS = [
     run,
@@ -15,4 +15,5 @@ COMMANDS = [
     db,
     silence,
     explain,
+    rules_list,
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from daemon.cli.common import load
+from daemon.cli.common import load, show
 from daemon.cli.exitcodes import ExitCode
 from daemon.service.log import setup_logging
 
@@ -38,12 +38,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _dry_run(args: argparse.Namespace) -> int:
     """One previewing cycle (``--once`` or not); channel secrets are not needed: nothing is sent."""
-    import sys
-
     from daemon.service.dryrun import DryRun
 
     config = load(args, secrets=False)
     setup_logging(args.log_level or config.log_level)
     dry = DryRun(config)
-    asyncio.run(dry.run(sys.stdout))
+    asyncio.run(dry.run(show))
     return ExitCode.DEGRADED if dry.failed else ExitCode.OK

@@ -32,6 +32,7 @@ from daemon.errors import ConfigError
 from daemon.notify.console import ConsoleSettings
 from daemon.notify.registry import CHANNEL_TYPES
 from daemon.util.tomlpos import KeyPath, close_match, syntax_position
+from daemon.util.urls import http_url_problem
 
 ENV_CONFIG = "FEEDWATCH_CONFIG"
 DEFAULT_CONFIG = Path("config.toml")
@@ -249,6 +250,9 @@ def normalise_feed_url(raw: str, reader: Reader, where: KeyPath) -> str | None:
     if parts.scheme in ("http", "https"):
         if not parts.netloc:
             reader.problem((*where, "url"), f"expected an absolute URL with a host, got {raw!r}")
+            return None
+        if (problem := http_url_problem(raw)) is not None:
+            reader.problem((*where, "url"), problem)
             return None
         return raw
     if parts.scheme == "file":

@@ -1,12 +1,16 @@
 """The outbox worker: send what is due, mark it delivered, retry or dead-letter what failed.
 
 Deliveries of one (channel, rule, story) go strictly in order — an update never overtakes the alert
-it updates — while different stories and channels proceed concurrently (bounded per channel).
+it updates — while different stories and channels proceed concurrently (bounded per channel). Each
+channel has its own lane: a slow receiver (every send is bounded by the channel's deadline) delays only
+its own deliveries, never another channel's. Every failure counts toward the attempt limit, whatever
+raised it, so nothing stays pending forever.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -15,7 +19,7 @@ from typing import Any
 import structlog
 
 from daemon.alerting import policy as alerts
-from daemon.errors import DeliveryError, PermanentDeliveryError, StoreError
+from daemon.errors import DeliveryError, PermanentDeliveryError, StoreError, TransientDeliveryError
 from daemon.models import Alert, AlertKind
 from daemon.notify.base import Channel
 from daemon.store.async_store import AsyncStore
@@ -65,6 +69,7 @@ class OutboxWorker:
         self._rng = rng or random.Random()
         self._limits = {name: asyncio.Semaphore((concurrency or {}).get(name, 4)) for name in channels}
         self.wake = asyncio.Event()
+        self._lane_wakes: dict[str, asyncio.Event] = {}
         self._stop: asyncio.Event | None = None
         self.delivered = 0
         self.failed = 0
@@ -114,16 +119,12 @@ class OutboxWorker:
             except DeliveryError as exc:
                 await self._failed(entry, exc, attempt, bound)
                 return False
-            except Exception as exc:  # a channel bug must not kill the worker; treat as transient
-                self.failed += 1
-                delay = self._policy.delay(attempt, self._rng)
-                await self._store.call(
-                    Store.mark_failed,
-                    entry.id,
-                    f"{type(exc).__name__}: {exc}",
-                    self._clock() + timedelta(seconds=delay),
-                )
+            except Exception as exc:
+                # A channel bug or an error nobody classified: counted like any failure, so it dead-letters
+                # at the limit instead of staying pending forever. The message is redacted when stored.
                 bound.exception("delivery_crashed", attempt=attempt)
+                reason = f"unexpected {type(exc).__name__}: {exc}"[:500]
+                await self._failed(entry, TransientDeliveryError(reason, channel=entry.channel), attempt, bound)
                 return False
             await self._record_delivered(entry, bound)
         self.delivered += 1
@@ -198,24 +199,85 @@ class OutboxWorker:
             await asyncio.sleep(min(wait, max(0.0, deadline - loop.time())))
 
     async def run_forever(self, stop: asyncio.Event, idle: float = 5.0) -> None:
-        """Deliver as alerts arrive (``wake``) and as retries fall due, until ``stop`` is set."""
+        """Deliver as alerts arrive (``wake``) and as retries fall due, until ``stop`` is set.
+
+        One lane per channel does the sending; this loop groups storms, hands ``wake`` on to every lane,
+        and dead-letters deliveries for channels that are no longer configured.
+        """
         self._stop = stop
-        while not stop.is_set():
+        self._lane_wakes = {name: asyncio.Event() for name in self._channels}
+        lanes = [asyncio.create_task(self._lane(name, stop, idle), name=f"outbox:{name}") for name in self._channels]
+        try:
+            while not stop.is_set():
+                try:
+                    await self.flush_storms()
+                    orphans = await self._store.call(Store.due_outbox, self._clock(), 100, exclude=list(self._channels))
+                    for entry in orphans:
+                        await self._deliver(entry)
+                except StoreError as exc:  # locked or full: expected, and said in the message; no traceback
+                    log.error("outbox_worker_error", error=str(exc), retry_in=idle)
+                except Exception:  # nor may a bug end delivery for good
+                    log.exception("outbox_worker_crashed")
+                for event in self._lane_wakes.values():
+                    event.set()
+                self.wake.clear()
+                await _wait_any(self.wake, stop, within=idle)
+        finally:
+            for event in self._lane_wakes.values():
+                event.set()
+            # Stopping: lanes finish their sends in flight (the service bounds this by its grace period).
             try:
-                await self.flush_storms()
-                await self.run_once()
-                nxt = await self._store.call(Store.next_outbox_time)
-            except StoreError as exc:  # locked or full: expected, and said in the message; no traceback
-                log.error("outbox_worker_error", error=str(exc), retry_in=idle)
-                nxt = None
-            except Exception:  # nor may a bug end delivery for good
-                log.exception("outbox_worker_crashed")
-                nxt = None
-            wait = idle
-            if nxt is not None:
-                wait = max(0.05, min(idle, (nxt - self._clock()).total_seconds()))
-            self.wake.clear()
-            waiters = [asyncio.ensure_future(self.wake.wait()), asyncio.ensure_future(stop.wait())]
-            await asyncio.wait(waiters, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
-            for w in waiters:
-                w.cancel()
+                await asyncio.gather(*lanes)
+            finally:
+                for lane in lanes:
+                    lane.cancel()
+
+    async def _lane(self, name: str, stop: asyncio.Event, idle: float) -> None:
+        """One channel's deliveries: each due story in its own task, a story never twice at once."""
+        wake = self._lane_wakes[name]
+        inflight: dict[str, asyncio.Task[int]] = {}
+
+        def finished(key: str, _task: asyncio.Task[int]) -> None:
+            inflight.pop(key, None)
+            wake.set()  # its story may have more waiting, now free to go
+
+        try:
+            while not stop.is_set():
+                started = 0
+                wait = idle
+                try:
+                    entries = await self._store.call(Store.due_outbox, self._clock(), 500, channel=name)
+                    groups: dict[str, list[OutboxEntry]] = {}
+                    for entry in entries:
+                        groups.setdefault(entry.story_key, []).append(entry)
+                    for key, group in groups.items():
+                        if key in inflight:
+                            continue  # its earlier entries are being sent; the rest go after, in order
+                        task = asyncio.create_task(self._deliver_group(group), name=f"deliver:{key}")
+                        task.add_done_callback(functools.partial(finished, key))
+                        inflight[key] = task
+                        started += 1
+                    nxt = await self._store.call(Store.next_outbox_time, name)
+                    if nxt is not None:
+                        wait = max(0.05, min(idle, (nxt - self._clock()).total_seconds()))
+                        if wait <= 0.05 and not started:
+                            wait = idle  # due, but its story is in flight: the task's end wakes this lane
+                except StoreError as exc:
+                    log.error("outbox_worker_error", channel=name, error=str(exc), retry_in=idle)
+                except Exception:
+                    log.exception("outbox_worker_crashed", channel=name)
+                wake.clear()
+                await _wait_any(wake, stop, within=wait)
+            await asyncio.gather(*inflight.values(), return_exceptions=True)
+        finally:
+            for task in list(inflight.values()):
+                task.cancel()
+
+
+async def _wait_any(*events: asyncio.Event, within: float) -> None:
+    waiters = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, timeout=within, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()
