@@ -126,6 +126,7 @@ class Alert:
     thread_id: str | None = None  # alert_id of the story's first alert: email threads under it
     also_reported_by: tuple[str, ...] = ()
     entries: tuple[Alert, ...] = field(default=())  # storm/digest: the alerts folded into this one
+    change: str = ""  # an update: what changed, e.g. "severity rose from info to critical"
 
 
 def _dt(value: datetime | None) -> str | None:
@@ -184,6 +185,7 @@ def alert_to_dict(alert: Alert) -> dict[str, Any]:
         "thread_id": alert.thread_id,
         "also_reported_by": list(alert.also_reported_by),
         "entries": [alert_to_dict(e) for e in alert.entries],
+        "change": alert.change,
     }
 
 
@@ -208,4 +210,5 @@ def alert_from_dict(data: dict[str, Any]) -> Alert:
         thread_id=data.get("thread_id"),
         also_reported_by=tuple(data.get("also_reported_by", [])),
         entries=tuple(alert_from_dict(e) for e in data.get("entries", [])),
+        change=str(data.get("change") or ""),
     )

@@ -134,7 +134,9 @@ class PollingConfig(Section, frozen=True):
     fail_alert_after: AtLeastOne = 5
     fail_alert_after_time: Duration = 6 * 3600.0
     status_fail_threshold: Duration = 3600.0  # `status` exits 1 when a feed failed longer than this
-    parse_workers: AtLeastZero = 0  # processes for feed parsing; 0 parses in a thread
+    parse_workers: AtLeastZero = 0  # processes for the fast parse path; 0 parses in a thread
+    parse_timeout: Duration = 10.0  # a feedparser fallback running longer fails its feed
+    parse_memory: Size = 256 * 1024 * 1024  # ... and so does one needing more memory than this
     allow_private: bool = False  # feeds may reach RFC 1918 / ULA / CGNAT addresses
 
     def __post_init__(self) -> None:
@@ -149,6 +151,8 @@ class AlertConfig(Section, frozen=True):
     story_similarity: float = 88.0
     storm_limit: AtLeastOne = 10
     storm_window: Duration = 600.0
+    # Alerts at or above this severity are never held by storm control: they go out at once.
+    storm_exempt: Annotated[Severity, Parse(_severity)] = Severity.CRITICAL
     max_attempts: AtLeastOne = 12
     retry_base: Duration = 10.0
     retry_cap: Duration = 3600.0

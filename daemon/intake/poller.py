@@ -8,11 +8,8 @@ URL, and pushes that feed's next poll out by the backoff — other feeds never n
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 import random
 from collections.abc import Callable
-from concurrent.futures import Executor, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -24,11 +21,12 @@ from daemon.alerting import policy as alerts
 from daemon.alerting import silences as muting
 from daemon.alerting.silences import Silence
 from daemon.config.model import Config, FeedConfig
-from daemon.errors import FeedParseError, FetchError
+from daemon.errors import FetchError
 from daemon.intake import policy as health
 from daemon.intake.fetch import Fetcher, FetchResult
 from daemon.intake.headers import Validators
-from daemon.intake.parse import ParsedFeed, Refused, parse_in_worker
+from daemon.intake.parse import ParsedFeed
+from daemon.intake.parsing import FeedParser
 from daemon.models import Alert, AlertKind, Severity
 from daemon.rules.matcher import Matcher
 from daemon.store.async_store import AsyncStore
@@ -160,33 +158,6 @@ def _routing(active: ActiveSet) -> pipeline.Routing:
     )
 
 
-class ParsePool:
-    """Worker processes for feedparser (``parse_workers``), replaced whole when one of them dies.
-
-    A worker killed mid-parse (out of memory, a signal, a crash in C code) leaves a ProcessPoolExecutor
-    broken for good: every later parse would fail at once, for every feed.
-    """
-
-    def __init__(self, workers: int) -> None:
-        self._workers = workers
-        self.executor = self._new()
-
-    def _new(self) -> ProcessPoolExecutor:
-        # "spawn": forking a process that runs threads (the store's, the resolver's) is unsafe.
-        return ProcessPoolExecutor(max_workers=self._workers, mp_context=multiprocessing.get_context("spawn"))
-
-    def renew(self, broken: Executor) -> bool:
-        """Replace ``broken`` if it is still the current pool; False when another poll already did."""
-        if self.executor is not broken:
-            return False
-        broken.shutdown(wait=False, cancel_futures=True)
-        self.executor = self._new()
-        return True
-
-    def shutdown(self) -> None:
-        self.executor.shutdown(wait=False, cancel_futures=True)
-
-
 class Poller:
     def __init__(
         self,
@@ -197,7 +168,7 @@ class Poller:
         clock: Callable[[], datetime],
         reschedule: Callable[[FeedConfig, datetime], None],
         on_alerts: Callable[[datetime], None],
-        parse_pool: ParsePool | None = None,
+        parser: FeedParser | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self._store = store
@@ -206,7 +177,7 @@ class Poller:
         self._clock = clock
         self._reschedule = reschedule
         self._on_alerts = on_alerts
-        self._parse_pool = parse_pool
+        self._parser = parser or FeedParser()
         self._rng = rng or random.Random()
         self._hosts: dict[str, asyncio.Semaphore] = {}
         self._global = asyncio.Semaphore(active().config.polling.max_concurrency)
@@ -214,6 +185,11 @@ class Poller:
         self._overran: tuple[Matcher | None, set[str]] = (None, set())
 
     def _host_limit(self, url: str) -> asyncio.Semaphore:
+        """The one place ``polling.per_host`` is enforced: fetches to one host at once, any port.
+
+        The deadline of a fetch starts once it holds its slots: queueing behind our own polls is not
+        the server's fault.
+        """
         host = host_of(url) or "-"
         if host not in self._hosts:
             self._hosts[host] = asyncio.Semaphore(self._active().config.polling.per_host)
@@ -299,26 +275,8 @@ class Poller:
         return result
 
     async def _parse(self, feed: FeedConfig, result: FetchResult) -> ParsedFeed:
-        loop = asyncio.get_running_loop()
         assert result.body is not None
-        url = result.final_url
-        executor = self._parse_pool.executor if self._parse_pool is not None else None
-        try:
-            outcome = await loop.run_in_executor(
-                executor, parse_in_worker, result.body, feed.name, url, result.content_type
-            )
-        except BrokenProcessPool:
-            assert self._parse_pool is not None
-            assert executor is not None
-            if self._parse_pool.renew(executor):
-                log.error("parse_pool_restarted", feed=feed.name, hint="a parser process died; a new pool took over")
-            raise FeedParseError("the parser process died while this feed was being parsed", feed_url=url) from None
-        if isinstance(outcome, Refused):
-            if outcome.crash is not None:
-                # A parser bug on one document is that feed's problem: record it and back off like any failure.
-                log.error("feed_parse_crashed", feed=feed.name, url=url, error=outcome.reason, traceback=outcome.crash)
-            raise FeedParseError(outcome.reason, feed_url=url)
-        return outcome
+        return await self._parser.parse(feed.name, result.final_url, result.body, result.content_type)
 
     async def _ingest(
         self, feed: FeedConfig, state: FeedState, result: FetchResult, parsed: ParsedFeed, now: datetime

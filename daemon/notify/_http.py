@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import re
 import time
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 
 import httpx
 import structlog
 
 from daemon.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
+from daemon.util.httpdates import parse_retry_after
 from daemon.util.redact import redact_text, redact_url, sensitive_parts
 from daemon.util.secret import Secret
 
@@ -28,33 +27,12 @@ DRAIN_MAX = 1.0  # seconds spent reading a response body at most (a 2xx has alre
 READ_MARGIN = 0.05  # the body read ends this long before the deadline, so the deadline never fires after a 2xx
 EXCERPT_MAX = 300  # characters of a receiver's error body kept in the error message
 READ_MAX = 4096  # bytes of a response body read at most; a receiver cannot make us buffer more
-RETRY_AFTER_MAX = 86400.0  # a day; a larger request is taken as a day
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
 _TRANSIENT_STATUS = frozenset({408, 425, 429})
 
 
 def reveal(value: Secret | str) -> str:
     return value.reveal() if isinstance(value, Secret) else value
-
-
-def parse_retry_after(value: str | None, now: datetime) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP-date), clamped to [0, a day]."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - now).total_seconds()
-    if math.isnan(seconds):
-        return None
-    return min(max(seconds, 0.0), RETRY_AFTER_MAX)
 
 
 def _scrub(text: str, secrets: Iterable[Secret | str]) -> str:
@@ -129,7 +107,7 @@ def _status_error(resp: httpx.Response, detail: str, shown: str, channel: str, a
     status = resp.status_code
     message = f"HTTP {status} from {shown}" + (f": {detail}" if detail else "")
     if status in _TRANSIENT_STATUS or status >= 500:
-        retry_after = parse_retry_after(resp.headers.get("Retry-After"), datetime.now(UTC))
+        retry_after = parse_retry_after(resp.headers.get("Retry-After"), now=datetime.now(UTC))
         return TransientDeliveryError(message, channel=channel, alert_id=alert_id, retry_after=retry_after)
     if 300 <= status < 400:
         message += " (redirects are not followed: configure the final URL)"

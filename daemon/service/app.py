@@ -25,8 +25,10 @@ from daemon import __version__
 from daemon.config.load import load_config
 from daemon.config.model import Config, FeedConfig, StoreConfig
 from daemon.errors import FeedwatchError, RuleError
+from daemon.intake.bounded import ParseLimits
 from daemon.intake.fetch import Fetcher, make_client
-from daemon.intake.poller import ParsePool, Poller
+from daemon.intake.parsing import FeedParser
+from daemon.intake.poller import Poller
 from daemon.notify.base import Channel
 from daemon.notify.worker import OutboxWorker
 from daemon.rules.matcher import Matcher
@@ -96,12 +98,10 @@ class Service:
         client = make_client(settings)
         self._stack.push_async_callback(client.aclose)
         self.fetcher = Fetcher(client, settings)
-        parse_pool: ParsePool | None = None
-        if cfg.polling.parse_workers:
-            # feedparser is pure Python and holds the GIL: worker processes let a cold cycle of many
-            # feeds use every core.
-            parse_pool = ParsePool(cfg.polling.parse_workers)
-            self._stack.callback(parse_pool.shutdown)
+        # Worker processes only when configured: the fast path rarely needs them (docs/feeds.md).
+        limits = ParseLimits(seconds=cfg.polling.parse_timeout, memory=cfg.polling.parse_memory)
+        parser = FeedParser(workers=cfg.polling.parse_workers, limits=limits)
+        self._stack.callback(parser.shutdown)
         self.poller = Poller(
             self.store,
             self.fetcher,
@@ -109,7 +109,7 @@ class Service:
             clock=self._clock,
             reschedule=self._next_poll,
             on_alerts=self._alerts_queued,
-            parse_pool=parse_pool,
+            parser=parser,
             rng=self._rng,
         )
         self.channels = build_channels(cfg, client)

@@ -55,7 +55,6 @@ def fetch_settings(config: Config) -> FetchSettings:
         max_bytes=p.max_bytes,
         max_redirects=p.max_redirects,
         ca_bundle=p.ca_bundle,
-        per_host_limit=p.per_host,
     )
 
 

@@ -15,6 +15,7 @@ import structlog
 from daemon.errors import StoreError
 from daemon.store import schema
 from daemon.store.schema import MIGRATIONS
+from daemon.util.durations import format_size
 
 log = structlog.get_logger("daemon.store.sqlite")
 
@@ -89,7 +90,7 @@ class StoreBase:
         """A StoreError naming the database, what was being done and, when it is full, the limit."""
         text = f"{self.path}: {doing}{exc}"
         if self.max_size and "full" in str(exc):
-            text += f" (store.max_size is {_size(self.max_size)}; raise it and reload, or free disk space)"
+            text += f" (store.max_size is {format_size(self.max_size)}; raise it and reload, or free disk space)"
         return StoreError(text)
 
     def close(self) -> None:
@@ -164,10 +165,3 @@ class StoreBase:
             return self.conn.execute(sql, params)
         except sqlite3.Error as exc:
             raise self._error(exc) from exc
-
-
-def _size(n: int) -> str:
-    for unit, factor in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if n >= factor:
-            return f"{n / factor:g} {unit}"
-    return f"{n} bytes"
