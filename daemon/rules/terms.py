@@ -200,10 +200,8 @@ def _alias_term(c: Checker, w: tuple[str | int, ...], text: str, *, line: int | 
             continue
         if prefix and len(folded) < 3:
             c.warn(f"wildcard {raw!r} is very short and will match many words", line)
-        same = next((a for a in aliases if (a.folded, a.prefix) == (folded, prefix)), None)
-        if same is not None:
-            c.warn(f"term {text!r}: alias {core!r} is the same as {same.text!r} after folding", line)
-            continue
+        if any((a.folded, a.prefix) == (folded, prefix) for a in aliases):
+            continue  # the same after folding (Qarabağ|Qarabag): a spelling kept for readers, nothing to add
         aliases.append(Alias(core, folded, fold_term(core, keep_case=True), prefix))
     if not aliases:
         return None
