@@ -33,8 +33,10 @@ SEED = 5000
 ITEMS = 10
 INTERVAL = 300.0
 CHANGE_PER_CYCLE = 0.05
-WORDS = ("council budget vote harbour storm rail strike court ruling festival market bridge school water "
-         "energy grid league final border talks summit drought harvest museum election").split()  # fmt: skip
+WORDS = (
+    "council", "budget", "vote", "harbour", "storm", "rail", "strike", "court", "ruling", "festival", "market",
+    "bridge", "school", "water", "energy", "grid", "league", "final", "border", "talks", "summit", "drought",
+)  # fmt: skip
 
 
 def document(feed: int, version: int, base: str) -> bytes:
