@@ -105,7 +105,9 @@ def run_handler(handler: Handler, args: argparse.Namespace) -> int:
 
 
 def _fail(message: str, code: ExitCode) -> int:
-    print(message, file=sys.stderr)
+    from daemon.cli.common import show
+
+    show(message, file=sys.stderr)  # an error may quote a feed URL: redacted like all command output
     return code
 
 

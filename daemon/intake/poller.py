@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -17,6 +18,8 @@ import httpx
 import structlog
 
 from daemon.alerting import ingest as pipeline
+from daemon.alerting.policy import Outcome
+from daemon.alerting.silences import OPS_RULE
 from daemon.config.model import Config, FeedConfig
 from daemon.errors import FetchError
 from daemon.intake import policy as health
@@ -30,11 +33,16 @@ from daemon.rules.matcher import Matcher
 from daemon.store.async_store import AsyncStore
 from daemon.store.rows import FeedState
 from daemon.store.sqlite import Store
+from daemon.util.observe import NULL_OBSERVER, Observer
 from daemon.util.redact import redact_url, restore_secrets
 from daemon.util.urls import host_of
 
 log = structlog.get_logger(__name__)
 
+# Outcomes that leave an alert in the store (sent, held, waiting for a digest, silenced, or floored).
+RECORDED_ALERT = frozenset(
+    {Outcome.ALERTED, Outcome.UPDATED, Outcome.STORM, Outcome.DIGEST, Outcome.SILENCED, Outcome.SEVERITY_FLOOR}
+)
 AUTO_CEILING = 12 * 3600.0  # "auto" never waits longer than this between polls
 
 
@@ -115,7 +123,9 @@ class Poller:
         on_alerts: Callable[[datetime], None],
         parser: FeedParser | None = None,
         rng: random.Random | None = None,
+        observer: Observer = NULL_OBSERVER,
     ) -> None:
+        self._observer = observer
         self._store = store
         self._fetcher = fetcher
         self._active = active
@@ -153,11 +163,13 @@ class Poller:
                 assert result.body is not None
                 parsed = await self._parse(feed, result)
         except FetchError as exc:
+            self._observer.polled(feed.name, ok=False)
             await self._failed(feed, state, exc, now)
             return
         new_items = 0
         if parsed is not None:
             new_items = await self._ingest(feed, state, result, parsed, now)
+        self._observer.polled(feed.name, ok=True, new_items=new_items)
         await self._succeeded(feed, state, result, parsed, new_items, now)
 
     async def preview(self, feed: FeedConfig) -> pipeline.IngestResult:
@@ -198,7 +210,10 @@ class Poller:
         if state is not None:
             known = await self._store.call(Store.known_items, state.id, [i.key for i in parsed.items])
             fresh = [i for i in fresh if (k := known.get(i.key)) is None or k.content_hash != i.content_hash]
-        return await asyncio.to_thread(pipeline.score_items, matcher, fresh, frozenset(feed.tags))
+        started = time.perf_counter()
+        sheet = await asyncio.to_thread(pipeline.score_items, matcher, fresh, frozenset(feed.tags))
+        self._observer.scored(time.perf_counter() - started, len(fresh))
+        return sheet
 
     async def _fetch(self, feed: FeedConfig, state: FeedState) -> FetchResult:
         return await self._fetch_url(feed, _fetch_url_of(feed, state), Validators(state.etag, state.last_modified))
@@ -261,6 +276,9 @@ class Poller:
             changed=ingested.changed_items,
             alerts=len(ingested.alerts),
         )
+        for _item, match, outcome, _reason in ingested.outcomes:
+            if outcome in RECORDED_ALERT:
+                self._observer.alerted(match.rule_id, str(match.severity), silenced=outcome == Outcome.SILENCED)
         if ingested.alerts:
             self._on_alerts(now)
         if sheet.overruns:
@@ -385,6 +403,7 @@ class Poller:
         """Queue an operator alert for the ops channels (else the default ones), like every operator alert."""
         cfg = self._active().config.alerts
         silence = await self._store.call(enqueue_ops, alert, list(cfg.ops_channels or cfg.default_channels), now)
+        self._observer.alerted(OPS_RULE, str(alert.severity), silenced=silence is not None)
         if silence is not None:
             log.info("ops_alert_silenced", feed=alert.feed, kind=kind, alert_id=alert.alert_id, silence=silence.id)
             return

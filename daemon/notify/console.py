@@ -19,7 +19,7 @@ def _hit_line(hits: tuple[Hit, ...]) -> str:
     seen: dict[str, str] = {}
     for hit in sorted(hits, key=lambda h: -h.contribution):
         label = hit.text if hit.fuzzy is None else f"{hit.text} ≈ {hit.alias} {hit.fuzzy:.0f}%"
-        seen.setdefault(f"{hit.group}/{hit.term}", f"{label} ({hit.group}, {hit.field}, +{hit.contribution:g})")
+        seen.setdefault(f"{hit.group}/{hit.term}", f"{label} ({hit.group}, {hit.field}, {hit.contribution:+g})")
     return " · ".join(seen.values())
 
 
