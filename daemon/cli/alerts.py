@@ -152,7 +152,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         fuzzy = f" ≈{hit.fuzzy:.0f}" if hit.fuzzy is not None else ""
         show(
             f"  hit {hit.group}/{hit.term!r}: {hit.text!r}{fuzzy} in {hit.field}[{hit.start}:{hit.end}]"
-            f" +{hit.contribution:g}"
+            f" {hit.contribution:+g}"
         )
     for d in deliveries:
         show(f"  → {d['channel']}: {d['state']} after {d['attempts']} attempt(s) {d['error'] or ''}".rstrip())

@@ -54,7 +54,10 @@ async def _fetch(config: Config, url: str, feed: FeedConfig | None) -> tuple[int
     if feed is not None and feed.token:
         headers["Authorization"] = f"Bearer {feed.token.reveal()}"
     async with make_client(settings) as client:
-        result = await Fetcher(client, settings).fetch(url, Validators(None, None), headers=headers, auth=auth)
+        allow_private = feed.allow_private if feed is not None else config.polling.allow_private
+        result = await Fetcher(client, settings).fetch(
+            url, Validators(None, None), headers=headers, auth=auth, allow_private=allow_private
+        )
     assert result.body is not None  # no validators sent: never a 304
     return result.status, result.body, result.content_type, result.final_url
 

@@ -25,6 +25,7 @@ from daemon.notify.base import Channel
 from daemon.store.async_store import AsyncStore
 from daemon.store.rows import OUTBOX_DIGEST, OUTBOX_HELD, OutboxEntry
 from daemon.store.sqlite import Store
+from daemon.util.observe import NULL_OBSERVER, Observer
 from daemon.util.retry import RetryPolicy
 
 log = structlog.get_logger(__name__)
@@ -60,7 +61,9 @@ class OutboxWorker:
         clock: Callable[[], datetime] = utcnow,
         rng: random.Random | None = None,
         storm_window: float = 600.0,
+        observer: Observer = NULL_OBSERVER,
     ) -> None:
+        self._observer = observer
         self._storm_window = storm_window
         self._store = store
         self._channels = channels
@@ -109,6 +112,7 @@ class OutboxWorker:
         if channel is None:
             await self._store.call(Store.mark_failed, entry.id, f"channel {entry.channel!r} is not configured", None)
             bound.error("delivery_dead", reason="channel not configured")
+            self._observer.delivery(entry.channel, "dead")
             return False
         # The slot is held until the outcome is recorded: at most ``concurrency`` deliveries per channel are
         # ever accepted by a receiver but not yet marked, so a crash re-sends at most that many. Released
@@ -128,6 +132,7 @@ class OutboxWorker:
                 return False
             await self._record_delivered(entry, bound)
         self.delivered += 1
+        self._observer.delivery(entry.channel, "delivered")
         bound.info("delivered", attempt=attempt)
         return True
 
@@ -151,11 +156,15 @@ class OutboxWorker:
         if isinstance(exc, PermanentDeliveryError) or self._policy.exhausted(attempt):
             await self._store.call(Store.mark_failed, entry.id, exc.reason, None)
             bound.error("delivery_dead", attempt=attempt, error=exc.reason)
+            self._observer.delivery(entry.channel, "dead")
             return
         delay = self._policy.delay(attempt, self._rng, exc.retry_after)
         when = self._clock() + timedelta(seconds=delay)
         await self._store.call(Store.mark_failed, entry.id, exc.reason, when)
+        if (lane := self._lane_wakes.get(entry.channel)) is not None:
+            asyncio.get_running_loop().call_later(delay, lane.set)  # the lane looks again when the retry is due
         bound.warning("delivery_retry", attempt=attempt, retry_in=round(delay, 1), error=exc.reason)
+        self._observer.delivery(entry.channel, "retry")
 
     async def flush_storms(self, *, force: bool = False) -> int:
         """Send one grouped message per (channel, rule) whose storm window has passed (or all: force)."""
@@ -207,10 +216,12 @@ class OutboxWorker:
         self._stop = stop
         self._lane_wakes = {name: asyncio.Event() for name in self._channels}
         lanes = [asyncio.create_task(self._lane(name, stop, idle), name=f"outbox:{name}") for name in self._channels]
+        woken = False
         try:
             while not stop.is_set():
+                grouped = 0
                 try:
-                    await self.flush_storms()
+                    grouped = await self.flush_storms()
                     orphans = await self._store.call(Store.due_outbox, self._clock(), 100, exclude=list(self._channels))
                     for entry in orphans:
                         await self._deliver(entry)
@@ -218,10 +229,12 @@ class OutboxWorker:
                     log.error("outbox_worker_error", error=str(exc), retry_in=idle)
                 except Exception:  # nor may a bug end delivery for good
                     log.exception("outbox_worker_crashed")
-                for event in self._lane_wakes.values():
-                    event.set()
+                if woken or grouped:
+                    for event in self._lane_wakes.values():
+                        event.set()
                 self.wake.clear()
                 await _wait_any(self.wake, stop, within=idle)
+                woken = self.wake.is_set()
         finally:
             for event in self._lane_wakes.values():
                 event.set()
@@ -237,13 +250,13 @@ class OutboxWorker:
         wake = self._lane_wakes[name]
         inflight: dict[str, asyncio.Task[int]] = {}
 
-        def finished(key: str, _task: asyncio.Task[int]) -> None:
+        def finished(key: str, task: asyncio.Task[int]) -> None:
             inflight.pop(key, None)
-            wake.set()  # its story may have more waiting, now free to go
+            if not task.cancelled() and task.exception() is None and task.result() > 0:
+                wake.set()  # its story may have more waiting, now free to go (a failure wakes at its retry)
 
         try:
             while not stop.is_set():
-                started = 0
                 wait = idle
                 try:
                     entries = await self._store.call(Store.due_outbox, self._clock(), 500, channel=name)
@@ -256,12 +269,10 @@ class OutboxWorker:
                         task = asyncio.create_task(self._deliver_group(group), name=f"deliver:{key}")
                         task.add_done_callback(functools.partial(finished, key))
                         inflight[key] = task
-                        started += 1
                     nxt = await self._store.call(Store.next_outbox_time, name)
-                    if nxt is not None:
-                        wait = max(0.05, min(idle, (nxt - self._clock()).total_seconds()))
-                        if wait <= 0.05 and not started:
-                            wait = idle  # due, but its story is in flight: the task's end wakes this lane
+                    if nxt is not None and (due_in := (nxt - self._clock()).total_seconds()) > 0:
+                        wait = max(0.05, min(idle, due_in))
+                    # Due now means in flight (just started or still sending): its task's end wakes the lane.
                 except StoreError as exc:
                     log.error("outbox_worker_error", channel=name, error=str(exc), retry_in=idle)
                 except Exception:

@@ -83,7 +83,7 @@ class TermRow:
             shown += f" (≈ {self.alias}, {self.fuzzy:.0f}%)"
         elif self.found.casefold() != self.alias.casefold():
             shown += f" ({self.alias})"
-        return f"{shown} [{self.group}] in {', '.join(self.fields)} (+{fmt_score(self.contribution)})"
+        return f"{shown} [{self.group}] in {', '.join(self.fields)} ({round(self.contribution, 2):+g})"
 
 
 def term_rows(hits: Iterable[Hit]) -> list[TermRow]:
