@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Literal
 
+from daemon.models import FeedHealth
 from daemon.util.durations import format_duration
 
 HINT_CAP = 24 * 3600.0  # publisher hints (Retry-After, max-age, <ttl>) may not park a feed longer than this
@@ -27,22 +28,6 @@ class PollPolicy:
     jitter: float = 0.1  # ±10 %, so feeds (and retries after a shared outage) spread out
     fail_alert_after: int = 5  # consecutive failures before one ops alert
     fail_alert_after_seconds: float = 6 * 3600
-
-
-@dataclass(frozen=True, slots=True)
-class FeedHealth:
-    """What the store keeps per feed."""
-
-    consecutive_failures: int = 0
-    last_attempt: datetime | None = None
-    last_success: datetime | None = None
-    last_status: int | None = None
-    last_error: str | None = None
-    failing_since: datetime | None = None
-    last_new_item: datetime | None = None
-    alerted_failing: bool = False
-    alerted_stale: bool = False
-    disabled: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -375,7 +375,7 @@ class Service:
             feeds = await self.store.call(Store.feeds)
         except FeedwatchError:
             return "store unavailable"
-        failing = sum(1 for f in feeds if f.consecutive_failures)
+        failing = sum(1 for f in feeds if f.health.consecutive_failures)
         enabled = sum(1 for f in self.active.config.feeds if f.enabled)
         return format_status(
             feeds=enabled, failing=failing, outbox=counts["pending"], last_alert=self._last_alert, now=self._clock()

@@ -125,6 +125,6 @@ def first_poll_at(
     if state is None or state.url != redact_url(feed.url) or state.next_poll_at is None:
         return soon
     target = state.next_poll_at
-    if not state.consecutive_failures:
+    if not state.health.consecutive_failures:
         target = min(target, now + timedelta(seconds=interval))
     return max(soon, target)
