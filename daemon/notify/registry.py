@@ -13,11 +13,11 @@ import httpx
 import msgspec
 
 from daemon.errors import ConfigError
-from daemon.notify import console, email, slack, webhook
+from daemon.notify import apprise_channel, console, email, slack, webhook
 from daemon.notify.base import Channel, ChannelType
 
 CHANNEL_TYPES: Mapping[str, ChannelType[Any]] = {
-    t.name: t for t in (console.CHANNEL, email.CHANNEL, slack.CHANNEL, webhook.CHANNEL)
+    t.name: t for t in (console.CHANNEL, email.CHANNEL, slack.CHANNEL, webhook.CHANNEL, apprise_channel.CHANNEL)
 }
 SETTINGS_TYPES: Mapping[str, type[msgspec.Struct]] = {name: t.settings for name, t in CHANNEL_TYPES.items()}
 
