@@ -818,9 +818,10 @@ class TestWebhookChannel:
 
 class TestRegistry:
     def test_known_types(self) -> None:
-        """The registry knows console, email, slack and webhook, each with its own settings type."""
-        assert set(CHANNEL_TYPES) == {"console", "email", "slack", "webhook"}
+        """The registry knows console, email, slack, webhook and apprise, each with its own settings type."""
+        assert set(CHANNEL_TYPES) == {"console", "email", "slack", "webhook", "apprise"}
         assert dict(SETTINGS_TYPES) == {
+            "apprise": AppriseSettings,
             "console": ConsoleSettings,
             "email": EmailSettings,
             "slack": SlackSettings,
