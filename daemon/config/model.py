@@ -159,6 +159,27 @@ class AlertConfig(Section, frozen=True):
     outbox_wait: Duration = DEFAULT_OUTBOX_WAIT
 
 
+def _listen(value: Any) -> str:
+    """``host:port`` (``[v6addr]:port`` for IPv6) for the metrics endpoint."""
+    text = value if isinstance(value, str) else ""
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f'expected "HOST:PORT" such as "127.0.0.1:9464", got {value!r}')
+    return text
+
+
+class MetricsConfig(Section, frozen=True):
+    """``[metrics]``: off unless ``listen`` is set."""
+
+    listen: Annotated[str, Parse(_listen)] | None = None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        assert self.listen is not None
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+
 class FeedTable(Section, frozen=True):
     """One ``[[feeds]]`` table as written."""
 
@@ -230,6 +251,7 @@ class Config(Section, frozen=True):
     alerts: AlertConfig
     feeds: tuple[FeedConfig, ...]
     channels: Mapping[str, ChannelConfig]
+    metrics: MetricsConfig = MetricsConfig()
 
     @property
     def base_dir(self) -> Path:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -19,7 +20,8 @@ import structlog
 from daemon.alerting import ingest as pipeline
 from daemon.alerting import policy as alerts
 from daemon.alerting import silences as muting
-from daemon.alerting.silences import Silence
+from daemon.alerting.policy import Outcome
+from daemon.alerting.silences import OPS_RULE, Silence
 from daemon.config.model import Config, FeedConfig
 from daemon.errors import FetchError
 from daemon.intake import policy as health
@@ -32,11 +34,16 @@ from daemon.rules.matcher import Matcher
 from daemon.store.async_store import AsyncStore
 from daemon.store.rows import OUTBOX_SILENCED, FeedState
 from daemon.store.sqlite import Store
+from daemon.util.observe import NULL_OBSERVER, Observer
 from daemon.util.redact import link_url, redact_text, redact_url, restore_secrets
 from daemon.util.urls import host_of, safe_link
 
 log = structlog.get_logger(__name__)
 
+# Outcomes that leave an alert in the store (sent, held, waiting for a digest, silenced, or floored).
+RECORDED_ALERT = frozenset(
+    {Outcome.ALERTED, Outcome.UPDATED, Outcome.STORM, Outcome.DIGEST, Outcome.SILENCED, Outcome.SEVERITY_FLOOR}
+)
 AUTO_CEILING = 12 * 3600.0  # "auto" never waits longer than this between polls
 OPS_SEVERITY = {
     "failing": Severity.WARNING,
@@ -170,7 +177,9 @@ class Poller:
         on_alerts: Callable[[datetime], None],
         parser: FeedParser | None = None,
         rng: random.Random | None = None,
+        observer: Observer = NULL_OBSERVER,
     ) -> None:
+        self._observer = observer
         self._store = store
         self._fetcher = fetcher
         self._active = active
@@ -208,11 +217,13 @@ class Poller:
                 assert result.body is not None
                 parsed = await self._parse(feed, result)
         except FetchError as exc:
+            self._observer.polled(feed.name, ok=False)
             await self._failed(feed, state, exc, now)
             return
         new_items = 0
         if parsed is not None:
             new_items = await self._ingest(feed, state, result, parsed, now)
+        self._observer.polled(feed.name, ok=True, new_items=new_items)
         await self._succeeded(feed, state, result, parsed, new_items, now)
 
     async def preview(self, feed: FeedConfig) -> pipeline.IngestResult:
@@ -253,7 +264,10 @@ class Poller:
         if state is not None:
             known = await self._store.call(Store.known_items, state.id, [i.key for i in parsed.items])
             fresh = [i for i in fresh if (k := known.get(i.key)) is None or k.content_hash != i.content_hash]
-        return await asyncio.to_thread(pipeline.score_items, matcher, fresh, frozenset(feed.tags))
+        started = time.perf_counter()
+        sheet = await asyncio.to_thread(pipeline.score_items, matcher, fresh, frozenset(feed.tags))
+        self._observer.scored(time.perf_counter() - started, len(fresh))
+        return sheet
 
     async def _fetch(self, feed: FeedConfig, state: FeedState) -> FetchResult:
         return await self._fetch_url(feed, _fetch_url_of(feed, state), Validators(state.etag, state.last_modified))
@@ -316,6 +330,9 @@ class Poller:
             changed=ingested.changed_items,
             alerts=len(ingested.alerts),
         )
+        for _item, match, outcome, _reason in ingested.outcomes:
+            if outcome in RECORDED_ALERT:
+                self._observer.alerted(match.rule_id, str(match.severity), silenced=outcome == Outcome.SILENCED)
         if ingested.alerts:
             self._on_alerts(now)
         if sheet.overruns:
@@ -440,6 +457,7 @@ class Poller:
         """Queue an operator alert for the ops channels (else the default ones), like every operator alert."""
         cfg = self._active().config.alerts
         silence = await self._store.call(_enqueue_ops, alert, list(cfg.ops_channels or cfg.default_channels), now)
+        self._observer.alerted(OPS_RULE, str(alert.severity), silenced=silence is not None)
         if silence is not None:
             log.info("ops_alert_silenced", feed=alert.feed, kind=kind, alert_id=alert.alert_id, silence=silence.id)
             return

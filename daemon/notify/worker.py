@@ -25,6 +25,7 @@ from daemon.notify.base import Channel
 from daemon.store.async_store import AsyncStore
 from daemon.store.rows import OUTBOX_DIGEST, OUTBOX_HELD, OutboxEntry
 from daemon.store.sqlite import Store
+from daemon.util.observe import NULL_OBSERVER, Observer
 from daemon.util.retry import RetryPolicy
 
 log = structlog.get_logger(__name__)
@@ -60,7 +61,9 @@ class OutboxWorker:
         clock: Callable[[], datetime] = utcnow,
         rng: random.Random | None = None,
         storm_window: float = 600.0,
+        observer: Observer = NULL_OBSERVER,
     ) -> None:
+        self._observer = observer
         self._storm_window = storm_window
         self._store = store
         self._channels = channels
@@ -109,6 +112,7 @@ class OutboxWorker:
         if channel is None:
             await self._store.call(Store.mark_failed, entry.id, f"channel {entry.channel!r} is not configured", None)
             bound.error("delivery_dead", reason="channel not configured")
+            self._observer.delivery(entry.channel, "dead")
             return False
         # The slot is held until the outcome is recorded: at most ``concurrency`` deliveries per channel are
         # ever accepted by a receiver but not yet marked, so a crash re-sends at most that many. Released
@@ -128,6 +132,7 @@ class OutboxWorker:
                 return False
             await self._record_delivered(entry, bound)
         self.delivered += 1
+        self._observer.delivery(entry.channel, "delivered")
         bound.info("delivered", attempt=attempt)
         return True
 
@@ -151,6 +156,7 @@ class OutboxWorker:
         if isinstance(exc, PermanentDeliveryError) or self._policy.exhausted(attempt):
             await self._store.call(Store.mark_failed, entry.id, exc.reason, None)
             bound.error("delivery_dead", attempt=attempt, error=exc.reason)
+            self._observer.delivery(entry.channel, "dead")
             return
         delay = self._policy.delay(attempt, self._rng, exc.retry_after)
         when = self._clock() + timedelta(seconds=delay)
@@ -158,6 +164,7 @@ class OutboxWorker:
         if (lane := self._lane_wakes.get(entry.channel)) is not None:
             asyncio.get_running_loop().call_later(delay, lane.set)  # the lane looks again when the retry is due
         bound.warning("delivery_retry", attempt=attempt, retry_in=round(delay, 1), error=exc.reason)
+        self._observer.delivery(entry.channel, "retry")
 
     async def flush_storms(self, *, force: bool = False) -> int:
         """Send one grouped message per (channel, rule) whose storm window has passed (or all: force)."""

@@ -37,8 +37,10 @@ from daemon.service.runtime import (
     HEARTBEAT_EVERY,
     Active,
     build_channels,
+    close_channels,
     fetch_settings,
     heartbeat_interval,
+    metrics_for,
     rules_or_raise,
 )
 from daemon.service.scheduling import schedule_digests, schedule_every, schedule_feeds
@@ -46,6 +48,7 @@ from daemon.service.systemd import Notifier, format_status, watchdog_loop
 from daemon.store.async_store import AsyncStore
 from daemon.store.rows import FeedState
 from daemon.store.sqlite import Store
+from daemon.util.observe import NULL_OBSERVER, Observer
 from daemon.util.retry import RetryPolicy
 
 log = structlog.get_logger(__name__)
@@ -54,7 +57,6 @@ PRUNE_EVERY = 3600.0
 PRUNE_FIRST = 60.0  # the first pass shortly after start, once the first polls are under way
 PRUNE_BATCH = 1000  # items per transaction: keeps each write lock short so polls are not held up
 RULES_DEBOUNCE_MS = 300  # editors write in bursts; one reload per save, well inside the 2 s promise
-CLOSE_TIMEOUT = 2.0  # seconds for all channels together to close at shutdown, after the grace period
 
 
 def utcnow() -> datetime:
@@ -80,6 +82,9 @@ class Service:
         self._polls: set[asyncio.Task[None]] = set()
         self._background: set[asyncio.Future[None]] = set()
         self._worker_task: asyncio.Task[None] | None = None
+        self.metrics = metrics_for(config)
+        self.metrics_address: tuple[str, int] | None = None
+        self.observer: Observer = self.metrics or NULL_OBSERVER
         self.store = AsyncStore(
             config.store.path, busy_timeout=config.store.busy_timeout, max_size=config.store.max_size
         )
@@ -111,9 +116,10 @@ class Service:
             on_alerts=self._alerts_queued,
             parser=parser,
             rng=self._rng,
+            observer=self.observer,
         )
         self.channels = build_channels(cfg, client)
-        self._stack.push_async_callback(self._close_channels)
+        self._stack.push_async_callback(close_channels, self.channels)
         policy = RetryPolicy(attempts=cfg.alerts.max_attempts, base=cfg.alerts.retry_base, cap=cfg.alerts.retry_cap)
         concurrency = {name: c.concurrency for name, c in cfg.channels.items()}
         self.worker = OutboxWorker(
@@ -123,31 +129,23 @@ class Service:
             concurrency=concurrency,
             clock=self._clock,
             storm_window=cfg.alerts.storm_window,
+            observer=self.observer,
         )
         await self._record_rules()
 
+    async def _serve_metrics(self) -> None:
+        """Serve /metrics and /healthz when ``[metrics] listen`` is set (until the daemon stops)."""
+        listen = self.active.config.metrics
+        if self.metrics is None or listen.listen is None:
+            return
+        from daemon.service.metrics import MetricsServer
+
+        server = MetricsServer(self.metrics, self.store, lambda: self.active.config, self._clock)
+        self.metrics_address = await server.start(*listen.address)
+        self._stack.push_async_callback(server.aclose)
+
     async def aclose(self) -> None:
         await self._stack.aclose()
-
-    async def _close_channels(self) -> None:
-        """Close every channel at once, all within CLOSE_TIMEOUT.
-
-        A channel whose send was cut off at the end of the grace period may be talking to a server
-        that is still busy with it (an SMTP QUIT then waits for the reply to DATA); that must not
-        push the exit past systemd's stop timeout.
-        """
-        tasks = {asyncio.ensure_future(channel.aclose()): name for name, channel in self.channels.items()}
-        if not tasks:
-            return
-        done, pending = await asyncio.wait(tasks, timeout=CLOSE_TIMEOUT)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-        if pending:
-            log.warning("channel_close_timeout", channels=sorted(tasks[t] for t in pending), timeout=CLOSE_TIMEOUT)
-        for task in done:
-            if not task.cancelled() and task.exception() is not None:
-                log.warning("channel_close_failed", channel=tasks[task], error=str(task.exception()))
 
     async def run_once(self) -> int:
         """Poll every feed once, deliver, wait for the outbox up to the bound; how many alerts stay queued."""
@@ -181,6 +179,7 @@ class Service:
             )
         try:
             await self._start()
+            await self._serve_metrics()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.request_stop, sig)
             loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
@@ -406,6 +405,7 @@ class Service:
             new = await asyncio.to_thread(load)
         except FeedwatchError as exc:
             log.error("reload_failed", error=str(exc), hint="the previous configuration stays active")
+            self.observer.reloaded(ok=False)
             await self.store.call(Store.set_meta, "rules_error", {"at": self._clock().isoformat(), "error": str(exc)})
             return False
         self.active = new
@@ -423,6 +423,7 @@ class Service:
             errors=len(new.report.errors),
             version=new.report.ruleset.version[:12],
         )
+        self.observer.reloaded(ok=not new.report.errors)
         return not new.report.errors
 
     async def _apply_store_config(self, old: StoreConfig, new: StoreConfig) -> None:

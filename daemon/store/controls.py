@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from daemon.alerting.silences import Silence
 from daemon.errors import StoreError
+from daemon.models import Silence
 from daemon.store.base import StoreBase
 from daemon.store.rows import from_iso as _dt
 from daemon.store.rows import iso as _iso
