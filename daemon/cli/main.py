@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 
 from daemon import __version__
-from daemon.cli.commands import COMMANDS
+from daemon.cli import commands
 from daemon.cli.exitcodes import ExitCode
 from daemon.errors import ConfigError, FeedwatchError, RuleError, StoreError
 
@@ -54,7 +54,24 @@ def subparsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentPar
                 yield from subparsers(child)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def command_word(argv: Sequence[str]) -> str | None:
+    """The subcommand named in ``argv``: its first word that is neither an option nor an option's value."""
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word in ("-c", "--config", "--log-level"):
+            i += 2
+        elif word.startswith("-"):
+            i += 1
+        else:
+            return word
+    return None
+
+
+def build_parser(command: str | None = None, *, bare: bool = False) -> argparse.ArgumentParser:
+    """The parser with ``command``'s module registered (every module when it is None or unknown);
+    ``bare``: none at all, for ``--version``.
+    """
     parser = argparse.ArgumentParser(
         prog="feedwatch",
         description="Watch RSS/Atom feeds with explainable rules and deliver alerts.",
@@ -65,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_global_options(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for module in COMMANDS:
+    for module in [] if bare else commands.modules(command):
         module.register(sub)
     for child in subparsers(parser):
         add_global_options(child, top=False)
@@ -73,7 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    words = sys.argv[1:] if argv is None else list(argv)
+    command = command_word(words)
+    # Only the named command's module is imported: `--version` and `status` start in a blink.
+    bare = command is None and "--version" in words and not {"-h", "--help"} & set(words)
+    parser = build_parser(command, bare=bare)
     try:
         args = parser.parse_args(argv)  # --help writes to stdout too
         code = run_handler(args.func, args)

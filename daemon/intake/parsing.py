@@ -7,9 +7,8 @@ is ever pinned by a hostile document.
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import BrokenExecutor, Executor, ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -17,6 +16,9 @@ from daemon.errors import FeedParseError
 from daemon.intake import bounded
 from daemon.intake.bounded import DEFAULT_LIMITS, ParseLimits
 from daemon.intake.parse import Fallback, ParsedFeed, Refused, build, parse_in_worker
+
+if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
 
 log = structlog.get_logger(__name__)
 
@@ -35,6 +37,9 @@ class ParsePool:
         self.executor = self._new()
 
     def _new(self) -> ProcessPoolExecutor:
+        import multiprocessing  # only when parse workers are configured
+        from concurrent.futures import ProcessPoolExecutor
+
         # "spawn": forking a process that runs threads (the store's, the resolver's) is unsafe.
         return ProcessPoolExecutor(max_workers=self._workers, mp_context=multiprocessing.get_context("spawn"))
 
@@ -70,8 +75,9 @@ class FeedParser:
         executor = self._pool.executor if self._pool is not None else self._thread
         try:
             outcome = await loop.run_in_executor(executor, parse_in_worker, body, name, url, content_type)
-        except BrokenProcessPool:
-            assert self._pool is not None
+        except BrokenExecutor:  # a worker process died (BrokenProcessPool)
+            if self._pool is None:
+                raise
             if self._pool.renew(executor):
                 log.error("parse_pool_restarted", feed=name, hint="a parser process died; a new pool took over")
             raise FeedParseError("the parser process died while this feed was being parsed", feed_url=url) from None

@@ -18,25 +18,24 @@ import httpx
 import structlog
 
 from daemon.alerting import ingest as pipeline
-from daemon.alerting import policy as alerts
-from daemon.alerting import silences as muting
 from daemon.alerting.policy import Outcome
-from daemon.alerting.silences import OPS_RULE, Silence
+from daemon.alerting.silences import OPS_RULE
 from daemon.config.model import Config, FeedConfig
 from daemon.errors import FetchError
 from daemon.intake import policy as health
 from daemon.intake.fetch import Fetcher, FetchResult
 from daemon.intake.headers import Validators
+from daemon.intake.opsalerts import enqueue_ops, ops_alert, regex_overrun_alert
 from daemon.intake.parse import ParsedFeed
 from daemon.intake.parsing import FeedParser
-from daemon.models import Alert, AlertKind, Severity
+from daemon.models import Alert
 from daemon.rules.matcher import Matcher
 from daemon.store.async_store import AsyncStore
-from daemon.store.rows import OUTBOX_SILENCED, FeedState
+from daemon.store.rows import FeedState
 from daemon.store.sqlite import Store
 from daemon.util.observe import NULL_OBSERVER, Observer
-from daemon.util.redact import link_url, redact_text, redact_url, restore_secrets
-from daemon.util.urls import host_of, safe_link
+from daemon.util.redact import redact_url, restore_secrets
+from daemon.util.urls import host_of
 
 log = structlog.get_logger(__name__)
 
@@ -45,12 +44,6 @@ RECORDED_ALERT = frozenset(
     {Outcome.ALERTED, Outcome.UPDATED, Outcome.STORM, Outcome.DIGEST, Outcome.SILENCED, Outcome.SEVERITY_FLOOR}
 )
 AUTO_CEILING = 12 * 3600.0  # "auto" never waits longer than this between polls
-OPS_SEVERITY = {
-    "failing": Severity.WARNING,
-    "gone": Severity.CRITICAL,
-    "stale": Severity.WARNING,
-    "recovered": Severity.INFO,
-}
 
 
 class ActiveSet(Protocol):
@@ -102,53 +95,6 @@ def policy_of(config: Config) -> health.PollPolicy:
         fail_alert_after=p.fail_alert_after,
         fail_alert_after_seconds=p.fail_alert_after_time,
     )
-
-
-def ops_alert(feed: FeedConfig, url: str, event: health.OpsEvent, now: datetime) -> Alert:
-    return Alert(
-        alert_id=alerts.alert_id("ops", feed.name, event.kind, now.isoformat()),
-        kind=AlertKind.OPS,
-        rule_id="",
-        severity=OPS_SEVERITY[event.kind],
-        score=0.0,
-        title=redact_text(f"Feed {feed.name} {event.message}"),
-        link=safe_link(link_url(url)),  # sent to every ops channel: never with the feed's credentials
-        feed=feed.name,
-        created_at=now,
-        description=f"feed {event.kind}",
-    )
-
-
-def regex_overrun_alert(rule_id: str, feed: FeedConfig, title: str, budget: float, now: datetime) -> Alert:
-    return Alert(
-        alert_id=alerts.alert_id("ops", "regex-overrun", rule_id, now.isoformat()),
-        kind=AlertKind.OPS,
-        rule_id="",
-        severity=Severity.WARNING,
-        score=0.0,
-        title=f"Rule {rule_id} skipped an item: its regex ran past the {budget * 1000:g} ms time budget",
-        link=None,
-        feed=feed.name,
-        created_at=now,
-        snippet=f"First item (feed {feed.name}): {title[:200]}",
-        description=(
-            f"rule {rule_id} regex overrun: the rule was skipped for such items, which were recorded as seen; "
-            "`feedwatch check` names patterns that backtrack"
-        ),
-    )
-
-
-def _enqueue_ops(store: Store, alert: Alert, channels: list[str], now: datetime) -> Silence | None:
-    """Queue an operator alert, or record it as silenced when a silence for the feed's ops alerts holds."""
-    with store.transaction():
-        silence = muting.find(
-            store.silences(now=now), rule_id="", ops=True, feed=alert.feed, title=alert.title, now=now
-        )
-        states = {c: OUTBOX_SILENCED for c in channels} if silence else None
-        store.add_alert(alert, channels, story_id=None, item_id=None, now=now, states=states)
-        if silence is not None:
-            store.mark_silenced(alert.alert_id, silence.id)
-    return silence
 
 
 def _fetch_url_of(feed: FeedConfig, state: FeedState) -> str:
@@ -358,7 +304,7 @@ class Poller:
             if rule_id not in reported:
                 reported.add(rule_id)
                 alert = regex_overrun_alert(rule_id, feed, title, matcher.regex_budget, now)
-                await self._enqueue_ops_alert(alert, now, kind="regex-overrun")
+                await self.enqueue_ops_alert(alert, now, kind="regex-overrun")
 
     async def _interval(self, feed: FeedConfig, state: FeedState, parsed: ParsedFeed | None) -> float:
         polling = self._active().config.polling
@@ -451,12 +397,12 @@ class Poller:
         channels = list(cfg.ops_channels or cfg.default_channels)
         alert = ops_alert(feed, url, event, now)
         log.warning("feed_problem", kind=event.kind, feed=feed.name, url=url, message=event.message, channels=channels)
-        await self._enqueue_ops_alert(alert, now, kind=event.kind)
+        await self.enqueue_ops_alert(alert, now, kind=event.kind)
 
-    async def _enqueue_ops_alert(self, alert: Alert, now: datetime, *, kind: str) -> None:
+    async def enqueue_ops_alert(self, alert: Alert, now: datetime, *, kind: str) -> None:
         """Queue an operator alert for the ops channels (else the default ones), like every operator alert."""
         cfg = self._active().config.alerts
-        silence = await self._store.call(_enqueue_ops, alert, list(cfg.ops_channels or cfg.default_channels), now)
+        silence = await self._store.call(enqueue_ops, alert, list(cfg.ops_channels or cfg.default_channels), now)
         self._observer.alerted(OPS_RULE, str(alert.severity), silenced=silence is not None)
         if silence is not None:
             log.info("ops_alert_silenced", feed=alert.feed, kind=kind, alert_id=alert.alert_id, silence=silence.id)

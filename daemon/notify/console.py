@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import sys
-from typing import Literal, TextIO
+from typing import TYPE_CHECKING, Literal, TextIO
 
-import httpx
 import msgspec
 
 from daemon.models import Alert, AlertKind, Hit
 from daemon.notify.base import Channel, ChannelType
+
+if TYPE_CHECKING:
+    import httpx  # the console needs no HTTP: its module must not load httpx for `status` and `check`
 
 RULE = "─" * 72
 

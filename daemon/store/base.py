@@ -10,14 +10,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import structlog
-
 from daemon.errors import StoreError
 from daemon.store import schema
 from daemon.store.schema import MIGRATIONS
 from daemon.util.durations import format_size
+from daemon.util.startup import LazyLogger
 
-log = structlog.get_logger("daemon.store.sqlite")
+log = LazyLogger("daemon.store.sqlite")  # structlog loads only if the store logs
 
 
 def private_file(path: Path) -> None:
