@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Literal
 
+from daemon.config.model import FeedConfig, PollingConfig
 from daemon.models import FeedHealth
 from daemon.util.durations import format_duration
 
@@ -28,6 +29,23 @@ class PollPolicy:
     jitter: float = 0.1  # ±10 %, so feeds (and retries after a shared outage) spread out
     fail_alert_after: int = 5  # consecutive failures before one ops alert
     fail_alert_after_seconds: float = 6 * 3600
+
+
+def configured_interval(feed: FeedConfig, polling: PollingConfig) -> float:
+    """A feed's own interval, else the global one (``interval = "auto"`` starts from the global one)."""
+    return feed.interval or polling.interval
+
+
+def poll_policy(polling: PollingConfig) -> PollPolicy:
+    """The policy ``[polling]`` configures (built once per config load)."""
+    return PollPolicy(
+        min_interval=polling.min_interval,
+        max_backoff=polling.max_backoff,
+        backoff_base=max(polling.min_interval, 60.0 if polling.min_interval >= 60 else polling.min_interval),
+        jitter=polling.jitter,
+        fail_alert_after=polling.fail_alert_after,
+        fail_alert_after_seconds=polling.fail_alert_after_time,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
 import httpx
 import structlog
@@ -47,38 +47,23 @@ AUTO_CEILING = 12 * 3600.0  # "auto" never waits longer than this between polls
 
 
 class ActiveSet(Protocol):
+    """What a poll runs with, built once per (re)load and read whole by one poll (service.runtime.Active)."""
+
     @property
     def config(self) -> Config: ...
     @property
     def matcher(self) -> Matcher: ...
     @property
-    def rules(self) -> dict[str, Any]: ...
-
-
-def policy_of(config: Config) -> health.PollPolicy:
-    p = config.polling
-    return health.PollPolicy(
-        min_interval=p.min_interval,
-        max_backoff=p.max_backoff,
-        backoff_base=max(p.min_interval, 60.0 if p.min_interval >= 60 else p.min_interval),
-        jitter=p.jitter,
-        fail_alert_after=p.fail_alert_after,
-        fail_alert_after_seconds=p.fail_alert_after_time,
-    )
+    def rules(self) -> Mapping[str, pipeline.RuleInfo]: ...
+    @property
+    def routing(self) -> pipeline.Routing: ...
+    @property
+    def policy(self) -> health.PollPolicy: ...
 
 
 def _fetch_url_of(feed: FeedConfig, state: FeedState) -> str:
     # The stored redirect target is redacted: its credentials come back from the configured URL.
     return (restore_secrets(state.current_url, feed.url) if state.current_url else None) or feed.url
-
-
-def _routing(active: ActiveSet) -> pipeline.Routing:
-    channels = active.config.channels
-    return pipeline.Routing(
-        active.config.alerts,
-        {n: c.min_severity for n, c in channels.items()},
-        frozenset(n for n, c in channels.items() if c.mode == "digest"),
-    )
 
 
 class Poller:
@@ -168,7 +153,7 @@ class Poller:
             parsed.items,
             scorer=sheet,
             rules=active.rules,
-            routing=_routing(active),
+            routing=active.routing,
             now=now,
         )
 
@@ -224,7 +209,7 @@ class Poller:
         # Score first, on a worker thread: a slow regex must hold neither the store's thread nor the loop.
         # Only new and edited items are scored; the transaction below records them with these results.
         sheet = await self._score(feed, state, parsed, active.matcher)
-        routing = _routing(active)
+        routing = active.routing
         ingested = await self._store.call(
             pipeline.ingest,
             feed,
@@ -286,7 +271,7 @@ class Poller:
             return health.auto_interval(
                 times, floor=polling.min_interval, ceiling=AUTO_CEILING, default=polling.interval
             )
-        return feed.interval or polling.interval
+        return health.configured_interval(feed, polling)
 
     async def _succeeded(
         self,
@@ -297,11 +282,11 @@ class Poller:
         new_items: int,
         now: datetime,
     ) -> None:
-        config = self._active().config
+        policy = self._active().policy
         h, event = health.record_success(state.health, now=now, status=result.status, new_items=new_items)
         h, stale = health.check_stale(h, now=now, expect_update=feed.expect_update)
         delay = health.next_poll_delay(
-            policy_of(config),
+            policy,
             interval=await self._interval(feed, state, parsed),
             failures=0,
             retry_after=None,
@@ -326,13 +311,13 @@ class Poller:
                 await self._raise_ops(feed, state.fetch_url, ev, now)
 
     async def _failed(self, feed: FeedConfig, state: FeedState, exc: FetchError, now: datetime) -> None:
-        config = self._active().config
+        active = self._active()
         h, event = health.record_failure(
-            state.health, now=now, error=exc.reason, status=exc.status, gone=exc.gone, policy=policy_of(config)
+            state.health, now=now, error=exc.reason, status=exc.status, gone=exc.gone, policy=active.policy
         )
         delay = health.next_poll_delay(
-            policy_of(config),
-            interval=feed.interval or config.polling.interval,  # unused: a failure backs off
+            active.policy,
+            interval=health.configured_interval(feed, active.config.polling),  # unused: a failure backs off
             failures=h.consecutive_failures,
             retry_after=exc.retry_after,
             expires_in=None,

@@ -32,7 +32,6 @@ from daemon.intake.poller import Poller
 from daemon.notify.base import Channel
 from daemon.notify.worker import OutboxWorker
 from daemon.rules.load import load_rules
-from daemon.rules.matcher import Matcher
 from daemon.service.runtime import (
     HEARTBEAT_EVERY,
     Active,
@@ -71,7 +70,7 @@ class Service:
         self.notifier = notifier or Notifier.from_env()
         self._last_alert: datetime | None = None
         self._last_heartbeat = 0.0
-        self.active = Active(config, report, Matcher(report.ruleset))
+        self.active = Active.build(config, report)
         self._clock = clock
         self._rng = random.Random()
         self._stop = asyncio.Event()
@@ -399,7 +398,7 @@ class Service:
         def load() -> Active:
             cfg = load_config(old.config.path) if config else old.config
             report = load_rules(cfg.rules_dir, channels=list(cfg.channels), previous=old.report)
-            return Active(cfg, report, Matcher(report.ruleset))
+            return Active.build(cfg, report)
 
         try:
             new = await asyncio.to_thread(load)
