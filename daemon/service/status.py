@@ -93,7 +93,7 @@ def collect(store: Store, config: Config, now: datetime) -> dict[str, Any]:
     rules_error = store.get_meta("rules_error")
     counts = store.outbox_counts()
     dead = [
-        {"alert_id": r["alert_id"], "channel": r["channel"], "rule": r["rule_id"], "error": r["last_error"]}
+        {"alert_id": r.alert_id, "channel": r.channel, "rule": r.rule_id, "error": r.last_error}
         for r in store.dead_letters(20)
     ]
     recent = [

@@ -70,6 +70,27 @@ class OutboxEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class Delivery:
+    """One channel's delivery of an alert (times as stored ISO text, for display)."""
+
+    channel: str
+    state: str
+    attempts: int
+    last_error: str | None
+    delivered_at: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    id: int
+    alert_id: str
+    channel: str
+    attempts: int
+    last_error: str | None
+    rule_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class PriorAlert:
     alert_id: str
     severity: Severity
