@@ -25,31 +25,67 @@ from daemon.util.urls import http_url_problem
 log = structlog.get_logger(__name__)
 
 DEFAULT_SLACK_TIMEOUT = 10.0
+DEFAULT_API_URL = "https://slack.com/api"
 
 
 class SlackSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """``icon`` is an emoji code (``:satellite:``) or an http(s) image URL."""
+    """An incoming webhook (``webhook_url``) or a bot token with a ``channel`` (the Web API, threads).
 
-    webhook_url: Secret
+    ``icon`` is an emoji code (``:satellite:``) or an http(s) image URL. ``api_url`` is where the Web API
+    is, for tests and proxies; ``min_interval`` paces posts (Slack allows about one a second per channel).
+    """
+
+    webhook_url: Secret | None = None
+    bot_token: Secret | None = None
+    channel: str | None = None
+    api_url: str = DEFAULT_API_URL
+    min_interval: Duration = 1.0
     timeout: Duration = DEFAULT_SLACK_TIMEOUT
     username: str | None = None
     icon: str | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.webhook_url, Secret) or not self.webhook_url:
-            raise ValueError("webhook_url must be a non-empty Secret")
-        if (problem := http_url_problem(self.webhook_url.reveal())) is not None:
-            raise ValueError(f"webhook_url {redact_url(self.webhook_url)!r}: {problem}")
+        if (self.webhook_url is None) == (self.bot_token is None):
+            raise ValueError(
+                "give webhook_url (an incoming webhook) or bot_token with channel (the Web API), exactly one"
+            )
+        if self.webhook_url is not None:
+            if not isinstance(self.webhook_url, Secret) or not self.webhook_url:
+                raise ValueError("webhook_url must be a non-empty Secret")
+            if (problem := http_url_problem(self.webhook_url.reveal())) is not None:
+                raise ValueError(f"webhook_url {redact_url(self.webhook_url)!r}: {problem}")
+            if self.channel is not None:
+                raise ValueError("channel goes with bot_token; an incoming webhook posts where it was created")
+        elif not isinstance(self.bot_token, Secret) or not self.bot_token:
+            raise ValueError("bot_token must be a non-empty Secret")
+        elif not self.channel:
+            raise ValueError('a bot token needs channel = "#name" or a channel id such as "C0123456789"')
+        if (problem := http_url_problem(self.api_url)) is not None:
+            raise ValueError(f"api_url {self.api_url!r}: {problem}")
         if not self.timeout > 0:
             raise ValueError(f"timeout must be > 0 seconds, got {self.timeout!r}")
+        if self.min_interval < 0:
+            raise ValueError(f"min_interval must be >= 0 seconds, got {self.min_interval!r}")
+
+
+def payload_for(alert: Alert, settings: SlackSettings) -> dict[str, object]:
+    """The Block Kit message with the configured name and icon (webhook and Web API alike)."""
+    payload: dict[str, object] = dict(slack_payload(alert))
+    if settings.username:
+        payload["username"] = settings.username
+    if settings.icon:
+        payload["icon_emoji" if settings.icon.startswith(":") else "icon_url"] = settings.icon
+    return payload
 
 
 class SlackChannel:
     """Delivers to one Slack incoming webhook through a shared ``httpx.AsyncClient`` (not closed here)."""
 
     def __init__(self, name: str, settings: SlackSettings, client: httpx.AsyncClient) -> None:
+        assert settings.webhook_url is not None
         self.name = name
         self._settings = settings
+        self._webhook_url = settings.webhook_url
         self._client = client
         self.target = redact_url(settings.webhook_url)
 
@@ -57,13 +93,7 @@ class SlackChannel:
         return f"SlackChannel(name={self.name!r}, target={self.target!r})"
 
     def payload(self, alert: Alert) -> dict[str, object]:
-        payload: dict[str, object] = dict(slack_payload(alert))
-        if self._settings.username:
-            payload["username"] = self._settings.username
-        icon = self._settings.icon
-        if icon:
-            payload["icon_emoji" if icon.startswith(":") else "icon_url"] = icon
-        return payload
+        return payload_for(alert, self._settings)
 
     async def send(self, alert: Alert) -> None:
         """Post the alert; 2xx is delivered, 429/5xx/timeout transient, other 4xx permanent."""
@@ -71,7 +101,7 @@ class SlackChannel:
         started = time.monotonic()
         outcome = await post(
             self._client,
-            self._settings.webhook_url,
+            self._webhook_url,
             body=body,
             headers={"Content-Type": "application/json; charset=utf-8"},
             request_timeout=self._settings.timeout,
@@ -85,6 +115,10 @@ class SlackChannel:
 
 
 def _build(name: str, settings: SlackSettings, http: httpx.AsyncClient) -> Channel:
+    if settings.bot_token is not None:
+        from daemon.notify.slack_bot import SlackBotChannel
+
+        return SlackBotChannel(name, settings, http)
     return SlackChannel(name, settings, http)
 
 
