@@ -21,7 +21,7 @@ import structlog
 
 from daemon.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
 from daemon.models import Alert
-from daemon.notify.slack import SlackSettings, payload_for
+from daemon.notify.slack_settings import SlackSettings, payload_for
 from daemon.util.httpdates import parse_retry_after
 from daemon.util.redact import redact_text
 
