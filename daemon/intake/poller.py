@@ -107,7 +107,7 @@ class Poller:
 
     async def poll(self, feed: FeedConfig) -> None:
         """Fetch, parse, score and enqueue one feed; raises only for store faults."""
-        state = await self._store.call(Store.ensure_feed, feed.name, feed.url)
+        state = await self._store.batched(Store.ensure_feed, feed.name, feed.url)
         if state.health.disabled:
             return
         now = self._clock()
@@ -304,7 +304,7 @@ class Poller:
         # Counted from when this poll started, not when it ended, so feeds keep their phase and a
         # slow cycle does not drift every later one.
         next_at = now + timedelta(seconds=delay)
-        await self._store.call(Store.save_poll_outcome, state.id, h, next_poll_at=next_at, revalidated=revalidated)
+        await self._store.batched(Store.save_poll_outcome, state.id, h, next_poll_at=next_at, revalidated=revalidated)
         self._reschedule(feed, next_at)
         for ev in (event, stale):
             if ev is not None:
@@ -325,7 +325,7 @@ class Poller:
             rng=self._rng,
         )
         next_at = None if h.disabled else now + timedelta(seconds=delay)
-        await self._store.call(Store.save_poll_outcome, state.id, h, next_poll_at=next_at)
+        await self._store.batched(Store.save_poll_outcome, state.id, h, next_poll_at=next_at)
         log.error(
             "feed_failed",
             feed=feed.name,
