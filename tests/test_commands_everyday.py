@@ -83,6 +83,13 @@ class TestAlertsList:
         assert by_id["karabakh-diplomacy"]["silenced_by"]
         assert by_id["karabakh-fighting"]["silenced_by"] == []
 
+    def test_rules_list_text_reads(self, demo: Path) -> None:
+        """rules list for people puts a fixed severity in words beside the threshold, never glued to the number."""
+        out = feedwatch(demo, "rules", "list")
+        assert out.returncode == 0, out.stderr
+        assert "karabakh-diplomacy  threshold 1 (info)  →" in out.stdout
+        assert "threshold 1 (warning 1, critical 4)" in out.stdout
+
 
 class TestOutboxList:
     def test_dead_letter_listed(self, tmp_path: Path) -> None:
