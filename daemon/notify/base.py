@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_checkable
 
 import msgspec
-import structlog
 
 from daemon.errors import ConfigError
 from daemon.models import Alert
@@ -34,6 +33,8 @@ S = TypeVar("S", bound=msgspec.Struct)
 
 def log_delivered(channel: str, alert_id: str, *, target: str, started: float, **extra: object) -> None:
     """The one ``channel_delivered`` event every channel logs: ``target`` must be redacted already."""
+    import structlog  # here, not at the top: `status` and `check` import this module and must stay light
+
     structlog.get_logger(__name__).debug(
         "channel_delivered",
         channel=channel,
