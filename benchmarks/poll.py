@@ -22,7 +22,7 @@ from xml.sax.saxutils import quoteattr
 
 from benchmarks.harness import MB, REPO, Daemon, FeedServer, feed_attempts, row, timed_process, wait_for_cycle
 from benchmarks.newsgen import FEED_EPOCH, NewsGen, feed_items, rss_document
-from daemon.rules.ruleset import load_rules
+from daemon.rules.load import load_rules
 
 SEED = 1492
 ROUNDS = 2

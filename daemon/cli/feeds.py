@@ -8,9 +8,7 @@ on reload (SIGHUP / `systemctl reload feedwatch`).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,9 +19,9 @@ from tomlkit.items import AoT, Table
 
 from daemon.cli import feed_controls
 from daemon.cli.common import load, show
+from daemon.cli.configfile import write_validated
 from daemon.cli.exitcodes import ExitCode
-from daemon.config.load import find_config, load_config
-from daemon.config.model import Config
+from daemon.config.load import find_config, load_config, resolve_feed_url
 from daemon.errors import ConfigError, StoreError
 from daemon.store.sqlite import Store
 
@@ -104,20 +102,6 @@ def _feed_table(feed: NewFeed) -> Table:
     return table
 
 
-def _write_validated(path: Path, document: tomlkit.TOMLDocument) -> Config:
-    """Write next to the original, validate the result, then atomically replace the original."""
-    fd, tmp = tempfile.mkstemp(prefix=".feedwatch-", suffix=".toml", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(tomlkit.dumps(document))
-        config = load_config(Path(tmp), secrets=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return config
-
-
 def add_feeds(config_path: Path, feeds: list[NewFeed]) -> int:
     """Append feeds to config_path; URLs already configured (here or in feeds.d) are skipped."""
     current = load_config(config_path, secrets=False)
@@ -131,29 +115,15 @@ def add_feeds(config_path: Path, feeds: list[NewFeed]) -> int:
         raise ConfigError("feeds: expected an array of [[feeds]] tables", path=config_path)
     added = 0
     for feed in feeds:
-        resolved = _probe_url(config_path, feed.url)
+        resolved = resolve_feed_url(feed.url, config_path)
         if resolved in known or feed.url in known or (feed.name and feed.name in known):
             continue
         array.append(_feed_table(feed))
         known.add(resolved)
         added += 1
     if added:
-        _write_validated(config_path, document)
+        write_validated(config_path, document)
     return added
-
-
-def _probe_url(config_path: Path, url: str) -> str:
-    """The URL as the config loader will normalise it (paths become file:// URLs)."""
-    probe = tomlkit.document()
-    probe["feeds"] = tomlkit.aot()
-    probe["feeds"].append(_feed_table(NewFeed(url=url, name="probe")))
-    fd, tmp = tempfile.mkstemp(prefix=".feedwatch-probe-", suffix=".toml", dir=config_path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(tomlkit.dumps(probe))
-        return load_config(Path(tmp), secrets=False).feeds[0].url
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 def cmd_add(args: argparse.Namespace) -> int:
@@ -179,10 +149,10 @@ def cmd_remove(args: argparse.Namespace) -> int:
     for index, table in enumerate(array):
         name = table.get("name")
         url = table.get("url")
-        if name == match.name or url == args.feed or _probe_url(source, str(url)) == match.url:
+        if name == match.name or url == args.feed or resolve_feed_url(str(url), source) == match.url:
             del array[index]
             break
-    _write_validated(source, document)
+    write_validated(source, document)
     show(f"removed {match.name} ({match.url}) from {source}; {RELOAD_HINT}")
     return ExitCode.OK
 

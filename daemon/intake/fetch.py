@@ -23,7 +23,7 @@ from daemon.intake.decode import DecodeError, TooBig, body_decoder
 from daemon.intake.fetch_errors import network_error, status_error, too_big
 from daemon.intake.headers import Validators, first_header, parse_expires_in, server_now
 from daemon.intake.local import read_local
-from daemon.intake.netguard import Resolver, check_url, system_resolve
+from daemon.intake.netguard import Resolver, check_url, peer_refusal, system_resolve
 from daemon.util.redact import redact_url
 
 log = structlog.get_logger(__name__)
@@ -193,6 +193,9 @@ class Fetcher:
                     auth=auth if trusted else None,
                     follow_redirects=False,
                 ) as response:
+                    rebound = peer_refusal(current, response.extensions, allow_private=allow_private)
+                    if rebound is not None:
+                        raise FetchError(f"refused: {rebound}", feed_url=redact_url(url))
                     status = response.status_code
                     if status in REDIRECT_STATUSES:
                         location = first_header(response.headers, "location")

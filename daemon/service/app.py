@@ -31,8 +31,8 @@ from daemon.intake.parsing import FeedParser
 from daemon.intake.poller import Poller
 from daemon.notify.base import Channel
 from daemon.notify.worker import OutboxWorker
+from daemon.rules.load import load_rules
 from daemon.rules.matcher import Matcher
-from daemon.rules.ruleset import load_rules
 from daemon.service.runtime import (
     HEARTBEAT_EVERY,
     Active,

@@ -13,8 +13,9 @@ import structlog
 from daemon.config.model import Config
 from daemon.intake.fetch import FetchSettings
 from daemon.notify.base import Channel
+from daemon.rules.load import load_rules
 from daemon.rules.matcher import Matcher
-from daemon.rules.ruleset import LoadReport, load_rules
+from daemon.rules.ruleset import LoadReport
 
 if TYPE_CHECKING:
     from daemon.service.metrics import Metrics
