@@ -2,7 +2,7 @@
 
 Reads ``../shared/realnews/dev.jsonl`` (real headlines and ledes, labelled 0/1 for "news about the
 Armenia-Azerbaijan conflict"; override the path with ``FEEDWATCH_REALNEWS_DEV``) and our own written
-sets (``tests/data/labelled.jsonl``, ``tests/data/written.jsonl``). An item counts as predicted positive
+sets (``tests/data/labelled.jsonl``, ``written.jsonl``, ``written2.jsonl``). An item counts as predicted positive
 when ANY shipped rule fires. The baseline fires on any place name of the ``karabakh-places`` list
 alone (Karabakh, Artsakh, Stepanakert, Shusha ... in every language the list spells them), run through
 the same loader and matcher in the same process.
