@@ -68,9 +68,9 @@ class Alias:
         return bool(self.folded) and " " not in self.folded and not self.steps
 
     @property
-    def key(self) -> tuple[str, bool, tuple[Step, ...]]:
-        """What makes two aliases the same after folding."""
-        return self.folded, self.prefix, self.steps
+    def key(self) -> tuple[str, bool, tuple[tuple[int, str, bool], ...]]:
+        """What makes two aliases the same after folding (letter case aside)."""
+        return self.folded, self.prefix, tuple((s.gap, s.folded, s.prefix) for s in self.steps)
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,7 +32,7 @@ def parse_list(c: Checker, name: str, body: Any) -> tuple[Term, ...]:
         c.error((*where, "terms"), "expected a non-empty array of terms")
         return ()
     terms: list[Term] = []
-    seen: dict[tuple[str, bool, tuple[Step, ...]], Term] = {}
+    seen: dict[tuple[str, bool, tuple[tuple[int, str, bool], ...]], Term] = {}
     for i, value in enumerate(raw):
         if isinstance(value, str) and value.startswith("@"):
             c.error((*where, "terms", i), f"lists cannot refer to other lists ({value!r})", needle=value)
@@ -217,7 +217,7 @@ def _alias_term(c: Checker, w: tuple[str | int, ...], text: str, *, line: int | 
 
 def warn_duplicates(c: Checker, rule_id: str, groups: list[Group], exclude: tuple[Term, ...]) -> None:
     """Warn about a spelling that two terms of one rule share, at the second one's own file and line."""
-    seen: dict[tuple[str, bool, tuple[Step, ...]], tuple[str, Term]] = {}
+    seen: dict[tuple[str, bool, tuple[tuple[int, str, bool], ...]], tuple[str, Term]] = {}
     for group in groups:
         for term in group.terms:
             for alias in term.aliases:
