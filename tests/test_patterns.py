@@ -255,3 +255,14 @@ class TestLoading:
         term = report.ruleset.rules[0].groups[0].terms[0]
         assert len(term.aliases) == 1
         assert any("duplicates 'Halt ~2 Fighting|halt ~2 fighting'" in w for w in report.warnings)
+
+
+def test_docs_example_matches_what_it_says(tmp_path: Path) -> None:
+    """The pattern example in docs/rules.md loads and matches the forms its notes name."""
+    doc = (Path(__file__).parent.parent / "docs" / "rules.md").read_text(encoding="utf-8")
+    start = doc.index("[rule.peace-process.groups.talks]")
+    block = doc[start : doc.index("```", start)].replace("peace-process", "r")
+    m = Matcher(load(tmp_path, block).ruleset)
+    for title in ("Текст мирного договора", "Мирному договору быть", "Проект мирної угоди", "Barış anlaşması"):
+        assert judge(m, title).fired, title
+    assert not judge(m, "Мирный и справедливый договор").fired
