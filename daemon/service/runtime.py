@@ -64,6 +64,8 @@ def fetch_settings(config: Config) -> FetchSettings:
         max_bytes=p.max_bytes,
         max_redirects=p.max_redirects,
         ca_bundle=p.ca_bundle,
+        concurrency=p.max_concurrency,
+        per_host=p.per_host,
     )
 
 
