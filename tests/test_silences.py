@@ -144,6 +144,9 @@ class TestCommand:
 
         listed = json.loads(feedwatch(tmp_path, "silence", "list", "--json").stdout)
         assert [(s["id"], s["rule"], s["active"], s["comment"]) for s in listed] == [(sil_id, "watch", True, "noisy")]
+        status = json.loads(feedwatch(tmp_path, "status", "--json").stdout)
+        assert [(s["id"], s["comment"]) for s in status["silences"]] == [(sil_id, "noisy")]
+        assert status["outbox"]["silenced"] == 0
 
         expired = feedwatch(tmp_path, "silence", "expire", sil_id[:8])
         assert expired.returncode == 0, expired.stderr
