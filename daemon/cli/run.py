@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 
 from daemon.cli.common import load, show
 from daemon.cli.exitcodes import ExitCode
@@ -31,7 +32,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     service = Service(config)
     if args.once:
         left = asyncio.run(service.run_once())
-        return ExitCode.QUEUED if left else ExitCode.OK
+        if left:
+            return ExitCode.QUEUED
+        if service.dead:
+            # A dead letter is an alert nobody received: a cron job running --once must notice.
+            plural = "delivery" if service.dead == 1 else "deliveries"
+            show(f"feedwatch: {service.dead} {plural} failed for good; see `feedwatch outbox list`", file=sys.stderr)
+            return ExitCode.DEGRADED
+        return ExitCode.OK
     asyncio.run(service.run_forever())
     return ExitCode.OK
 

@@ -149,6 +149,11 @@ class Service:
     async def aclose(self) -> None:
         await self._stack.aclose()
 
+    @property
+    def dead(self) -> int:
+        """Deliveries that failed for good so far (``run --once`` then exits 1)."""
+        return self.worker.dead if self.worker is not None else 0
+
     async def run_once(self) -> int:
         """Poll every feed once, deliver, wait for the outbox up to the bound; how many alerts stay queued."""
         try:
