@@ -34,6 +34,7 @@ from daemon.service.runtime import HEARTBEAT_EVERY, Active, build_channels, hear
 from daemon.service.scheduling import schedule_digests, schedule_every, schedule_feeds
 from daemon.service.systemd import Notifier, format_status, watchdog_loop
 from daemon.store.async_store import AsyncStore
+from daemon.store.lock import StoreLock
 from daemon.store.rows import FeedState
 from daemon.store.sqlite import Store
 from daemon.util.retry import RetryPolicy
@@ -82,6 +83,9 @@ class Service:
 
     async def _start(self) -> None:
         cfg = self.active.config
+        # One daemon per store, before anything is written: a second one would poll every feed twice.
+        lock = await asyncio.to_thread(StoreLock.acquire, cfg.store.path, config=cfg.path)
+        self._stack.callback(lock.release)
         await self.store.open()
         self._stack.push_async_callback(self.store.aclose)
         settings = FetchSettings(

@@ -14,6 +14,7 @@ import structlog
 from daemon.errors import StoreError
 from daemon.store import schema
 from daemon.store.schema import MIGRATIONS
+from daemon.store.trouble import store_error
 
 log = structlog.get_logger("daemon.store.sqlite")
 
@@ -38,7 +39,10 @@ class StoreBase:
                 uri = f"{self.path.absolute().as_uri()}?mode=ro"
                 self.conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout, isolation_level=None)
             else:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise store_error(self.path, exc, doing="cannot create its folder: ") from exc
                 self.conn = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None)
             self.conn.row_factory = sqlite3.Row
             self.conn.execute("PRAGMA foreign_keys = ON")
@@ -54,7 +58,7 @@ class StoreBase:
                 if version > len(MIGRATIONS):
                     raise StoreError(f"{self.path}: schema version {version} is newer than this feedwatch")
         except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: {exc}") from exc
+            raise store_error(self.path, exc) from exc
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -71,10 +75,21 @@ class StoreBase:
 
     def _error(self, exc: sqlite3.Error, doing: str = "") -> StoreError:
         """A StoreError naming the database, what was being done and, when it is full, the limit."""
-        text = f"{self.path}: {doing}{exc}"
-        if self.max_size and "full" in str(exc):
-            text += f" (store.max_size is {_size(self.max_size)}; raise it and reload, or free disk space)"
-        return StoreError(text)
+        if self.max_size and "full" in str(exc) and self._at_max_size():
+            return StoreError(
+                f"{self.path}: {doing}{exc} (store.max_size is {_size(self.max_size)}; raise it and reload, "
+                "or free disk space)"
+            )
+        return store_error(self.path, exc, doing=doing)
+
+    def _at_max_size(self) -> bool:
+        """Whether the database has reached ``[store] max_size`` (else a "full" error means the disk)."""
+        try:
+            pages = int(self.conn.execute("PRAGMA page_count").fetchone()[0])
+            limit = int(self.conn.execute("PRAGMA max_page_count").fetchone()[0])
+        except sqlite3.Error:
+            return True
+        return pages >= limit - 1
 
     def close(self) -> None:
         self.conn.close()
