@@ -8,8 +8,6 @@ on reload (SIGHUP / `systemctl reload feedwatch`).
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +17,11 @@ from tomlkit.items import AoT, Table
 
 from daemon.cli.common import load
 from daemon.cli.exitcodes import ExitCode
-from daemon.config.settings import Config, find_config, load_config
+from daemon.config.settings import find_config, load_config
 from daemon.errors import ConfigError, StoreError
 from daemon.store.sqlite import Store
+from daemon.util.files import replace_keeping_owner
+from daemon.util.urls import missing_scheme
 
 RELOAD_HINT = "run `systemctl reload feedwatch` (or send SIGHUP) to apply it to a running daemon"
 
@@ -98,18 +98,21 @@ def _feed_table(feed: NewFeed) -> Table:
     return table
 
 
-def _write_validated(path: Path, document: tomlkit.TOMLDocument) -> Config:
-    """Write next to the original, validate the result, then atomically replace the original."""
-    fd, tmp = tempfile.mkstemp(prefix=".feedwatch-", suffix=".toml", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(tomlkit.dumps(document))
-        config = load_config(Path(tmp), secrets=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return config
+def _write_validated(path: Path, document: tomlkit.TOMLDocument) -> None:
+    """Validate the edited file by loading it, then replace the original keeping owner, group and mode."""
+
+    def validate(tmp: Path) -> None:
+        try:
+            load_config(tmp, secrets=False)
+        except ConfigError as exc:
+            # The check reads a temporary copy; the operator only knows the file they edit.
+            raise ConfigError(
+                exc.reason.replace(str(tmp), str(path)),
+                path=path if exc.path == str(tmp) else exc.path,
+                key=exc.key,
+            ) from None
+
+    replace_keeping_owner(path, tomlkit.dumps(document), validate=validate)
 
 
 def add_feeds(config_path: Path, feeds: list[NewFeed]) -> int:
@@ -138,20 +141,15 @@ def add_feeds(config_path: Path, feeds: list[NewFeed]) -> int:
 
 def _probe_url(config_path: Path, url: str) -> str:
     """The URL as the config loader will normalise it (paths become file:// URLs)."""
-    probe = tomlkit.document()
-    probe["feeds"] = tomlkit.aot()
-    probe["feeds"].append(_feed_table(NewFeed(url=url, name="probe")))
-    fd, tmp = tempfile.mkstemp(prefix=".feedwatch-probe-", suffix=".toml", dir=config_path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(tomlkit.dumps(probe))
-        return load_config(Path(tmp), secrets=False).feeds[0].url
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    if "://" in url or url.startswith("file:"):
+        return url
+    path = Path(url).expanduser()
+    return (path if path.is_absolute() else (config_path.parent / path).resolve()).as_uri()
 
 
 def cmd_add(args: argparse.Namespace) -> int:
     path = find_config(args.config)
+    refuse_missing_scheme(args.url, path)
     feed = NewFeed(args.url, args.name, args.interval, tuple(args.tags), args.backfill)
     if add_feeds(path, [feed]) == 0:
         print(f"feedwatch: {args.url} is already configured", flush=True)
@@ -209,9 +207,18 @@ def _tag(folder: str) -> str:
     return "-".join(folder.lower().split())
 
 
+def refuse_missing_scheme(url: str, config_path: Path) -> None:
+    """ "news.example.org/rss" is a web address without its scheme, not a file beside the config."""
+    suggestion = missing_scheme(url)
+    if suggestion and not (config_path.parent / url).exists():
+        raise ConfigError(f"feed URL {url!r} has no scheme: did you mean {suggestion!r}?")
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     path = find_config(args.config)
     feeds = parse_opml(Path(args.opml))
+    for feed in feeds:
+        refuse_missing_scheme(feed.url, path)
     added = add_feeds(path, feeds)
     print(f"imported {added} of {len(feeds)} feeds from {args.opml} into {path}; {RELOAD_HINT}")
     return ExitCode.OK

@@ -22,6 +22,7 @@ from daemon.config.secrets import Secret, resolve_secret
 from daemon.errors import ConfigError
 from daemon.models import Severity
 from daemon.util.durations import parse_duration, parse_size
+from daemon.util.urls import missing_scheme
 
 ENV_CONFIG = "FEEDWATCH_CONFIG"
 DEFAULT_CONFIG = Path("config.toml")
@@ -597,6 +598,9 @@ def normalise_feed_url(raw: str, t: Table) -> str:
         return raw
     if parts.scheme == "file":
         return raw
+    suggestion = missing_scheme(raw)
+    if suggestion and not t.resolve_path(raw).exists():
+        raise t.error("url", f"{raw!r} has no scheme: did you mean {suggestion!r}?")
     if parts.scheme and len(parts.scheme) > 1:
         raise t.error("url", f"unsupported scheme {parts.scheme!r} (use http, https, file or a path)")
     return t.resolve_path(raw).as_uri()
