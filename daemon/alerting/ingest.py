@@ -13,10 +13,13 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from daemon.alerting import policy as alerts
+from daemon.alerting import silences as muting
 from daemon.alerting import stories
+from daemon.alerting.policy import Outcome
+from daemon.alerting.silences import Silence
 from daemon.config.settings import AlertConfig, FeedConfig
 from daemon.models import Alert, AlertKind, Item, RuleMatch, Severity
-from daemon.store.rows import OUTBOX_DIGEST, OUTBOX_HELD, OUTBOX_PENDING, FeedState
+from daemon.store.rows import OUTBOX_DIGEST, OUTBOX_HELD, OUTBOX_PENDING, OUTBOX_SILENCED, FeedState
 from daemon.store.sqlite import Store
 from daemon.util.urls import canonical_url
 
@@ -50,8 +53,14 @@ class IngestResult:
     new_items: int = 0
     changed_items: int = 0
     matched: int = 0
-    alerts: list[Alert] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)  # recorded alerts, the silenced ones too
     suppressed: int = 0
+    silenced: int = 0
+    outcomes: list[tuple[Item, RuleMatch, Outcome, str]] = field(default_factory=list)
+
+
+class _Rollback(Exception):
+    """Ends a dry run's transaction: everything it wrote is undone."""
 
 
 def _backfill_allows(feed: FeedConfig, item: Item, now: datetime) -> bool:
@@ -85,48 +94,92 @@ def ingest(
     routing: Routing,
     now: datetime,
     feed_updates: Mapping[str, object],
+    dry_run: bool = False,
 ) -> IngestResult:
-    """Record ``items`` of one successful poll and enqueue their alerts, atomically."""
+    """Record ``items`` of one successful poll and enqueue their alerts, atomically.
+
+    ``dry_run`` runs the very same steps and then rolls the transaction back: the result says what
+    would have alerted, and the store is left as if the poll never happened.
+    """
     result = IngestResult()
+    try:
+        with store.transaction():
+            _ingest(store, feed, state, items, scorer, rules, routing, now, feed_updates, result)
+            if dry_run:
+                raise _Rollback
+    except _Rollback:
+        pass
+    return result
+
+
+def _ingest(
+    store: Store,
+    feed: FeedConfig,
+    state: FeedState,
+    items: Sequence[Item],
+    scorer: Scorer,
+    rules: Mapping[str, RuleInfo],
+    routing: Routing,
+    now: datetime,
+    feed_updates: Mapping[str, object],
+    result: IngestResult,
+) -> None:
     first_poll = state.first_polled_at is None
     tags = frozenset(feed.tags)
-    with store.transaction():
-        known = store.known_items(state.id, (i.key for i in items))
-        for item in items:
-            prior_item = known.get(item.key)
-            if prior_item is None:
-                item_id = store.insert_item(
-                    state.id, item.key, item.content_hash, item.title, item.link, item.published, now
-                )
-                result.new_items += 1
-            elif prior_item.content_hash != item.content_hash:
-                item_id = prior_item.id
-                store.update_item(item_id, item.content_hash, item.title, item.link, now)
-                result.changed_items += 1
+    silences = store.silences(now=now)
+    known = store.known_items(state.id, (i.key for i in items))
+    for item in items:
+        prior_item = known.get(item.key)
+        if prior_item is None:
+            item_id = store.insert_item(
+                state.id, item.key, item.content_hash, item.title, item.link, item.published, now
+            )
+            result.new_items += 1
+        elif prior_item.content_hash != item.content_hash:
+            item_id = prior_item.id
+            store.update_item(item_id, item.content_hash, item.title, item.link, now)
+            result.changed_items += 1
+        else:
+            continue
+        store.save_item_text(item_id, item.summary, item.content)
+        matches = scorer.score(item, feed_tags=tags)
+        if not matches:
+            continue
+        result.matched += 1
+        may_alert = not first_poll or _backfill_allows(feed, item, now)
+        for match in matches:
+            before = store.previous_match(item_id, match.rule_id) if prior_item else None
+            store.record_match(item_id, match, now)
+            # An edited item alerts only if it matches anew or its severity rose.
+            if before is not None and match.severity <= before:
+                _outcome(store, result, item, item_id, match, Outcome.UNCHANGED, f"edited; severity stayed {before}")
+            elif not may_alert:
+                why = "first poll of the feed: its backlog is recorded without alerting (see backfill)"
+                _outcome(store, result, item, item_id, match, Outcome.BACKFILL, why)
             else:
-                continue
-            matches = scorer.score(item, feed_tags=tags)
-            if not matches:
-                continue
-            result.matched += 1
-            may_alert = not first_poll or _backfill_allows(feed, item, now)
-            for match in matches:
-                before = store.previous_match(item_id, match.rule_id) if prior_item else None
-                store.record_match(item_id, match, now)
-                # An edited item alerts only if it matches anew or its severity rose.
-                if before is not None and match.severity <= before:
-                    continue
-                if may_alert:
-                    _alert_for(store, feed, item, item_id, match, rules, routing, now, result)
-        store.touch_items(state.id, (i.key for i in items), now)  # retention counts from the last sighting
-        fields = dict(feed_updates)
-        if first_poll:
-            fields["first_polled_at"] = now
-        if result.new_items:
-            fields["last_new_item_at"] = now
-            fields["items_seen"] = state.items_seen + result.new_items
-        store.update_feed(state.id, **fields)
-    return result
+                _alert_for(store, feed, item, item_id, match, rules, routing, now, result, silences)
+    store.touch_items(state.id, (i.key for i in items), now)  # retention counts from the last sighting
+    fields = dict(feed_updates)
+    if first_poll:
+        fields["first_polled_at"] = now
+    if result.new_items:
+        fields["last_new_item_at"] = now
+        fields["items_seen"] = state.items_seen + result.new_items
+    store.update_feed(state.id, **fields)
+
+
+def _outcome(
+    store: Store,
+    result: IngestResult,
+    item: Item,
+    item_id: int,
+    match: RuleMatch,
+    outcome: Outcome,
+    reason: str,
+    alert_id: str | None = None,
+) -> None:
+    store.set_outcome(item_id, match.rule_id, outcome, reason, alert_id)
+    result.outcomes.append((item, match, outcome, reason))
 
 
 def _alert_for(
@@ -139,6 +192,7 @@ def _alert_for(
     routing: Routing,
     now: datetime,
     result: IngestResult,
+    silences: Sequence[Silence] = (),
 ) -> None:
     cfg = routing.alerts
     canon = canonical_url(item.link)
@@ -171,6 +225,7 @@ def _alert_for(
     )
     if decision.action == alerts.Action.SUPPRESS:
         result.suppressed += 1
+        _outcome(store, result, item, item_id, match, Outcome.THROTTLED, decision.reason)
         return
     story = store.story(story_id)
     also = tuple(f for f in (story.feeds if story else ()) if f != feed.name)
@@ -194,10 +249,37 @@ def _alert_for(
         also_reported_by=also,
     )
     channels = alerts.route(rule.channels if rule else (), cfg.default_channels, routing.channel_floors, match.severity)
+    silence = muting.find(silences, rule_id=match.rule_id, feed=feed.name, title=alert.title, now=now)
     recent = store.count_alerts(match.rule_id, now - timedelta(seconds=cfg.storm_window))
-    storm = alerts.storm_exceeded(recent, cfg.storm_limit)
+    storm = silence is None and alerts.storm_exceeded(recent, cfg.storm_limit)
     states = {
-        c: OUTBOX_DIGEST if c in routing.digest_channels else OUTBOX_HELD if storm else OUTBOX_PENDING for c in channels
+        c: OUTBOX_SILENCED
+        if silence is not None
+        else OUTBOX_DIGEST
+        if c in routing.digest_channels
+        else OUTBOX_HELD
+        if storm
+        else OUTBOX_PENDING
+        for c in channels
     }
     store.add_alert(alert, channels, story_id=story_id, item_id=item_id, now=now, states=states)
     result.alerts.append(alert)
+    outcome = Outcome.ALERTED if kind == AlertKind.NEW else Outcome.UPDATED
+    reason = decision.reason
+    if silence is not None:
+        store.mark_silenced(alert.alert_id, silence.id)
+        result.silenced += 1
+        outcome, reason = (
+            Outcome.SILENCED,
+            f"silenced by {silence.id} ({silence.describe()}) until {silence.ends_at:%Y-%m-%d %H:%M} UTC",
+        )
+    elif not channels:
+        outcome, reason = Outcome.SEVERITY_FLOOR, f"no channel takes {match.severity} alerts (min_severity)"
+    elif storm:
+        outcome = Outcome.STORM
+        reason = (
+            f"storm control: {recent} alerts of this rule in the last {cfg.storm_window:g}s (limit {cfg.storm_limit})"
+        )
+    elif all(c in routing.digest_channels for c in channels):
+        outcome, reason = Outcome.DIGEST, f"{reason}; waits for the digest of {', '.join(channels)}"
+    _outcome(store, result, item, item_id, match, outcome, reason, alert.alert_id)

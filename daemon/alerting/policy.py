@@ -22,6 +22,20 @@ class Action(enum.StrEnum):
     SUPPRESS = "suppress"
 
 
+class Outcome(enum.StrEnum):
+    """What became of one rule's match on one item (recorded for ``feedwatch explain``)."""
+
+    ALERTED = "alerted"  # a new alert for the story
+    UPDATED = "updated"  # an update: severity rose, or the story went on past the throttle
+    THROTTLED = "throttled"  # the story was already alerted for this rule
+    UNCHANGED = "unchanged"  # an edited item whose severity did not rise
+    BACKFILL = "backfill"  # the feed's first poll: its backlog is recorded without alerting
+    SILENCED = "silenced"  # recorded as an alert, never sent
+    STORM = "storm"  # held by storm control, sent folded into one grouped message
+    SEVERITY_FLOOR = "severity_floor"  # every routed channel wants a higher severity
+    DIGEST = "digest"  # waits for its digest channel's schedule
+
+
 @dataclass(frozen=True, slots=True)
 class Prior:
     severity: Severity

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from daemon.cli import alerts, check, db, feeds, init, rules_tools, run, status
+from daemon.cli import alerts, check, db, feeds, init, rules_tools, run, silence, status
 
 COMMANDS = [
     run,
@@ -13,4 +13,5 @@ COMMANDS = [
     alerts,
     init,
     db,
+    silence,
 ]

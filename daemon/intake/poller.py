@@ -21,6 +21,8 @@ import structlog
 
 from daemon.alerting import ingest as pipeline
 from daemon.alerting import policy as alerts
+from daemon.alerting import silences as muting
+from daemon.alerting.silences import Silence
 from daemon.config.settings import Config, FeedConfig
 from daemon.errors import FeedParseError, FetchError
 from daemon.intake import policy as health
@@ -30,7 +32,7 @@ from daemon.intake.parse import ParsedFeed, Refused, parse_in_worker
 from daemon.models import Alert, AlertKind, Severity
 from daemon.rules.matcher import Matcher
 from daemon.store.async_store import AsyncStore
-from daemon.store.rows import FeedState
+from daemon.store.rows import OUTBOX_SILENCED, FeedState
 from daemon.store.sqlite import Store
 from daemon.util.urls import host_of, safe_link
 
@@ -111,9 +113,17 @@ def ops_alert(feed: FeedConfig, url: str, event: health.OpsEvent, now: datetime)
     )
 
 
-def _enqueue_ops(store: Store, alert: Alert, channels: list[str], now: datetime) -> None:
+def _enqueue_ops(store: Store, alert: Alert, channels: list[str], now: datetime) -> Silence | None:
+    """Queue an operator alert, or record it as silenced when a silence for the feed's ops alerts holds."""
     with store.transaction():
-        store.add_alert(alert, channels, story_id=None, item_id=None, now=now)
+        silence = muting.find(
+            store.silences(now=now), rule_id="", ops=True, feed=alert.feed, title=alert.title, now=now
+        )
+        states = {c: OUTBOX_SILENCED for c in channels} if silence else None
+        store.add_alert(alert, channels, story_id=None, item_id=None, now=now, states=states)
+        if silence is not None:
+            store.mark_silenced(alert.alert_id, silence.id)
+    return silence
 
 
 class ParsePool:
@@ -367,5 +377,8 @@ class Poller:
         channels = list(cfg.ops_channels or cfg.default_channels)
         alert = ops_alert(feed, url, event, now)
         log.warning("feed_problem", kind=event.kind, feed=feed.name, url=url, message=event.message, channels=channels)
-        await self._store.call(_enqueue_ops, alert, channels, now)
+        silence = await self._store.call(_enqueue_ops, alert, channels, now)
+        if silence is not None:
+            log.info("ops_alert_silenced", feed=feed.name, kind=event.kind, alert_id=alert.alert_id, silence=silence.id)
+            return
         self._on_alerts(now)

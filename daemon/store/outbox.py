@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from daemon.models import Alert, Severity, alert_from_dict, alert_to_dict
@@ -45,7 +45,8 @@ class OutboxTables(StoreBase):
 
     def count_alerts(self, rule_id: str, since: datetime) -> int:
         row = self.conn.execute(
-            "SELECT COUNT(*) FROM alerts WHERE rule_id = ? AND created_at >= ? AND kind IN ('new', 'update')",
+            "SELECT COUNT(*) FROM alerts WHERE rule_id = ? AND created_at >= ? AND kind IN ('new', 'update') "
+            "AND silence_id IS NULL",
             (rule_id, iso(since)),
         ).fetchone()
         return int(row[0])
@@ -152,9 +153,18 @@ class OutboxTables(StoreBase):
             "UPDATE outbox SET state = ?, delivered_at = ?, attempts = attempts + 1, last_error = NULL WHERE id = ?",
             (OUTBOX_DELIVERED, iso(now), entry_id),
         )
+        self._attempt(entry_id, OUTBOX_DELIVERED, None, now)
+
+    def _attempt(self, entry_id: int, outcome: str, error: str | None, now: datetime) -> None:
+        """One line of a delivery's history (``explain`` lists them)."""
+        self._write(
+            "INSERT INTO delivery_attempts(outbox_id, at, outcome, error) VALUES (?, ?, ?, ?)",
+            (entry_id, iso(now), outcome, error),
+        )
 
     def mark_failed(self, entry_id: int, error: str, next_attempt: datetime | None) -> None:
         """Schedule a retry, or (``next_attempt`` None) move the delivery to the dead letters."""
+        self._attempt(entry_id, "retry" if next_attempt else OUTBOX_DEAD, error, datetime.now(UTC))
         if next_attempt is None:
             self._write(
                 "UPDATE outbox SET state = ?, attempts = attempts + 1, last_error = ? WHERE id = ?",

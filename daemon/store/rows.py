@@ -13,6 +13,7 @@ OUTBOX_DEAD = "dead"
 OUTBOX_HELD = "held"  # storm control: folded into one grouped message later
 OUTBOX_DIGEST = "digest"  # waits for its digest channel's schedule
 OUTBOX_FOLDED = "folded"  # delivered as part of a grouped or digest message
+OUTBOX_SILENCED = "silenced"  # recorded, never sent: a silence matched
 
 
 def iso(dt: datetime) -> str:

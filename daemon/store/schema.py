@@ -118,6 +118,54 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE feeds ADD COLUMN last_content_at TEXT",
         "CREATE INDEX alerts_item ON alerts(item_id)",
     ),
+    # 3: operator controls: silences; what the alert policy decided per rule, and the text an item was
+    # scored on (explain); each delivery attempt; the Slack message a story's thread hangs on.
+    (
+        """
+        CREATE TABLE silences (
+            id TEXT PRIMARY KEY,
+            rule TEXT NOT NULL,
+            feed TEXT,
+            match TEXT,
+            created_at TEXT NOT NULL,
+            starts_at TEXT NOT NULL,
+            ends_at TEXT NOT NULL,
+            comment TEXT NOT NULL DEFAULT '',
+            created_by TEXT NOT NULL DEFAULT '',
+            expired_at TEXT
+        )
+        """,
+        "CREATE INDEX silences_ends ON silences(ends_at)",
+        "ALTER TABLE alerts ADD COLUMN silence_id TEXT",
+        # What the alert policy did with each rule's match: explain reads it back.
+        "ALTER TABLE matches ADD COLUMN outcome TEXT",
+        "ALTER TABLE matches ADD COLUMN reason TEXT",
+        "ALTER TABLE matches ADD COLUMN alert_id TEXT",
+        # The text an item was scored on, so explain can say why the other rules did not fire.
+        "ALTER TABLE items ADD COLUMN summary TEXT",
+        "ALTER TABLE items ADD COLUMN content TEXT",
+        "CREATE INDEX items_link ON items(link)",
+        """
+        CREATE TABLE delivery_attempts (
+            id INTEGER PRIMARY KEY,
+            outbox_id INTEGER NOT NULL REFERENCES outbox(id) ON DELETE CASCADE,
+            at TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            error TEXT
+        )
+        """,
+        "CREATE INDEX delivery_attempts_outbox ON delivery_attempts(outbox_id)",
+        """
+        CREATE TABLE slack_threads (
+            channel TEXT NOT NULL,
+            thread_id TEXT NOT NULL,
+            slack_channel TEXT NOT NULL,
+            ts TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (channel, thread_id)
+        )
+        """,
+    ),
 )
 
 

@@ -8,9 +8,10 @@ one transaction (:meth:`Store.transaction`), which is what makes delivery exactl
 
 from __future__ import annotations
 
+from daemon.store.controls import ControlTables
 from daemon.store.feeds import FeedTables
 from daemon.store.outbox import OutboxTables
 
 
-class Store(FeedTables, OutboxTables):
+class Store(FeedTables, OutboxTables, ControlTables):
     """The only code that speaks SQL."""
