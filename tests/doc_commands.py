@@ -131,6 +131,8 @@ def inline_commands(span: str) -> Iterator[str]:
     span = span.replace("\\|", "|")
     if not re.match(r"^(sudo\s+(-u\s+\S+\s+)?)?feedwatch\s+\S", span):  # bare `feedwatch`: the name
         return
+    if re.fullmatch(r"feedwatch\s+(…|\.\.\.)", span):  # "`feedwatch …` commands": all of them, none in particular
+        return
     body, _comment = split_comment(span)
     for segment in SEPARATORS.split(body):
         command = feedwatch_part(segment)

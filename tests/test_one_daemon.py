@@ -132,3 +132,16 @@ class TestStatusWithBrokenConfig:
         out = Daemon(tmp_path, notify=None).cli("status")  # type: ignore[arg-type]
         assert out.returncode == ExitCode.USAGE
         assert "config.toml" in out.stderr
+
+
+class TestNoRules:
+    def test_empty_rules_folder_is_fatal_at_start(self, tmp_path: Path) -> None:
+        """`run` and `check` with a rules folder holding no rule exit 2 naming the folder."""
+        (tmp_path / "rules").mkdir()
+        (tmp_path / "config.toml").write_text('[store]\npath = "var/feedwatch.db"\n')
+        site = Daemon(tmp_path, notify=None)  # type: ignore[arg-type]
+        for argv in (["run", "--once"], ["run"], ["check"]):
+            out = site.cli(*argv)
+            assert out.returncode == ExitCode.USAGE, (argv, out.stderr)
+            assert f"{tmp_path / 'rules'}: no rules" in out.stderr
+        assert not (tmp_path / "var" / "feedwatch.db").exists()

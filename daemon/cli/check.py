@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from daemon.rules.ruleset import check_examples, load_rules
+    from daemon.rules.ruleset import check_examples, load_rules, no_rules_error
 
     config = load(args, secrets=False)
     rules_dir = Path(args.rules) if args.rules else config.rules_dir
@@ -35,6 +35,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     failures = check_examples(report.ruleset)
     for failure in failures:
         print(f"error: {failure}", file=sys.stderr)
+    if not report.errors and not report.ruleset.rules:
+        print(f"error: {no_rules_error(rules_dir)}", file=sys.stderr)
+        return ExitCode.USAGE
     if report.errors or failures:
         return ExitCode.USAGE
     examples = sum(len(r.examples) for r in report.ruleset.rules)

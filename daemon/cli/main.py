@@ -17,6 +17,7 @@ from daemon import __version__
 from daemon.cli.commands import COMMANDS
 from daemon.cli.exitcodes import ExitCode
 from daemon.errors import ConfigError, FeedwatchError, RuleError, StoreError
+from daemon.service.log import setup_logging
 
 Handler = Callable[[argparse.Namespace], int]
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -76,6 +77,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)  # --help writes to stdout too
+        # Every command logs to stderr (structlog's default is stdout, where `--json` output goes);
+        # `run` sets its own level from the config.
+        setup_logging(args.log_level or "warning")
         code = run_handler(args.func, args)
         # Flush inside the guard: a reader that went away (`| head`) shows up here, not at exit.
         sys.stdout.flush()

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 
 from daemon.cli.common import load
 from daemon.cli.exitcodes import ExitCode
+from daemon.config.settings import Config
 from daemon.service.log import setup_logging
 
 
@@ -16,14 +18,37 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run.set_defaults(func=cmd_run)
 
 
+def log_level(args: argparse.Namespace, config: Config) -> str:
+    """--log-level, else on a terminal "warning" (people watch alerts there, not routine events like
+    `delivered` or `pruned items=0`), else the config's level (journald, files)."""
+    if args.log_level:
+        return str(args.log_level)
+    return "warning" if sys.stderr.isatty() else config.log_level
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from daemon.service.app import Service
 
     config = load(args)
-    setup_logging(args.log_level or config.log_level)
+    setup_logging(log_level(args, config))
     service = Service(config)
-    if args.once:
-        left = asyncio.run(service.run_once())
-        return ExitCode.QUEUED if left else ExitCode.OK
-    asyncio.run(service.run_forever())
-    return ExitCode.OK
+    if not args.once:
+        asyncio.run(service.run_forever())
+        return ExitCode.OK
+    left = asyncio.run(service.run_once())
+    if sys.stdout.isatty():
+        print(summary(config, service.delivered, left))
+    return ExitCode.QUEUED if left else ExitCode.OK
+
+
+def summary(config: Config, delivered: int, left: int) -> str:
+    """One line after the alerts: what the cycle did and where its state is."""
+    feeds = sum(1 for f in config.feeds if f.enabled)
+    # With one channel a delivery is an alert; with several, an alert counts once per channel.
+    what = "alert" if len(config.channels) <= 1 else "delivery"
+    plural = {"alert": "alerts", "delivery": "deliveries"}[what] if delivered != 1 else what
+    queued = f" · {left} still queued (sent on the next run)" if left else ""
+    return (
+        f"feedwatch: {feeds} feed{'s' * (feeds != 1)} polled · {delivered} {plural} delivered{queued} · "
+        f"state in {config.store.path} (the next run sends only what is new)"
+    )

@@ -6,6 +6,7 @@ import sys
 from typing import TextIO
 
 from daemon.config.settings import ConsoleSettings
+from daemon.errors import PermanentDeliveryError
 from daemon.models import Alert, AlertKind, Hit
 
 RULE = "─" * 72
@@ -53,7 +54,11 @@ class ConsoleChannel:
         self._out = out or (sys.stderr if stream == "stderr" else sys.stdout)
 
     async def send(self, alert: Alert) -> None:
-        print(format_alert(alert), file=self._out, flush=True)
+        try:
+            print(format_alert(alert), file=self._out, flush=True)
+        except BrokenPipeError:
+            # `feedwatch run --once | head`: the reader has gone; retrying cannot bring it back.
+            raise PermanentDeliveryError("the console's reader has gone (stdout is a closed pipe)") from None
 
     async def aclose(self) -> None:
         return None

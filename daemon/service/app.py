@@ -153,6 +153,11 @@ class Service:
             if not task.cancelled() and task.exception() is not None:
                 log.warning("channel_close_failed", channel=tasks[task], error=str(task.exception()))
 
+    @property
+    def delivered(self) -> int:
+        """Deliveries made so far (for the summary after ``run --once``)."""
+        return self.worker.delivered if self.worker is not None else 0
+
     async def run_once(self) -> int:
         """Poll every feed once, deliver, wait for the outbox up to the bound; how many alerts stay queued."""
         try:
