@@ -196,7 +196,7 @@ class _RuleTerms:
 
 
 def _rule_terms(rule: Rule) -> _RuleTerms:
-    wanted = rule.require or tuple(g.name for g in rule.groups)
+    wanted = {g for entry in rule.require for g in entry.split("|")} or {g.name for g in rule.groups}
     groups = []
     for g in rule.groups:
         if g.name not in wanted:

@@ -25,18 +25,45 @@ class FeedwatchError(Exception):
 
 
 class ConfigError(FeedwatchError):
-    """The configuration is invalid; the message names the file and key path."""
+    """The configuration is invalid; the message names the file, position and key path.
 
-    def __init__(self, message: str, *, path: Path | str | None = None, key: str | None = None) -> None:
+    One load reports every mistake it finds: ``problems`` holds each one (itself when alone), and the
+    message lists them one per line as ``file:line:column: key.path: reason``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: Path | str | None = None,
+        key: str | None = None,
+        line: int | None = None,
+        column: int | None = None,
+    ) -> None:
         self.path = str(path) if path is not None else None
         self.key = key
+        self.line = line
+        self.column = column
+        self.problems: tuple[ConfigError, ...] = (self,)
         prefix = ""
         if self.path:
-            prefix = f"{self.path}: "
+            prefix = self.path
+            if line is not None:
+                prefix += f":{line}" + (f":{column}" if column is not None else "")
+            prefix += ": "
         if key:
             prefix += f"{key}: "
         super().__init__(prefix + message)
         self.reason = message
+
+    @classmethod
+    def combine(cls, problems: list[ConfigError]) -> ConfigError:
+        """One error carrying several: its text is theirs, one per line."""
+        first = problems[0]
+        error = cls("\n".join(str(p) for p in problems))
+        error.path, error.key, error.line, error.column = first.path, first.key, first.line, first.column
+        error.problems = tuple(problems)
+        return error
 
 
 class RuleError(FeedwatchError):

@@ -138,6 +138,7 @@ def write_site(
     grace: str = "20s",
     channels: str = "",
     default_channels: str = '["console"]',
+    extra: str = "",
 ) -> Path:
     """config.toml (fast polling, one feed alerting on its backlog) and rules/ in ``folder``."""
     (folder / "rules").mkdir(parents=True, exist_ok=True)
@@ -167,7 +168,7 @@ default_channels = {default_channels}
 name = "wire"
 url = "{feed_url}"
 backfill = "all"
-"""
+{extra}"""
     )
     return config
 

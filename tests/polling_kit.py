@@ -19,7 +19,8 @@ from typing import Any
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from daemon.config.settings import FeedConfig, load_config
+from daemon.config.load import load_config
+from daemon.config.model import FeedConfig
 from daemon.models import Alert, alert_from_dict
 from daemon.service.app import Service
 from daemon.service.systemd import Notifier

@@ -27,6 +27,7 @@ class SinkHandler:
     """Records accepted messages; ``reply`` makes DATA answer with an error (e.g. "421 try later")."""
 
     messages: list[EmailMessage] = field(default_factory=list)
+    raw: list[bytes] = field(default_factory=list)  # exactly the bytes of each accepted DATA
     reply: str | None = None
     delay: float = 0.0
 
@@ -35,6 +36,7 @@ class SinkHandler:
             await asyncio.sleep(self.delay)
         if self.reply:
             return self.reply
+        self.raw.append(bytes(envelope.original_content or envelope.content))
         msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
         assert isinstance(msg, EmailMessage)
         self.messages.append(msg)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from daemon.cli.init import LOCAL_STORE, SERVER_STORE, UNIT_CONFIG, UNIT_EXECUTABLE, render_config, template
-from daemon.config.settings import load_config
+from daemon.config.load import load_config
 from daemon.rules.ruleset import check_examples, load_rules
 from tests.conftest import CLI, REPO, cli_env
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
-from daemon.config.settings import find_config, load_config
+from daemon.config.load import find_config, load_config
 from daemon.errors import ConfigError
 
 MINIMAL = """
@@ -57,17 +58,38 @@ class TestLoad:
         ],
     )
     def test_errors_name_file_and_key_path(self, tmp_path: Path, text: str, message: str) -> None:
-        """Each mistake raises ConfigError naming the file, the key path and what was expected."""
+        """Each mistake raises ConfigError naming the file, line and column, the key path and what was expected."""
         path = write(tmp_path, text)
         with pytest.raises(ConfigError) as info:
             load_config(path)
-        assert str(info.value).startswith(f"{path}: ")
+        assert re.match(rf"{re.escape(str(path))}:\d+:\d+: ", str(info.value))
         assert message in str(info.value)
+
+    def test_every_mistake_is_reported_at_once_with_its_position(self, tmp_path: Path) -> None:
+        """Mistakes in several sections and files come in one error, one line each, as file:line:column."""
+        path = write(
+            tmp_path,
+            '[polling]\nintervall = "5m"\nmax_concurrency = 0\n\n'
+            '[channels.desk]\ntype = "email"\nhost = "h"\nsender = "a@x"\nto = "b@x"\nprot = 25\n\n'
+            '[[feeds]]\nurl = "a.xml"\ninterval = "fast"\n',
+        )
+        (tmp_path / "feeds.d").mkdir()
+        (tmp_path / "feeds.d" / "more.toml").write_text('[[feeds]]\nurl = "b.xml"\nenabled = "yes"\n')
+        with pytest.raises(ConfigError) as info:
+            load_config(path)
+        assert str(info.value).splitlines() == [
+            f"{path}:2:1: polling.intervall: unknown key (did you mean 'interval'?)",
+            f"{path}:3:1: polling.max_concurrency: expected an integer >= 1, got 0",
+            f"{path}:10:1: channels.desk.prot: unknown key (did you mean 'port'?)",
+            f'{path}:14:1: feeds[0].interval: expected a duration like "90s", "5m", "1h" or "2d", got \'fast\'',
+            f"{tmp_path / 'feeds.d' / 'more.toml'}:3:1: feeds[0].enabled: expected true or false, got 'yes'",
+        ]
+        assert len(info.value.problems) == 5
 
     def test_toml_syntax_error_has_line_and_column(self, tmp_path: Path) -> None:
         """A TOML syntax error reports line and column."""
         path = write(tmp_path, '[polling]\ninterval = "5m\n')
-        with pytest.raises(ConfigError, match=r"line 2, column \d+"):
+        with pytest.raises(ConfigError, match=r"config\.toml:2:\d+: TOML syntax error"):
             load_config(path)
 
     def test_missing_file(self, tmp_path: Path) -> None:
@@ -83,7 +105,7 @@ class TestLoad:
         cfg = load_config(path)
         assert [f.url for f in cfg.feeds][1] == "https://example.org/rss"
         (tmp_path / "feeds.d" / "dup.toml").write_text('[[feeds]]\nurl = "https://example.org/rss"\nname = "again"\n')
-        with pytest.raises(ConfigError, match=r"extra.toml: feeds\[0\]: feed URL .* already defined at dup.toml"):
+        with pytest.raises(ConfigError, match=r"extra.toml:1:1: feeds\[0\]: feed URL .* already defined at dup.toml"):
             load_config(path)
 
     def test_backfill_forms(self, tmp_path: Path) -> None:
@@ -137,8 +159,6 @@ class TestFindConfig:
 class TestChannelExamples:
     def test_every_channel_example_in_the_docs_loads(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """Each [channels.*] TOML example in docs/channels.md is a valid configuration."""
-        import re
-
         doc = (Path(__file__).parent.parent / "docs" / "channels.md").read_text()
         monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
         for name in ("smtp-password", "slack-webhook", "webhook-hmac", "webhook-url"):

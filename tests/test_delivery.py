@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.config.settings import load_config
+from daemon.config.load import load_config
 from daemon.service.app import Service
 from daemon.service.systemd import Notifier
 from daemon.store.sqlite import Store

@@ -122,7 +122,7 @@ class TestCheck:
         ("config", "message"),
         [
             ('[[feeds]]\nurl = "seeds/demo.xml"\ninterval = "fast"\n', "feeds[0].interval"),
-            ("[[feeds]\n", "TOML syntax error: line 1"),
+            ("[[feeds]\n", "config.toml:1:8: TOML syntax error"),
         ],
     )
     def test_config_errors_exit_2(self, demo: Path, config: str, message: str) -> None:

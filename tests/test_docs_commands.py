@@ -171,13 +171,42 @@ class Sandbox:
         assert alerts, "the sandbox daemon has made no alert yet"
         return alerts[0].alert_id
 
+    def silence_id(self) -> str:
+        """A fresh silence to end (each `silence expire ID` needs its own)."""
+        out = subprocess.run(
+            ["feedwatch", "silence", "add", "--rule", "karabakh-diplomacy", "--for", "1h", "--comment", "docs test"],
+            cwd=self.root,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return out.stdout.strip()
+
+    def alert_link(self) -> str:
+        store = Store(self.store, readonly=True)
+        try:
+            alerts = store.recent_alerts(1)
+        finally:
+            store.close()
+        assert alerts, "the sandbox daemon has made no alert yet"
+        assert alerts[0].link, "the sandbox's first alert has no link"
+        return alerts[0].link
+
     def placeholder(self, word: str, before: str, command: list[str]) -> str | None:
         """What a placeholder stands for here, given the word before it and the command it is in."""
         if word in ("…", "...") and before in ("--config", "-c"):
             return str(self.config)
         if not re.fullmatch(r"[A-Z][A-Z0-9_]*(\.[a-z]+)?", word):
             return None
+        if word == "ID" and command[:2] == ["silence", "expire"]:
+            return self.silence_id()
         by_context = {
+            ("--rule", "R"): "karabakh-diplomacy",
+            ("--rule", "RULE"): "karabakh-diplomacy",
+            ("--feed", "F"): "demo",
+            ("--feed", "FEED"): "demo",
+            ("--match", "TEXT"): "Martuni",
             ("--rules", "DIR"): str(self.root / "rules"),
             ("--labels", "FILE"): str(self.root / "labels.jsonl"),
             ("--title", "T"): "'Shelling reported near Martuni'",
@@ -208,18 +237,26 @@ class Sandbox:
         """The command line as bash runs it here: placeholders, server paths and web addresses mapped."""
         parts = words(text)
         command = [w for w in parts[1:] if not w.startswith("-")][:2]
+        tokens = text.split(" ")
         out = []
-        for i, word in enumerate(text.split(" ")):
-            before = text.split(" ")[i - 1] if i else ""
+        for i, word in enumerate(tokens):
+            before = tokens[i - 1] if i else ""
             mapped = self.placeholder(word, before, command)
             if mapped is None and command[:1] == ["init"] and before == "init":
                 mapped = str(self.fresh("site"))  # init writes a new site: never over the sandbox's own
-            out.append(word if mapped is None else mapped)
-        line = " ".join(out)
-        line = line.replace("/etc/feedwatch/config.toml", str(self.config)).replace("/etc/feedwatch", str(self.root))
-        line = line.replace("/var/lib/feedwatch", str(self.store.parent))
-        line = line.replace("/var/backups/feedwatch", str(self.root / "var" / "backups" / "feedwatch"))
-        return re.sub(r"https?://(?!127\.0\.0\.1)([^\s'\"/]+)(/[^\s'\"]*)?", self._local_url, line)
+            if mapped is None and command[:1] == ["explain"] and re.match(r"https?://", word):
+                mapped = self.alert_link()  # an item the sandbox has, in place of the docs' example URL
+            elif mapped is None:
+                mapped = self.local(word)
+            out.append(mapped)
+        return " ".join(out)
+
+    def local(self, word: str) -> str:
+        """Server paths and web addresses of the docs, as they exist in the sandbox."""
+        word = word.replace("/etc/feedwatch/config.toml", str(self.config)).replace("/etc/feedwatch", str(self.root))
+        word = word.replace("/var/lib/feedwatch", str(self.store.parent))
+        word = word.replace("/var/backups/feedwatch", str(self.root / "var" / "backups" / "feedwatch"))
+        return re.sub(r"https?://(?!127\.0\.0\.1)([^\s'\"/]+)(/[^\s'\"]*)?", self._local_url, word)
 
     def _local_url(self, match: re.Match[str]) -> str:
         return f"{self.web}/doc/{match.group(1)}{match.group(2) or ''}"
@@ -325,7 +362,7 @@ def check(sandbox: Sandbox, doc: DocCommand) -> None:
     if parts[1:2] == ["run"]:
         folder = sandbox.isolated()
         line = line.replace(str(sandbox.config), str(folder / "config.toml"))
-    if parts[1:2] == ["run"] and "--once" not in parts:
+    if parts[1:2] == ["run"] and "--once" not in parts and "--dry-run" not in parts:
         out = run_daemon(sandbox, line, folder)
     else:
         out = subprocess.run(

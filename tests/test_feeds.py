@@ -60,6 +60,20 @@ class TestSanitising:
         body = rss(f"<item><guid>g</guid><title>A</title><link>{link}</link></item>")
         assert parse_feed(body, feed="f", url="https://f.example/").items[0].link is None
 
+    @pytest.mark.parametrize(
+        ("link", "kept"),
+        [
+            ("https://news.example/a b", None),
+            ("https://bank.example@evil.example/login", None),
+            ("https://news.example/\u202eexe.pdf", None),
+        ],
+        ids=["space", "userinfo", "bidi"],
+    )
+    def test_links_are_kept_as_written_or_refused(self, link: str, kept: str | None) -> None:
+        """A space inside is never silently dropped (the link is refused); so are userinfo and bidi controls."""
+        body = rss(f"<item><guid>g</guid><title>A</title><link>{link}</link></item>")
+        assert parse_feed(body, feed="f", url="https://f.example/").items[0].link == kept
+
     def test_html_and_control_characters_become_plain_text(self) -> None:
         """Markup, entities and control characters are reduced to one line of text."""
         body = rss(

@@ -27,7 +27,7 @@ from daemon.errors import ConfigError, FetchError
 from daemon.intake.decode import body_decoder
 from daemon.intake.fetch import Fetcher, FetchResult, FetchSettings, make_client
 from daemon.intake.headers import Validators
-from daemon.util.urls import redact_url
+from daemon.util.redact import redact_url
 
 FEED = b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title></channel></rss>'
 MiB = 1 << 20
@@ -634,7 +634,7 @@ class TestUrls:
         ("url", "shown"),
         [
             ("https://reader:s3cret@feeds.example/rss", "https://reader:***@feeds.example/rss"),
-            ("https://reader@feeds.example/rss", "https://reader@feeds.example/rss"),
+            ("https://reader@feeds.example/rss", "https://***@feeds.example/rss"),
             ("https://reader:s3cret@[::1/rss", "https://reader:***@[::1/rss"),
             ("/srv/feeds/local.xml", "/srv/feeds/local.xml"),
         ],

@@ -9,7 +9,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from daemon.config.settings import load_config
+from daemon.config.load import load_config
 from daemon.service.app import Service
 from daemon.service.systemd import Notifier
 

@@ -15,7 +15,7 @@ from structlog.testing import capture_logs
 from werkzeug import Request, Response
 
 from daemon.cli.exitcodes import ExitCode
-from daemon.config.settings import load_config
+from daemon.config.load import load_config
 from daemon.service import status
 from daemon.service.scheduling import first_poll_at
 from daemon.store.sqlite import Store

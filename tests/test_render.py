@@ -442,6 +442,11 @@ class TestHelpers:
             ("http://[::1]:8080/x", "http://[::1]:8080/x"),
             ("https://", None),
             ("http://exa mple.org", None),
+            ("https://example.org/a b", None),
+            (" https://example.org/a\n", "https://example.org/a"),
+            ("https://bank.example@evil.example/", None),
+            ("https://bank.example:pw@evil.example/", None),
+            ("https://example.org/\u202egnp.exe", None),
             ("https://example.org/\x00", None),
             ("http://[broken", None),
             (None, None),
@@ -521,3 +526,31 @@ class TestHelpers:
             ("a", [["3"], ["2"]]),
             ("b", [["1"]]),
         ]
+
+
+class TestLinkText:
+    """A title that names a site never becomes the text of a link to another site."""
+
+    MISLEADING = "https://bank.example/login: verify your account"
+
+    def test_html_shows_the_real_host(self) -> None:
+        """The title stays plain text; the link's text is the host it really goes to."""
+        html = render_html(alert(title=self.MISLEADING, link="https://evil.example/x", hits=()))
+        anchors = re.findall(r'<a href="([^"]*)">(.*?)</a>', html)
+        assert anchors == [("https://evil.example/x", "evil.example")]
+        assert "bank.example/login" in html
+
+    def test_slack_shows_the_real_host(self) -> None:
+        """In Slack the link's text is the real host, never the title naming another site."""
+        payload = slack_payload(alert(title=self.MISLEADING, link="https://evil.example/x", hits=()))
+        text = json.dumps(payload)
+        assert "<https://evil.example/x|evil.example>" in text
+        assert "|https://bank.example" not in text
+
+    @pytest.mark.parametrize(
+        "title", ["Shelling near Martuni", "news.example.org reports shelling", "Node 20 released"]
+    )
+    def test_ordinary_titles_stay_link_text(self, title: str) -> None:
+        """Titles that name no other site (or the link's own) remain the link text."""
+        html = render_html(alert(title=title, link="https://news.example.org/a", hits=()))
+        assert re.findall(r'<a href="[^"]*">(.*?)</a>', html) == [title]

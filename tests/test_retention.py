@@ -11,7 +11,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from pytest_httpserver import HTTPServer
 from structlog.testing import capture_logs
 
-from daemon.config.settings import load_config
+from daemon.config.load import load_config
 from daemon.service.app import PRUNE_BATCH, PRUNE_FIRST, Service
 from daemon.service.systemd import Notifier
 from daemon.store.schema import MIGRATIONS

@@ -142,3 +142,32 @@ class TestBackup:
         target = tmp_path / "copy.db"
         store.backup(target)
         assert [f.name for f in Store(target, readonly=True).feeds()] == ["demo"]
+
+
+class TestPermissions:
+    def test_new_store_is_private(self, tmp_path: Path) -> None:
+        """A database created outside systemd is 0600 (WAL files too) in a var/ folder made 0700."""
+        import os
+        import stat
+
+        old = os.umask(0o022)
+        try:
+            s = Store(tmp_path / "var" / "feedwatch.db")
+            s.set_meta("probe", 1)
+            s.backup(tmp_path / "var" / "copy.db")
+            s.close()
+        finally:
+            os.umask(old)
+        assert stat.S_IMODE((tmp_path / "var").stat().st_mode) == 0o700
+        for path in (tmp_path / "var").iterdir():
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600, path.name
+
+    def test_existing_folder_is_left_alone(self, tmp_path: Path) -> None:
+        """A folder that already exists (a StateDirectory= of systemd, a shared mount) keeps its mode."""
+        import stat
+
+        folder = tmp_path / "state"
+        folder.mkdir(mode=0o750)
+        folder.chmod(0o750)
+        Store(folder / "feedwatch.db").close()
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o750

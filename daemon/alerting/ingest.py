@@ -1,27 +1,31 @@
 """One poll's items through score → story → alert policy → outbox, in a single store transaction.
 
-This is the seam between the pure core (matcher, stories, alerts) and the store. It runs on the
-store's thread; nothing here touches the network. Marking items seen, recording matches and
-enqueueing alerts commit together, with the feed's new ETag/Last-Modified, or not at all.
+This is the seam between the pure core (matcher, stories, alerts) and the store. Scoring runs first,
+off the store's thread (:func:`score_items`); :func:`ingest` then runs on the store's thread with the
+results; nothing here touches the network. Marking items seen, recording matches and enqueueing
+alerts commit together, with the feed's new ETag/Last-Modified, or not at all.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from daemon.alerting import policy as alerts
 from daemon.alerting import silences as muting
 from daemon.alerting import stories
 from daemon.alerting.policy import Outcome
 from daemon.alerting.silences import Silence
-from daemon.config.settings import AlertConfig, FeedConfig
+from daemon.config.model import AlertConfig, FeedConfig
 from daemon.models import Alert, AlertKind, Item, RuleMatch, Severity
 from daemon.store.rows import OUTBOX_DIGEST, OUTBOX_HELD, OUTBOX_PENDING, OUTBOX_SILENCED, FeedState
 from daemon.store.sqlite import Store
 from daemon.util.urls import canonical_url
+
+if TYPE_CHECKING:
+    from daemon.rules.matcher import Scored
 
 SNIPPET = 280
 
@@ -37,6 +41,39 @@ class RuleInfo(Protocol):
 
 class Scorer(Protocol):
     def score(self, item: Item, *, feed_tags: frozenset[str] = ...) -> list[RuleMatch]: ...
+
+
+class CheckedScorer(Scorer, Protocol):
+    def score_checked(self, item: Item, *, feed_tags: frozenset[str] = ...) -> Scored: ...
+
+
+@dataclass(slots=True)
+class ScoreSheet:
+    """Matches worked out before the ingest transaction, by (item key, content hash).
+
+    A regex that overran its budget skipped its rule for that item only; ``overruns`` maps each such
+    rule to the title of the first item it overran on. An item missing from the sheet (none, as a feed
+    is polled by one task at a time) is scored on the spot.
+    """
+
+    scorer: Scorer
+    matches: dict[tuple[str, str], list[RuleMatch]] = field(default_factory=dict)
+    overruns: dict[str, str] = field(default_factory=dict)
+
+    def score(self, item: Item, *, feed_tags: frozenset[str] = frozenset()) -> list[RuleMatch]:
+        found = self.matches.get((item.key, item.content_hash))
+        return found if found is not None else self.scorer.score(item, feed_tags=feed_tags)
+
+
+def score_items(scorer: CheckedScorer, items: Iterable[Item], feed_tags: frozenset[str]) -> ScoreSheet:
+    """Score ``items`` (meant for a worker thread: regexes release the GIL and have a time budget)."""
+    sheet = ScoreSheet(scorer)
+    for item in items:
+        scored = scorer.score_checked(item, feed_tags=feed_tags)
+        sheet.matches[(item.key, item.content_hash)] = scored.matches
+        for rule_id in scored.overruns:
+            sheet.overruns.setdefault(rule_id, item.title)
+    return sheet
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,19 +131,35 @@ def ingest(
     routing: Routing,
     now: datetime,
     feed_updates: Mapping[str, object],
-    dry_run: bool = False,
 ) -> IngestResult:
-    """Record ``items`` of one successful poll and enqueue their alerts, atomically.
+    """Record ``items`` of one successful poll and enqueue their alerts, atomically."""
+    result = IngestResult()
+    with store.transaction():
+        _ingest(store, feed, state, items, scorer, rules, routing, now, feed_updates, result)
+    return result
 
-    ``dry_run`` runs the very same steps and then rolls the transaction back: the result says what
-    would have alerted, and the store is left as if the poll never happened.
+
+def preview(
+    store: Store,
+    feed: FeedConfig,
+    items: Sequence[Item],
+    *,
+    scorer: Scorer,
+    rules: Mapping[str, RuleInfo],
+    routing: Routing,
+    now: datetime,
+) -> IngestResult:
+    """What :func:`ingest` would do with ``items``: the very same steps, then rolled back.
+
+    The result lists the alerts a real poll would make now; the store is left as if nothing happened
+    (``feedwatch run --dry-run``), down to the feed's row for a feed never polled before.
     """
     result = IngestResult()
     try:
         with store.transaction():
-            _ingest(store, feed, state, items, scorer, rules, routing, now, feed_updates, result)
-            if dry_run:
-                raise _Rollback
+            state = store.ensure_feed(feed.name, feed.url)
+            _ingest(store, feed, state, items, scorer, rules, routing, now, {}, result)
+            raise _Rollback
     except _Rollback:
         pass
     return result

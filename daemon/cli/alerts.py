@@ -8,9 +8,9 @@ import json
 import sys
 from datetime import UTC, datetime
 
-from daemon.cli.common import load
+from daemon.cli.common import load, show
 from daemon.cli.exitcodes import ExitCode
-from daemon.config.settings import Config
+from daemon.config.model import Config
 from daemon.errors import DeliveryError
 from daemon.models import Alert, AlertKind, Hit, Severity, alert_to_dict
 from daemon.store.sqlite import Store
@@ -69,12 +69,12 @@ def cmd_list(args: argparse.Namespace) -> int:
     finally:
         store.close()
     if args.json:
-        print(json.dumps([{"alert": alert_to_dict(a), "deliveries": d} for a, d in rows], indent=2))
+        show(json.dumps([{"alert": alert_to_dict(a), "deliveries": d} for a, d in rows], indent=2))
         return ExitCode.OK
     for alert, deliveries in rows:
         where = ", ".join(f"{d['channel']}:{d['state']}" for d in deliveries) or "-"
         rule = alert.rule_id or str(alert.kind)
-        print(
+        show(
             f"{alert.created_at:%Y-%m-%d %H:%M:%S} {alert.alert_id} [{alert.severity}] {rule}: {alert.title}  ({where})"
         )
     return ExitCode.OK
@@ -89,26 +89,26 @@ def cmd_show(args: argparse.Namespace) -> int:
     finally:
         store.close()
     if alert is None:
-        print(f"feedwatch: no alert {args.alert_id!r}", file=sys.stderr)
+        show(f"feedwatch: no alert {args.alert_id!r}", file=sys.stderr)
         return ExitCode.USAGE
     if args.json:
-        print(json.dumps({"alert": alert_to_dict(alert), "deliveries": deliveries}, indent=2))
+        show(json.dumps({"alert": alert_to_dict(alert), "deliveries": deliveries}, indent=2))
         return ExitCode.OK
-    print(f"{alert.alert_id}  {alert.kind}  [{alert.severity}]  rule {alert.rule_id or '-'}  score {alert.score:g}")
-    print(f"  {alert.title}")
+    show(f"{alert.alert_id}  {alert.kind}  [{alert.severity}]  rule {alert.rule_id or '-'}  score {alert.score:g}")
+    show(f"  {alert.title}")
     if alert.link:
-        print(f"  {alert.link}")
-    print(f"  feed {alert.feed} · story {alert.story_id or '-'} · created {alert.created_at:%Y-%m-%d %H:%M:%S %Z}")
+        show(f"  {alert.link}")
+    show(f"  feed {alert.feed} · story {alert.story_id or '-'} · created {alert.created_at:%Y-%m-%d %H:%M:%S %Z}")
     if alert.thread_id:
-        print(f"  updates {alert.thread_id}")
+        show(f"  updates {alert.thread_id}")
     for hit in alert.hits:
         fuzzy = f" ≈{hit.fuzzy:.0f}" if hit.fuzzy is not None else ""
-        print(
+        show(
             f"  hit {hit.group}/{hit.term!r}: {hit.text!r}{fuzzy} in {hit.field}[{hit.start}:{hit.end}]"
             f" +{hit.contribution:g}"
         )
     for d in deliveries:
-        print(f"  → {d['channel']}: {d['state']} after {d['attempts']} attempt(s) {d['error'] or ''}".rstrip())
+        show(f"  → {d['channel']}: {d['state']} after {d['attempts']} attempt(s) {d['error'] or ''}".rstrip())
     return ExitCode.OK
 
 
@@ -123,12 +123,12 @@ def cmd_resend(args: argparse.Namespace) -> int:
     store = _store(config, readonly=False)
     try:
         if store.alert(args.alert_id) is None:
-            print(f"feedwatch: no alert {args.alert_id!r}", file=sys.stderr)
+            show(f"feedwatch: no alert {args.alert_id!r}", file=sys.stderr)
             return ExitCode.USAGE
         count = store.requeue(args.alert_id, args.channel, datetime.now(UTC))
     finally:
         store.close()
-    print(f"queued {args.alert_id} again for {count} channel(s); the running daemon delivers it")
+    show(f"queued {args.alert_id} again for {count} channel(s); the running daemon delivers it")
     return ExitCode.OK
 
 
@@ -140,7 +140,7 @@ def cmd_outbox_retry(args: argparse.Namespace) -> int:
             count = store.retry_dead(datetime.now(UTC))
     finally:
         store.close()
-    print(f"{count} dead letter(s) queued again")
+    show(f"{count} dead letter(s) queued again")
     return ExitCode.OK
 
 
@@ -178,13 +178,13 @@ def cmd_send_test(args: argparse.Namespace) -> int:
     config = load(args)
     if args.channel not in config.channels:
         known = ", ".join(sorted(config.channels))
-        print(f"feedwatch: no channel {args.channel!r} (configured: {known})", file=sys.stderr)
+        show(f"feedwatch: no channel {args.channel!r} (configured: {known})", file=sys.stderr)
         return ExitCode.USAGE
     try:
         asyncio.run(_send(config, args.channel))
     except DeliveryError as exc:
         kind = "temporary" if type(exc).__name__.startswith("Transient") else "permanent"
-        print(f"feedwatch: send-test to {args.channel} failed ({kind}): {exc.reason}", file=sys.stderr)
+        show(f"feedwatch: send-test to {args.channel} failed ({kind}): {exc.reason}", file=sys.stderr)
         return ExitCode.DEGRADED
-    print(f"sent a test alert through {args.channel}")
+    show(f"sent a test alert through {args.channel}")
     return ExitCode.OK

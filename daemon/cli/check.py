@@ -22,19 +22,21 @@ def cmd_check(args: argparse.Namespace) -> int:
     config = load(args, secrets=False)
     rules_dir = Path(args.rules) if args.rules else config.rules_dir
     report = load_rules(rules_dir, channels=list(config.channels))
+    # Examples are unit tests for rules: an edit that breaks one fails the check.
+    failures = check_examples(report.ruleset)
+    # Problems first, so the "ok" summary is the last thing read.
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    for error in report.errors:
+        print(f"error: {error}", file=sys.stderr)
+    for failure in failures:
+        print(f"error: {failure}", file=sys.stderr)
+    sys.stderr.flush()
     print(f"config: {config.path} ok ({len(config.feeds)} feeds, {len(config.channels)} channels)")
     for rule in report.ruleset.rules:
         groups = ", ".join(f"{g.name}({len(g.terms)})" for g in rule.groups)
         state = "" if rule.enabled else " [disabled]"
         print(f"rule {rule.id}{state}: {groups}")
-    for warning in report.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
-    for error in report.errors:
-        print(f"error: {error}", file=sys.stderr)
-    # Examples are unit tests for rules: an edit that breaks one fails the check.
-    failures = check_examples(report.ruleset)
-    for failure in failures:
-        print(f"error: {failure}", file=sys.stderr)
     if not report.errors and not report.ruleset.rules:
         print(f"error: {no_rules_error(rules_dir)}", file=sys.stderr)
         return ExitCode.USAGE

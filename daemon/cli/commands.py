@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from daemon.cli import alerts, check, db, feeds, init, rules_tools, run, silence, status
+from daemon.cli import alerts, check, db, explain, feeds, init, rules_tools, run, silence, status
 
 COMMANDS = [
     run,
@@ -14,4 +14,5 @@ COMMANDS = [
     init,
     db,
     silence,
+    explain,
 ]

@@ -8,16 +8,18 @@ on reload (SIGHUP / `systemctl reload feedwatch`).
 from __future__ import annotations
 
 import argparse
+import sys
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import tomlkit
 from tomlkit.items import AoT, Table
 
-from daemon.cli.common import load
+from daemon.cli.common import load, show
 from daemon.cli.exitcodes import ExitCode
-from daemon.config.settings import find_config, load_config
+from daemon.config.load import find_config, load_config
 from daemon.errors import ConfigError, StoreError
 from daemon.store.sqlite import Store
 from daemon.util.files import replace_keeping_owner
@@ -71,7 +73,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         interval = "auto" if feed.auto_interval else f"{feed.interval or config.polling.interval:g}s"
         tags = f" [{', '.join(feed.tags)}]" if feed.tags else ""
         off = "" if feed.enabled else " (disabled)"
-        print(f"{feed.name}{off}\t{feed.url}\tevery {interval}{tags}\t{health.get(feed.name, 'never polled')}")
+        show(f"{feed.name}{off}\t{feed.url}\tevery {interval}{tags}\t{health.get(feed.name, 'never polled')}")
     return ExitCode.OK
 
 
@@ -152,9 +154,9 @@ def cmd_add(args: argparse.Namespace) -> int:
     refuse_missing_scheme(args.url, path)
     feed = NewFeed(args.url, args.name, args.interval, tuple(args.tags), args.backfill)
     if add_feeds(path, [feed]) == 0:
-        print(f"feedwatch: {args.url} is already configured", flush=True)
+        show(f"feedwatch: {args.url} is already configured", flush=True)
         return ExitCode.USAGE
-    print(f"added {args.url} to {path}; {RELOAD_HINT}")
+    show(f"added {args.url} to {path}; {RELOAD_HINT}")
     return ExitCode.OK
 
 
@@ -162,7 +164,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
     config = load(args, secrets=False)
     match = next((f for f in config.feeds if args.feed in (f.url, f.name)), None)
     if match is None:
-        print(f"feedwatch: no feed {args.feed!r} in {config.path}")
+        show(f"feedwatch: no feed {args.feed!r} in {config.path}")
         return ExitCode.USAGE
     source = Path(match.source)
     document = tomlkit.parse(source.read_text(encoding="utf-8"))
@@ -175,7 +177,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
             del array[index]
             break
     _write_validated(source, document)
-    print(f"removed {match.name} ({match.url}) from {source}; {RELOAD_HINT}")
+    show(f"removed {match.name} ({match.url}) from {source}; {RELOAD_HINT}")
     return ExitCode.OK
 
 
@@ -214,11 +216,40 @@ def refuse_missing_scheme(url: str, config_path: Path) -> None:
         raise ConfigError(f"feed URL {url!r} has no scheme: did you mean {suggestion!r}?")
 
 
+def opml_verdict(url: str) -> tuple[bool, str | None]:
+    """(import it?, what to tell the operator). An OPML file is someone else's list: only web feeds are
+    taken, never local files or metadata addresses; loopback and private ones are named so they are seen."""
+    from daemon.intake.netguard import literal_address, refusal
+
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+    except ValueError:
+        return False, f"not imported: {url}: not a valid URL"
+    if parts.scheme.lower() not in ("http", "https") or not host:
+        return False, f"not imported: {url}: only http and https feeds are imported from OPML"
+    address = literal_address(host)
+    if address is not None and refusal(address, allow_private=True) is not None:
+        return False, f"not imported: {url}: {refusal(address, allow_private=True)}"
+    if host == "localhost" or host.endswith(".localhost") or (address is not None and address.is_loopback):
+        return True, f"warning: {url} is on this host (loopback): make sure it is meant to be polled"
+    if address is not None and refusal(address, allow_private=False) is not None:
+        return True, f"warning: {url} is a private address: it is polled only with allow_private = true"
+    return True, None
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     path = find_config(args.config)
     feeds = parse_opml(Path(args.opml))
+    found = len(feeds)
+    kept = []
     for feed in feeds:
-        refuse_missing_scheme(feed.url, path)
+        ok, note = opml_verdict(feed.url)
+        if note:
+            show(f"feedwatch: {note}", file=sys.stderr)
+        if ok:
+            kept.append(feed)
+    feeds = kept
     added = add_feeds(path, feeds)
-    print(f"imported {added} of {len(feeds)} feeds from {args.opml} into {path}; {RELOAD_HINT}")
+    show(f"imported {added} of {found} feeds from {args.opml} into {path}; {RELOAD_HINT}")
     return ExitCode.OK

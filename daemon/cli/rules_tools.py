@@ -12,7 +12,7 @@ from typing import Any
 
 from daemon.cli.common import load
 from daemon.cli.exitcodes import ExitCode
-from daemon.config.settings import Config
+from daemon.config.model import Config
 from daemon.errors import ConfigError, FetchError
 from daemon.intake.parse import parse_feed
 from daemon.models import FIELDS, hit_to_dict
@@ -67,7 +67,7 @@ async def _download(config: Config, url: str) -> tuple[bytes, str | None]:
 
     settings = FetchSettings(max_bytes=config.polling.max_bytes, total_timeout=config.polling.total_timeout)
     async with make_client(settings) as client:
-        result = await Fetcher(client, settings).fetch(url)
+        result = await Fetcher(client, settings).fetch(url, allow_private=config.polling.allow_private)
     assert result.body is not None
     return result.body, result.content_type
 

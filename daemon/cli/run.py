@@ -1,4 +1,4 @@
-"""`feedwatch run [--once]`: the daemon, or one poll-score-deliver cycle."""
+"""`feedwatch run [--once] [--dry-run]`: the daemon, one poll-score-deliver cycle, or a preview of one."""
 
 from __future__ import annotations
 
@@ -8,13 +8,18 @@ import sys
 
 from daemon.cli.common import load
 from daemon.cli.exitcodes import ExitCode
-from daemon.config.settings import Config
+from daemon.config.model import Config
 from daemon.service.log import setup_logging
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run = sub.add_parser("run", help="run the daemon (or one poll cycle with --once)")
     run.add_argument("--once", action="store_true", help="poll every feed once, deliver, then exit")
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="poll and score every feed once, print what would alert; send and record nothing",
+    )
     run.set_defaults(func=cmd_run)
 
 
@@ -27,6 +32,8 @@ def log_level(args: argparse.Namespace, config: Config) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.dry_run:
+        return _dry_run(args)
     from daemon.service.app import Service
 
     config = load(args)
@@ -52,3 +59,14 @@ def summary(config: Config, delivered: int, left: int) -> str:
         f"feedwatch: {feeds} feed{'s' * (feeds != 1)} polled · {delivered} {plural} delivered{queued} · "
         f"state in {config.store.path} (the next run sends only what is new)"
     )
+
+
+def _dry_run(args: argparse.Namespace) -> int:
+    """One previewing cycle (``--once`` or not); channel secrets are not needed: nothing is sent."""
+    from daemon.service.dryrun import DryRun
+
+    config = load(args, secrets=False)
+    setup_logging(log_level(args, config))
+    dry = DryRun(config)
+    asyncio.run(dry.run(sys.stdout))
+    return ExitCode.DEGRADED if dry.failed else ExitCode.OK

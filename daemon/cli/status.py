@@ -7,8 +7,10 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+from daemon.cli.common import show
 from daemon.cli.exitcodes import ExitCode
-from daemon.config.settings import Config, find_config, load_config
+from daemon.config.load import find_config, load_config
+from daemon.config.model import Config
 from daemon.errors import ConfigError, StoreError
 
 HEALTH_EXIT = {"ok": ExitCode.OK, "degraded": ExitCode.DEGRADED, "no daemon": ExitCode.NO_DAEMON}
@@ -41,11 +43,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         store = Store(database, readonly=True)
     except StoreError as exc:
         report = {"daemon": {"running": False}, "error": str(exc)}
-        print(json.dumps(report, indent=2) if args.json else f"feedwatch: {exc}\nNOT RUNNING")
+        show(json.dumps(report, indent=2) if args.json else f"feedwatch: {exc}\nNOT RUNNING")
         return ExitCode.NO_DAEMON
     try:
         report = status.collect(store, config, now, config_error=error)
     finally:
         store.close()
-    print(json.dumps(report, indent=2) if args.json else status.render(report))
+    show(json.dumps(report, indent=2) if args.json else status.render(report))
     return HEALTH_EXIT[status.health(report)]

@@ -1,8 +1,4 @@
-"""Secrets from the environment, files or systemd credentials, never printed.
-
-A :class:`Secret` hides its value from ``repr``/``str`` (so it cannot leak through a log line or a
-traceback's locals) until code explicitly calls :meth:`Secret.reveal`.
-"""
+"""Secrets from the environment, files or systemd credentials, resolved once at load."""
 
 from __future__ import annotations
 
@@ -10,33 +6,7 @@ import os
 from pathlib import Path
 
 from daemon.errors import ConfigError
-
-REDACTED = "********"
-
-
-class Secret:
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return f"Secret({REDACTED!r})"
-
-    def __str__(self) -> str:
-        return REDACTED
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(("Secret", self._value))
-
-    def __bool__(self) -> bool:
-        return bool(self._value)
+from daemon.util.secret import Secret as Secret
 
 
 def resolve_secret(

@@ -23,7 +23,8 @@ from daemon.intake.decode import DecodeError, TooBig, body_decoder
 from daemon.intake.fetch_errors import network_error, status_error, too_big
 from daemon.intake.headers import Validators, first_header, parse_expires_in, server_now
 from daemon.intake.local import read_local
-from daemon.util.urls import redact_url
+from daemon.intake.netguard import Resolver, check_url, system_resolve
+from daemon.util.redact import redact_url
 
 log = structlog.get_logger(__name__)
 
@@ -111,9 +112,12 @@ class Fetcher:
     ==================  ==========================================================================
     """
 
-    def __init__(self, client: httpx.AsyncClient, settings: FetchSettings) -> None:
+    def __init__(
+        self, client: httpx.AsyncClient, settings: FetchSettings, *, resolve: Resolver = system_resolve
+    ) -> None:
         self._client = client
         self._settings = settings
+        self._resolve = resolve
         self._slots: dict[str, asyncio.Semaphore] = {}
 
     async def fetch(
@@ -123,8 +127,12 @@ class Fetcher:
         *,
         headers: Mapping[str, str] | None = None,
         auth: httpx.Auth | None = None,
+        allow_private: bool = False,
     ) -> FetchResult:
-        """GET ``url`` (http, https, file or a plain path); raises :class:`FetchError` only."""
+        """GET ``url`` (http, https, file or a plain path); raises :class:`FetchError` only.
+
+        Every hop's host is resolved and checked (:mod:`daemon.intake.netguard`) before it is connected to.
+        """
         started = time.monotonic()
         kind, target = _classify(url)
         if kind == "file":
@@ -144,7 +152,7 @@ class Fetcher:
         async with self._slot(target):
             try:
                 async with asyncio.timeout(self._settings.total_timeout):
-                    result = await self._fetch_http(url, validators, headers, auth, started)
+                    result = await self._fetch_http(url, validators, headers, auth, started, allow_private)
             except TimeoutError:
                 raise FetchError(
                     f"no complete response within the {self._settings.total_timeout:g} s total time limit "
@@ -175,11 +183,17 @@ class Fetcher:
         extra_headers: Mapping[str, str] | None,
         auth: httpx.Auth | None,
         started: float,
+        allow_private: bool,
     ) -> FetchResult:
         current = url
         chain = [url]
         all_permanent = True
         while True:
+            refused = await check_url(current, allow_private=allow_private, resolve=self._resolve)
+            if refused is not None:
+                hop = "" if current == url else f"redirected to {redact_url(current)}: "
+                # The configured URL itself can never work; a redirect may change, so it is retried.
+                raise FetchError(f"{hop}refused: {refused}", feed_url=redact_url(url), transient=current != url)
             # Credentials and caller headers only go to the origin they were configured for.
             trusted = _same_origin(url, current)
             request_headers = self._headers(validators, extra_headers if trusted else None)

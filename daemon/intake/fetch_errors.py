@@ -12,7 +12,7 @@ import httpx
 
 from daemon.errors import FetchError
 from daemon.intake.headers import first_header, parse_retry_after
-from daemon.util.urls import redact_url
+from daemon.util.redact import redact_url
 
 
 def status_error(url: str, status: int, headers: httpx.Headers, now: datetime) -> FetchError:

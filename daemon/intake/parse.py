@@ -1,27 +1,30 @@
-"""Bytes to items: feedparser (run in a worker thread by the caller), sanitising and item identity.
+"""Bytes to items: the fast lxml path, a bounded feedparser fallback, then our own sanitising and item
+identity (called in a worker thread or process by the poller).
 
-Identity is per feed: guid/id, else the canonical link (tracking parameters stripped), else a hash of
-title and summary. Everything that leaves this module is plain text with control characters removed
-and links that are absolute http(s) or None.
+A document goes to feedparser only when the fast path is unsure of it (``fastparse``); that fallback runs
+in a child process with a deadline and a memory cap (``bounded``). Identity is per feed: guid/id, else
+the canonical link (tracking parameters stripped), else a hash of title and summary. Everything that
+leaves this module is plain text with control characters removed and links that are absolute http(s) or
+None.
 """
 
 from __future__ import annotations
 
-import calendar
 import hashlib
 import re
 import traceback
-from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
-
-import feedparser
 
 from daemon.errors import FeedParseError
+from daemon.intake import bounded, fastparse
+from daemon.intake.bounded import DEFAULT_LIMITS, ParseLimits
+from daemon.intake.prepare import MAX_ATTRIBUTES, most_attributes, prepare
+from daemon.intake.rawfeed import RawEntry, RawFeed
 from daemon.models import Item
 from daemon.util.text import html_to_text
 from daemon.util.urls import canonical_url, safe_link
+
+__all__ = ["MAX_ATTRIBUTES", "ParsedFeed", "Refused", "build", "clean_text", "item_key", "parse_feed", "prepare"]
 
 MAX_TITLE = 1_000
 MAX_SUMMARY = 10_000
@@ -29,35 +32,6 @@ MAX_CONTENT = 50_000
 MAX_KEY = 512
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
-
-# Internal DTD entities are the one way an XML document can grow while it is parsed. feedparser keeps every
-# declaration whose value holds no "&", however long, and expat expands it at each reference: an 80 KB
-# feed declaring one 20,000-character entity referenced 20,000 times took 1.2 GB and 26 s. Declarations
-# short enough to be what feeds really use (``<!ENTITY nbsp "&#160;">``) are kept; every other one is
-# broken, so the strict parser gives up on the document and the loose one shows ``&name;`` literally.
-_ENTITY_DECL = re.compile(
-    rb"<!ENTITY(?=(\s{1,16}[A-Za-z_:][\w.:-]{0,63}\s{1,16}"
-    rb"(?:\"(?:&\#x?[0-9A-Fa-f]{1,6};|[^&%<\"]{0,8})\"|'(?:&\#x?[0-9A-Fa-f]{1,6};|[^&%<']{0,8})')\s{0,16}>))?"
-)
-_BROKEN_ENTITY = b"<!-NTITY"
-_WIDE_CODECS = ("utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be", "cp037")  # cp037: EBCDIC
-_WIDE_ENTITY = tuple(("<!ENTITY".encode(c), "<!-NTITY".encode(c)) for c in _WIDE_CODECS)
-_WIDE_STARTS = (b"\xff\xfe", b"\xfe\xff", b"\x4c\x6f\xa7\x94")  # UTF-16/32 BOMs; EBCDIC "<?xm"
-_XML_ENCODING = re.compile(rb"^(?:\xef\xbb\xbf)?\s*<\?xml[^>]{0,200}?encoding\s*=\s*[\"']([A-Za-z0-9._-]{1,40})[\"']")
-_CHARSET = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9._-]+)", re.I)
-_UTF8_NAMES = frozenset({"utf-8", "utf8"})
-# feedparser's time grows with the square of an element's attribute count: one element with 20,000
-# attributes (200 KB) took 19 s, a 10 MiB one would take hours. Real feeds stay far below this.
-MAX_ATTRIBUTES = 200
-_LONG_TAG = re.compile(r"<[^<>]{1024,}>")  # linear: the spans between angle brackets never overlap
-_ATTRIBUTE = re.compile(r"\s[\w:.-]+\s*=\s*[\"']")
-_BOM_CODECS = (
-    (b"\x00\x00\xfe\xff", "utf-32-be"),
-    (b"\xff\xfe\x00\x00", "utf-32-le"),
-    (b"\xfe\xff", "utf-16-be"),
-    (b"\xff\xfe", "utf-16-le"),
-    (b"\x4c\x6f\xa7\x94", "cp037"),
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,163 +60,30 @@ def item_key(guid: str | None, link: str | None, title: str, summary: str) -> st
     return "hash:" + digest
 
 
-def _published(entry: Mapping[str, Any]) -> datetime | None:
-    for key in ("published_parsed", "updated_parsed", "created_parsed"):
-        value = entry.get(key)
-        if value:
-            try:
-                return datetime.fromtimestamp(calendar.timegm(value), tz=UTC)
-            except (OverflowError, ValueError, OSError):
-                continue
-    return None
-
-
-def _content(entry: Mapping[str, Any]) -> str:
-    parts = []
-    for block in entry.get("content") or []:
-        value = block.get("value") if isinstance(block, Mapping) else None
-        if value:
-            parts.append(value)
-    return " ".join(parts)
-
-
-def _keep_tiny_entity(m: re.Match[bytes]) -> bytes:
-    return m.group(0) if m.group(1) is not None else _BROKEN_ENTITY
-
-
-def _is_wide(body: bytes) -> bool:
-    """UTF-16/32 or EBCDIC (by BOM or first bytes), where ASCII byte patterns mean nothing."""
-    head = body[:4]
-    return head.startswith(_WIDE_STARTS) or b"\x00" in head
-
-
-def _wide_codec(head: bytes) -> str:
-    """The codec of a UTF-16/32 or EBCDIC document, from its BOM or where its first NUL bytes sit."""
-    for bom, codec in _BOM_CODECS:
-        if head.startswith(bom):
-            return codec
-    if head[:2] == b"\x00\x00":
-        return "utf-32-be"
-    if head[:1] == b"\x00":
-        return "utf-16-be"
-    return "utf-32-le" if head[1:3] == b"\x00\x00" else "utf-16-le"
-
-
-def most_attributes(body: bytes) -> int:
-    """The largest number of attributes on one element (only elements longer than 1 KiB are counted)."""
-    text = body.decode(_wide_codec(body[:4]), "replace") if _is_wide(body) else body.decode("latin-1")
-    return max((len(_ATTRIBUTE.findall(tag)) for tag in _LONG_TAG.findall(text)), default=0)
-
-
-def _repair_utf8(body: bytes, content_type: str | None) -> tuple[bytes, int]:
-    """A UTF-8 document with a few invalid bytes, each replaced by U+FFFD; and how many there were.
-
-    Left alone, feedparser re-decodes the *whole* document as windows-1252 or iso-8859-2 when one byte is
-    not UTF-8: a Russian feed with one stray byte turned into mojibake that no rule term could match.
-    Only when everything declared says UTF-8 and valid multi-byte characters outnumber the bad bytes; a
-    Latin-1 document mislabelled as UTF-8 has no valid ones and keeps feedparser's fallback.
-    """
-    declared = [m.group(1).decode().lower() for m in [_XML_ENCODING.match(body)] if m]
-    declared += [m.group(1).lower() for m in [_CHARSET.search(content_type or "")] if m]
-    if any(name not in _UTF8_NAMES for name in declared):
-        return body, 0
-    try:
-        body.decode("utf-8")
-    except UnicodeDecodeError:
-        text = body.decode("utf-8", "replace")
-        bad = text.count("\ufffd")
-        good = len(text) - len(text.encode("ascii", "ignore")) - bad
-        if good > bad:
-            return text.encode("utf-8"), bad
-    return body, 0
-
-
-def prepare(body: bytes, content_type: str | None = None) -> tuple[bytes, list[str]]:
-    """Bytes safe to hand to feedparser, and what was changed to make them so.
-
-    Entity declarations that could blow up are broken, NUL bytes dropped, stray invalid UTF-8 replaced.
-    """
-    notes: list[str] = []
-    if _is_wide(body):
-        found = [pair for pair in _WIDE_ENTITY if pair[0] in body]
-        for plain, broken in found:
-            body = body.replace(plain, broken)
-        return body, ["entity declarations removed"] if found else []
-    if b"<!ENTITY" in body:
-        body = _ENTITY_DECL.sub(_keep_tiny_entity, body)
-        if _BROKEN_ENTITY in body:
-            notes.append("entity declarations removed")
-    if b"\x00" in body:
-        notes.append(f"{body.count(0)} NUL bytes removed")
-        body = body.replace(b"\x00", b"")  # never valid in XML; they only send the strict parser away
-    body, bad = _repair_utf8(body, content_type)
-    if bad:
-        notes.append(f"{bad} invalid UTF-8 {'byte' if bad == 1 else 'bytes'} replaced")
-    return body, notes
-
-
-def _item_link(entry: Mapping[str, Any], base: str | None) -> str | None:
-    """The entry's link; a guid feedparser promoted to link only when it is itself an absolute URL."""
-    raw = entry.get("link")
-    if entry.get("guidislink") and raw == entry.get("id"):
+def _item_link(entry: RawEntry, base: str | None) -> str | None:
+    """The entry's link; a guid promoted to link only when it is itself an absolute URL."""
+    raw = entry.link
+    if entry.guidislink and raw == entry.guid:
         # "<guid>123</guid>" without isPermaLink="false" is a link by the letter of RSS 2.0, but a bare
         # id resolved against the site would be a made-up address.
         return safe_link(raw)
     return safe_link(raw, base)
 
 
-def _looks_like_html(body: bytes) -> bool:
-    head = body[:2048].lstrip().lower()
-    return head.startswith((b"<!doctype html", b"<html")) or b"<html" in head[:512]
-
-
-def parse_feed(body: bytes, *, feed: str, url: str, content_type: str | None = None) -> ParsedFeed:
-    """Parse one feed document; raises FeedParseError when it is not a usable feed."""
-    if not body or not body.strip():
-        raise FeedParseError("empty response body", feed_url=url)
-    headers = {"content-type": content_type} if content_type else {}
-    safe_body, notes = prepare(body, content_type)
-    attributes = most_attributes(safe_body)
-    if attributes > MAX_ATTRIBUTES:
-        raise FeedParseError(
-            f"not a usable feed: an element with {attributes} attributes (more than {MAX_ATTRIBUTES})", feed_url=url
-        )
-    try:
-        parsed = feedparser.parse(
-            safe_body,
-            response_headers=headers,
-            sanitize_html=False,  # we reduce everything to text ourselves
-            resolve_relative_uris=False,
-        )
-    except Exception as exc:  # feedparser is meant never to raise; if it does, it is this feed's problem
-        raise FeedParseError(f"feed parser failed: {type(exc).__name__}: {exc}", feed_url=url) from exc
-
-    entries = parsed.get("entries") or []
-    version = parsed.get("version") or ""
-    complaints = list(notes)
-    if parsed.get("bozo"):
-        bozo_exc = parsed.get("bozo_exception")
-        complaints.append(f"{type(bozo_exc).__name__}: {bozo_exc}" if bozo_exc else "ill-formed feed")
-    problem = "; ".join(complaints) or None
-    if not entries and not version:
-        if _looks_like_html(body) or (content_type or "").startswith("text/html"):
-            raise FeedParseError("not a feed: the server returned an HTML page", feed_url=url)
-        raise FeedParseError(f"not a feed: {problem or 'no RSS/Atom/RDF root element'}", feed_url=url)
-
-    meta = parsed.get("feed") or {}
-    base = safe_link(meta.get("link")) or (url if url.startswith(("http://", "https://")) else None)
+def build(raw: RawFeed, *, feed: str, url: str, notes: list[str] | None = None) -> ParsedFeed:
+    """Sanitised, identified items from what a parser read; the same for both parse paths."""
+    base = safe_link(raw.link) or (url if url.startswith(("http://", "https://")) else None)
     items: list[Item] = []
     seen: set[str] = set()
     duplicates = 0
-    for entry in entries:
-        title = clean_text(entry.get("title") or "", MAX_TITLE)
-        summary = clean_text(entry.get("summary") or entry.get("description") or "", MAX_SUMMARY)
-        content = clean_text(_content(entry), MAX_CONTENT)
+    for entry in raw.entries:
+        title = clean_text(entry.title, MAX_TITLE)
+        summary = clean_text(entry.summary, MAX_SUMMARY)
+        content = clean_text(" ".join(part for part in entry.content if part), MAX_CONTENT)
         if content == summary:
             content = ""
         link = _item_link(entry, base)
-        guid = entry.get("id") or entry.get("guid")
-        key = item_key(guid if isinstance(guid, str) else None, link, title, summary)
+        key = item_key(entry.guid, link, title, summary)
         if key in seen:
             duplicates += 1
             continue
@@ -255,22 +96,48 @@ def parse_feed(body: bytes, *, feed: str, url: str, content_type: str | None = N
                 link=link,
                 summary=summary,
                 content=content,
-                published=_published(entry),
-                author=clean_text(entry.get("author") or "", 200),
-                guid=guid if isinstance(guid, str) else None,
+                published=entry.published,
+                author=clean_text(entry.author, 200),
+                guid=entry.guid,
             )
         )
     ttl = None
-    raw_ttl = meta.get("ttl")
-    if raw_ttl and str(raw_ttl).strip().isdigit():
-        ttl = int(str(raw_ttl).strip())
+    if raw.ttl and raw.ttl.strip().isdigit():
+        ttl = int(raw.ttl.strip())
+    complaints = [*(notes or []), *([raw.problem] if raw.problem else [])]
     return ParsedFeed(
-        title=clean_text(meta.get("title") or "", MAX_TITLE),
+        title=clean_text(raw.title, MAX_TITLE),
         items=tuple(items),
         ttl_minutes=ttl,
-        problem=problem,
+        problem="; ".join(complaints) or None,
         duplicates=duplicates,
     )
+
+
+def read_raw(body: bytes, *, url: str, content_type: str | None, limits: ParseLimits) -> tuple[RawFeed, list[str]]:
+    """The fast path's reading of a prepared document, else the bounded feedparser fallback's; and notes."""
+    safe_body, notes = prepare(body, content_type)
+    attributes = most_attributes(safe_body)
+    if attributes > MAX_ATTRIBUTES:  # no feed has them; feedparser is quadratic in them: refuse at once
+        raise FeedParseError(
+            f"not a usable feed: an element with {attributes} attributes (more than {MAX_ATTRIBUTES})", feed_url=url
+        )
+    try:
+        return fastparse.read(safe_body, content_type), notes
+    except fastparse.Unsure:
+        pass
+    raw = bounded.read(safe_body, url=url, content_type=content_type, original=body, limits=limits)
+    return raw, notes
+
+
+def parse_feed(
+    body: bytes, *, feed: str, url: str, content_type: str | None = None, limits: ParseLimits = DEFAULT_LIMITS
+) -> ParsedFeed:
+    """Parse one feed document; raises FeedParseError when it is not a usable feed or its parse overran."""
+    if not body or not body.strip():
+        raise FeedParseError("empty response body", feed_url=url)
+    raw, notes = read_raw(body, url=url, content_type=content_type, limits=limits)
+    return build(raw, feed=feed, url=url, notes=notes)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""One poll of one feed: fetch → parse (worker thread) → ingest → health bookkeeping → next poll time.
+"""One poll of one feed: fetch → parse (worker) → score (thread) → ingest → health bookkeeping → next poll time.
 
 Every failure stays with its feed: it is recorded in the feed's health, logged with the feed's name and
 URL, and pushes that feed's next poll out by the backoff — other feeds never notice. Operator alerts
@@ -23,7 +23,7 @@ from daemon.alerting import ingest as pipeline
 from daemon.alerting import policy as alerts
 from daemon.alerting import silences as muting
 from daemon.alerting.silences import Silence
-from daemon.config.settings import Config, FeedConfig
+from daemon.config.model import Config, FeedConfig
 from daemon.errors import FeedParseError, FetchError
 from daemon.intake import policy as health
 from daemon.intake.fetch import Fetcher, FetchResult
@@ -34,6 +34,7 @@ from daemon.rules.matcher import Matcher
 from daemon.store.async_store import AsyncStore
 from daemon.store.rows import OUTBOX_SILENCED, FeedState
 from daemon.store.sqlite import Store
+from daemon.util.redact import link_url, redact_text, redact_url, restore_secrets
 from daemon.util.urls import host_of, safe_link
 
 log = structlog.get_logger(__name__)
@@ -105,11 +106,30 @@ def ops_alert(feed: FeedConfig, url: str, event: health.OpsEvent, now: datetime)
         rule_id="",
         severity=OPS_SEVERITY[event.kind],
         score=0.0,
-        title=f"Feed {feed.name} {event.message}",
-        link=safe_link(url),
+        title=redact_text(f"Feed {feed.name} {event.message}"),
+        link=safe_link(link_url(url)),  # sent to every ops channel: never with the feed's credentials
         feed=feed.name,
         created_at=now,
         description=f"feed {event.kind}",
+    )
+
+
+def regex_overrun_alert(rule_id: str, feed: FeedConfig, title: str, budget: float, now: datetime) -> Alert:
+    return Alert(
+        alert_id=alerts.alert_id("ops", "regex-overrun", rule_id, now.isoformat()),
+        kind=AlertKind.OPS,
+        rule_id="",
+        severity=Severity.WARNING,
+        score=0.0,
+        title=f"Rule {rule_id} skipped an item: its regex ran past the {budget * 1000:g} ms time budget",
+        link=None,
+        feed=feed.name,
+        created_at=now,
+        snippet=f"First item (feed {feed.name}): {title[:200]}",
+        description=(
+            f"rule {rule_id} regex overrun: the rule was skipped for such items, which were recorded as seen; "
+            "`feedwatch check` names patterns that backtrack"
+        ),
     )
 
 
@@ -124,6 +144,20 @@ def _enqueue_ops(store: Store, alert: Alert, channels: list[str], now: datetime)
         if silence is not None:
             store.mark_silenced(alert.alert_id, silence.id)
     return silence
+
+
+def _fetch_url_of(feed: FeedConfig, state: FeedState) -> str:
+    # The stored redirect target is redacted: its credentials come back from the configured URL.
+    return (restore_secrets(state.current_url, feed.url) if state.current_url else None) or feed.url
+
+
+def _routing(active: ActiveSet) -> pipeline.Routing:
+    channels = active.config.channels
+    return pipeline.Routing(
+        active.config.alerts,
+        {n: c.min_severity for n, c in channels.items()},
+        frozenset(n for n, c in channels.items() if c.mode == "digest"),
+    )
 
 
 class ParsePool:
@@ -176,6 +210,8 @@ class Poller:
         self._rng = rng or random.Random()
         self._hosts: dict[str, asyncio.Semaphore] = {}
         self._global = asyncio.Semaphore(active().config.polling.max_concurrency)
+        # Rules already reported for a regex overrun, for the matcher in use (a reload starts afresh).
+        self._overran: tuple[Matcher | None, set[str]] = (None, set())
 
     def _host_limit(self, url: str) -> asyncio.Semaphore:
         host = host_of(url) or "-"
@@ -203,8 +239,50 @@ class Poller:
             new_items = await self._ingest(feed, state, result, parsed, now)
         await self._succeeded(feed, state, result, parsed, new_items, now)
 
+    async def preview(self, feed: FeedConfig) -> pipeline.IngestResult:
+        """What polling ``feed`` now would alert, recording nothing (``feedwatch run --dry-run``).
+
+        Fetches with the stored validators, as a real poll would, and scores in a transaction that is
+        rolled back; health, schedule and operator alerts are left alone. Fetch and parse errors raise.
+        """
+        stored = await self._store.call(Store.feed, feed.name)
+        if stored is not None and stored.url != redact_url(feed.url):  # stored redacted
+            stored = None  # a new URL under an old name starts afresh, as in ensure_feed
+        if stored is not None and stored.disabled:
+            return pipeline.IngestResult()
+        url = _fetch_url_of(feed, stored) if stored else feed.url
+        validators = Validators(stored.etag, stored.last_modified) if stored else Validators(None, None)
+        now = self._clock()
+        result = await self._fetch_url(feed, url, validators)
+        if result.status == 304:
+            return pipeline.IngestResult()
+        parsed = await self._parse(feed, result)
+        active = self._active()
+        sheet = await self._score(feed, stored, parsed, active.matcher)
+        return await self._store.call(
+            pipeline.preview,
+            feed,
+            parsed.items,
+            scorer=sheet,
+            rules=active.rules,
+            routing=_routing(active),
+            now=now,
+        )
+
+    async def _score(
+        self, feed: FeedConfig, state: FeedState | None, parsed: ParsedFeed, matcher: Matcher
+    ) -> pipeline.ScoreSheet:
+        """Matches of the new and edited items, worked out on a worker thread."""
+        fresh = list(parsed.items)
+        if state is not None:
+            known = await self._store.call(Store.known_items, state.id, [i.key for i in parsed.items])
+            fresh = [i for i in fresh if (k := known.get(i.key)) is None or k.content_hash != i.content_hash]
+        return await asyncio.to_thread(pipeline.score_items, matcher, fresh, frozenset(feed.tags))
+
     async def _fetch(self, feed: FeedConfig, state: FeedState) -> FetchResult:
-        url = state.fetch_url
+        return await self._fetch_url(feed, _fetch_url_of(feed, state), Validators(state.etag, state.last_modified))
+
+    async def _fetch_url(self, feed: FeedConfig, url: str, validators: Validators) -> FetchResult:
         auth: httpx.Auth | None = None
         headers = dict(feed.headers)
         if feed.username and feed.password:
@@ -214,7 +292,7 @@ class Poller:
         # Host slot first: a feed queued behind its busy host must not hold a global slot other hosts could use.
         async with self._host_limit(url), self._global:
             result = await self._fetcher.fetch(
-                url, Validators(state.etag, state.last_modified), headers=headers, auth=auth
+                url, validators, headers=headers, auth=auth, allow_private=feed.allow_private
             )
         if result.permanent_url and result.permanent_url != url:
             log.warning("feed_moved", feed=feed.name, old=url, new=result.permanent_url)
@@ -256,18 +334,16 @@ class Poller:
             log.warning("feed_ill_formed", feed=feed.name, url=result.final_url, problem=parsed.problem)
             updates["problem_logged"] = True
         active = self._active()  # one RuleSet for the whole poll, even if a reload lands meanwhile
-        channels = active.config.channels
-        routing = pipeline.Routing(
-            active.config.alerts,
-            {n: c.min_severity for n, c in channels.items()},
-            frozenset(n for n, c in channels.items() if c.mode == "digest"),
-        )
+        # Score first, on a worker thread: a slow regex must hold neither the store's thread nor the loop.
+        # Only new and edited items are scored; the transaction below records them with these results.
+        sheet = await self._score(feed, state, parsed, active.matcher)
+        routing = _routing(active)
         ingested = await self._store.call(
             pipeline.ingest,
             feed,
             state,
             parsed.items,
-            scorer=active.matcher,
+            scorer=sheet,
             rules=active.rules,
             routing=routing,
             now=now,
@@ -284,7 +360,30 @@ class Poller:
         )
         if ingested.alerts:
             self._on_alerts(now)
+        if sheet.overruns:
+            await self._report_overruns(feed, active.matcher, sheet.overruns, now)
         return ingested.new_items
+
+    async def _report_overruns(
+        self, feed: FeedConfig, matcher: Matcher, overruns: dict[str, str], now: datetime
+    ) -> None:
+        """Log each overrun; raise one operator alert per rule while the same rules are loaded."""
+        if self._overran[0] is not matcher:
+            self._overran = (matcher, set())
+        reported = self._overran[1]
+        for rule_id, title in overruns.items():
+            log.warning(
+                "rule_regex_overrun",
+                rule=rule_id,
+                feed=feed.name,
+                item=title[:120],
+                budget_ms=round(matcher.regex_budget * 1000),
+                hint="the rule was skipped for this item; `feedwatch check` names patterns that backtrack",
+            )
+            if rule_id not in reported:
+                reported.add(rule_id)
+                alert = regex_overrun_alert(rule_id, feed, title, matcher.regex_budget, now)
+                await self._enqueue_ops_alert(alert, now, kind="regex-overrun")
 
     async def _interval(self, feed: FeedConfig, state: FeedState, parsed: ParsedFeed | None) -> float:
         polling = self._active().config.polling
@@ -377,8 +476,13 @@ class Poller:
         channels = list(cfg.ops_channels or cfg.default_channels)
         alert = ops_alert(feed, url, event, now)
         log.warning("feed_problem", kind=event.kind, feed=feed.name, url=url, message=event.message, channels=channels)
-        silence = await self._store.call(_enqueue_ops, alert, channels, now)
+        await self._enqueue_ops_alert(alert, now, kind=event.kind)
+
+    async def _enqueue_ops_alert(self, alert: Alert, now: datetime, *, kind: str) -> None:
+        """Queue an operator alert for the ops channels (else the default ones), like every operator alert."""
+        cfg = self._active().config.alerts
+        silence = await self._store.call(_enqueue_ops, alert, list(cfg.ops_channels or cfg.default_channels), now)
         if silence is not None:
-            log.info("ops_alert_silenced", feed=feed.name, kind=event.kind, alert_id=alert.alert_id, silence=silence.id)
+            log.info("ops_alert_silenced", feed=alert.feed, kind=kind, alert_id=alert.alert_id, silence=silence.id)
             return
         self._on_alerts(now)

@@ -14,13 +14,13 @@ import time
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from urllib.parse import urlsplit
 
 import httpx
 import structlog
 
-from daemon.config.secrets import Secret
 from daemon.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
+from daemon.util.redact import redact_text, redact_url, sensitive_parts
+from daemon.util.secret import Secret
 
 EXCERPT_MAX = 300  # characters of a receiver's error body kept in the error message
 READ_MAX = 4096  # bytes of a response body read at most; a receiver cannot make us buffer more
@@ -31,23 +31,6 @@ _TRANSIENT_STATUS = frozenset({408, 425, 429})
 
 def reveal(value: Secret | str) -> str:
     return value.reveal() if isinstance(value, Secret) else value
-
-
-def redact_url(url: Secret | str) -> str:
-    """A loggable form: a secret URL keeps only its origin (and Slack's team-id initial)."""
-    try:
-        parts = urlsplit(reveal(url))
-        host = parts.hostname or "?"
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        return "<invalid url>"
-    origin = f"{parts.scheme}://{host}{port}"
-    if not isinstance(url, Secret):
-        return origin + parts.path  # no userinfo, no query: tokens hide there too
-    segments = [s for s in parts.path.split("/") if s]
-    if len(segments) > 1 and segments[0] == "services":
-        return f"{origin}/services/{segments[1][:1]}…/***"
-    return origin + "/***"
 
 
 def parse_retry_after(value: str | None, now: datetime) -> float | None:
@@ -71,10 +54,7 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
 
 
 def _scrub(text: str, secrets: Iterable[Secret | str]) -> str:
-    for secret in secrets:
-        if reveal(secret):
-            text = text.replace(reveal(secret), "***")
-    return _CONTROL.sub(" ", text).strip()
+    return _CONTROL.sub(" ", redact_text(text, secrets)).strip()
 
 
 async def _excerpt(response: httpx.Response) -> str:
@@ -100,7 +80,8 @@ async def post(
 ) -> int | DeliveryError:
     """POST ``body``; return the 2xx status, or the transient/permanent error for the caller to raise."""
     shown = redact_url(url)
-    hidden = [url, *secrets]
+    # A secret URL is hidden in every piece; a plain one only in its userinfo and secret parameters.
+    hidden = [url, *secrets] if isinstance(url, Secret) else [*sensitive_parts(url), *secrets]
     error: DeliveryError
     try:
         async with client.stream("POST", reveal(url), content=body, headers=headers, timeout=request_timeout) as resp:

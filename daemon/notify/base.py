@@ -15,9 +15,19 @@ Contract (checked by ``tests/test_channels_contract.py`` for every channel):
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_checkable
 
+import msgspec
+
+from daemon.errors import ConfigError
 from daemon.models import Alert
+
+if TYPE_CHECKING:
+    import httpx
+
+S = TypeVar("S", bound=msgspec.Struct)
 
 
 @runtime_checkable
@@ -27,3 +37,24 @@ class Channel(Protocol):
     async def send(self, alert: Alert) -> None: ...
 
     async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelType(Generic[S]):
+    """What ``type = "..."`` in config.toml names: the channel's own settings struct and its factory.
+
+    Each channel module declares one; ``daemon.notify.registry`` lists them. The config loader reads a
+    channel's table into ``settings`` (unknown keys rejected, durations and secrets resolved).
+    """
+
+    name: str
+    settings: type[S]
+    build: Callable[[str, S, httpx.AsyncClient], Channel]
+
+    def create(self, name: str, settings: Any, http: httpx.AsyncClient) -> Channel:
+        if not isinstance(settings, self.settings):
+            got = type(settings).__name__
+            raise ConfigError(
+                f"a {self.name!r} channel needs {self.settings.__name__}, got {got}", key=f"channels.{name}"
+            )
+        return self.build(name, settings, http)

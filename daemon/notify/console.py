@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import sys
-from typing import TextIO
+from typing import Literal, TextIO
 
-from daemon.config.settings import ConsoleSettings
+import httpx
+import msgspec
+
 from daemon.errors import PermanentDeliveryError
 from daemon.models import Alert, AlertKind, Hit
+from daemon.notify.base import Channel, ChannelType
 
 RULE = "─" * 72
 
@@ -47,6 +50,10 @@ def format_alert(alert: Alert) -> str:
     return "\n".join(lines)
 
 
+class ConsoleSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    stream: Literal["stdout", "stderr"] = "stdout"
+
+
 class ConsoleChannel:
     def __init__(self, name: str, settings: ConsoleSettings | None = None, *, out: TextIO | None = None) -> None:
         self.name = name
@@ -62,3 +69,10 @@ class ConsoleChannel:
 
     async def aclose(self) -> None:
         return None
+
+
+def _build(name: str, settings: ConsoleSettings, http: httpx.AsyncClient) -> Channel:
+    return ConsoleChannel(name, settings)
+
+
+CHANNEL = ChannelType("console", ConsoleSettings, _build)

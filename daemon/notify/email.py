@@ -13,21 +13,26 @@ import hashlib
 import re
 import ssl
 import time
-from dataclasses import dataclass
 from datetime import UTC
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from email.utils import format_datetime, getaddresses, parseaddr
-from typing import Literal
+from typing import Annotated, Literal
 
 import aiosmtplib
+import httpx
+import msgspec
 import structlog
 
-from daemon.config.secrets import Secret
 from daemon.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
 from daemon.models import Alert, AlertKind
+from daemon.notify.base import Channel, ChannelType
 from daemon.render import clean, email_subject, render_html, render_text
+from daemon.render.mailheader import literal_header
+from daemon.util.fields import Alias, Duration, Parse
+from daemon.util.redact import redact_text
+from daemon.util.secret import Secret
 
 log = structlog.get_logger(__name__)
 
@@ -40,26 +45,35 @@ MESSAGE_ID_DOMAIN = "feedwatch"
 _ID_SAFE = re.compile(r"[A-Za-z0-9._-]{1,128}")
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class EmailSettings:
+def _addresses(value: object) -> tuple[str, ...]:
+    """``recipients`` in TOML: one address or a list of them."""
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ValueError(f"expected an address or a list of addresses, got {value!r}")
+
+
+class EmailSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """``port`` defaults by ``security``: 587 starttls, 465 tls, 25 none.
 
     ``starttls`` requires the upgrade (no silent fall-back to plain text); ``helo_name`` is the name
-    sent in EHLO (default: this host's FQDN).
+    sent in EHLO (default: this host's FQDN). A password over ``security = "none"`` would cross the
+    network in clear: refused unless ``allow_plaintext_auth`` says so (a relay on localhost).
     """
 
     host: str
-    sender: str
-    recipients: tuple[str, ...]
-    port: int | None = None
+    sender: Annotated[str, Alias(("from",))]  # `sender`/`recipients` as documented; `from`/`to` read naturally
+    recipients: Annotated[tuple[str, ...], Alias(("to",)), Parse(_addresses)]
+    port: Annotated[int, msgspec.Meta(ge=1, le=65535)] | None = None
     security: Security = "starttls"
     username: str | None = None
     password: Secret | None = None
-    timeout: float = DEFAULT_SMTP_TIMEOUT
+    timeout: Duration = DEFAULT_SMTP_TIMEOUT
     helo_name: str | None = None
+    allow_plaintext_auth: bool = False
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "recipients", tuple(self.recipients))  # a list from TOML stays immutable
         if self.security not in SECURITY_MODES:
             raise ValueError(f"security must be one of {', '.join(SECURITY_MODES)}, got {self.security!r}")
         if self.port is not None and not 0 < self.port < 65536:
@@ -75,6 +89,11 @@ class EmailSettings:
             raise ValueError("username and password go together: give both or neither")
         if not self.timeout > 0:
             raise ValueError(f"timeout must be > 0 seconds, got {self.timeout!r}")
+        if self.security == "none" and self.password is not None and not self.allow_plaintext_auth:
+            raise ValueError(
+                'security = "none" would send the password in clear: use "starttls" or "tls", '
+                "or set allow_plaintext_auth = true if the server is on this host"
+            )
 
     @property
     def effective_port(self) -> int:
@@ -98,9 +117,9 @@ def message_id(alert_id: str) -> str:
 
 
 def build_message(alert: Alert, *, sender: str, recipients: tuple[str, ...]) -> EmailMessage:
-    """The mail for ``alert``; every header is set through the email package, never concatenated."""
+    """The mail for ``alert``; headers holding feed or rule text are literal (never decoded, see mailheader)."""
     msg = EmailMessage(policy=SMTP_POLICY)
-    msg["Subject"] = email_subject(alert)
+    msg["Subject"] = literal_header("Subject", email_subject(alert))
     msg["From"] = sender
     msg["To"] = [_header_address(r) for r in recipients]
     created = alert.created_at if alert.created_at.tzinfo else alert.created_at.replace(tzinfo=UTC)
@@ -110,9 +129,9 @@ def build_message(alert: Alert, *, sender: str, recipients: tuple[str, ...]) -> 
         msg["In-Reply-To"] = message_id(alert.thread_id)
         msg["References"] = message_id(alert.thread_id)
     msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: vacation responders stay quiet
-    msg["X-Feedwatch-Alert-Id"] = clean(alert.alert_id)
+    msg["X-Feedwatch-Alert-Id"] = literal_header("X-Feedwatch-Alert-Id", alert.alert_id)
     if alert.kind not in (AlertKind.DIGEST, AlertKind.TEST) and clean(alert.rule_id):
-        msg["X-Feedwatch-Rule"] = clean(alert.rule_id)
+        msg["X-Feedwatch-Rule"] = literal_header("X-Feedwatch-Rule", alert.rule_id)
     msg["X-Feedwatch-Severity"] = str(alert.severity)
     msg.set_content(render_text(alert))
     msg.add_alternative(render_html(alert), subtype="html")
@@ -241,9 +260,7 @@ class EmailChannel:
 
     def _scrub(self, text: str) -> str:
         password = self._settings.password
-        if password is not None and password.reveal():
-            text = text.replace(password.reveal(), "***")
-        return clean(text)
+        return clean(redact_text(text, [password] if password is not None else []))
 
     def _drop(self) -> None:
         if self._smtp is not None:
@@ -264,3 +281,10 @@ class EmailChannel:
 
 def _is_4xx(code: int) -> bool:
     return 400 <= code < 500
+
+
+def _build(name: str, settings: EmailSettings, http: httpx.AsyncClient) -> Channel:
+    return EmailChannel(name, settings)
+
+
+CHANNEL = ChannelType("email", EmailSettings, _build)

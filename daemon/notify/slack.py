@@ -1,6 +1,6 @@
 """Slack incoming-webhook channel: posts the Block Kit rendering of an alert.
 
-The webhook URL is the credential; only its redacted form (``https://hooks.slack.com/services/T…/***``)
+The webhook URL is the credential; only its redacted form (``https://hooks.slack.com/***``)
 ever reaches a log line or an error message.
 """
 
@@ -8,28 +8,30 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import httpx
+import msgspec
 import structlog
 
-from daemon.config.secrets import Secret
 from daemon.models import Alert
-from daemon.notify._http import post, redact_url, settle
+from daemon.notify._http import post, settle
+from daemon.notify.base import Channel, ChannelType
 from daemon.render import slack_payload
+from daemon.util.fields import Duration
+from daemon.util.redact import redact_url
+from daemon.util.secret import Secret
 
 log = structlog.get_logger(__name__)
 
 DEFAULT_SLACK_TIMEOUT = 10.0
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class SlackSettings:
+class SlackSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """``icon`` is an emoji code (``:satellite:``) or an http(s) image URL."""
 
     webhook_url: Secret
-    timeout: float = DEFAULT_SLACK_TIMEOUT
+    timeout: Duration = DEFAULT_SLACK_TIMEOUT
     username: str | None = None
     icon: str | None = None
 
@@ -81,3 +83,10 @@ class SlackChannel:
 
     async def aclose(self) -> None:
         """Nothing of its own to release: the HTTP client belongs to the service."""
+
+
+def _build(name: str, settings: SlackSettings, http: httpx.AsyncClient) -> Channel:
+    return SlackChannel(name, settings, http)
+
+
+CHANNEL = ChannelType("slack", SlackSettings, _build)

@@ -12,18 +12,22 @@ import json
 import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Annotated
 from urllib.parse import urlsplit
 
 import httpx
+import msgspec
 import structlog
 
 from daemon import __version__
-from daemon.config.secrets import Secret
 from daemon.models import Alert
-from daemon.notify._http import post, redact_url, reveal, settle
+from daemon.notify._http import post, reveal, settle
+from daemon.notify.base import Channel, ChannelType
 from daemon.render import webhook_payload
+from daemon.util.fields import Duration, Parse, string_table
+from daemon.util.redact import redact_url
+from daemon.util.secret import Secret
 
 log = structlog.get_logger(__name__)
 
@@ -48,8 +52,11 @@ _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 header field nam
 _BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
-@dataclass(frozen=True, kw_only=True, slots=True, repr=False)
-class WebhookSettings:
+def _headers(value: object) -> Mapping[str, str | Secret]:
+    return string_table(value)
+
+
+class WebhookSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """``url`` may itself be a :class:`Secret` (tokens in the path); ``secret`` keys the HMAC.
 
     Header values may be Secrets too (``Authorization``); plain values are never printed either.
@@ -57,8 +64,8 @@ class WebhookSettings:
 
     url: Secret | str
     secret: Secret | None = None
-    headers: Mapping[str, str | Secret] = field(default_factory=dict)
-    timeout: float = DEFAULT_WEBHOOK_TIMEOUT
+    headers: Annotated[Mapping[str, str | Secret], Parse(_headers)] = msgspec.field(default_factory=dict)
+    timeout: Duration = DEFAULT_WEBHOOK_TIMEOUT
 
     def __repr__(self) -> str:
         names = {name: "***" for name in self.headers}
@@ -80,7 +87,7 @@ class WebhookSettings:
                 raise ValueError(f"header {name!r}: value must be text without control characters")
         if not self.timeout > 0:
             raise ValueError(f"timeout must be > 0 seconds, got {self.timeout!r}")
-        object.__setattr__(self, "headers", MappingProxyType(dict(self.headers)))
+        msgspec.structs.force_setattr(self, "headers", MappingProxyType(dict(self.headers)))
 
 
 def signature(key: bytes, timestamp: int, body: bytes) -> str:
@@ -146,3 +153,10 @@ class WebhookChannel:
 
     async def aclose(self) -> None:
         """Nothing of its own to release: the HTTP client belongs to the service."""
+
+
+def _build(name: str, settings: WebhookSettings, http: httpx.AsyncClient) -> Channel:
+    return WebhookChannel(name, settings, http)
+
+
+CHANNEL = ChannelType("webhook", WebhookSettings, _build)

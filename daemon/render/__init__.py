@@ -10,9 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from daemon.models import Alert, alert_to_dict
-from daemon.render.common import clean, safe_link
+from daemon.render.common import clean
 from daemon.render.mail import email_subject, render_html, render_text
 from daemon.render.slack import slack_escape, slack_payload
+from daemon.util.urls import safe_link
 
 WEBHOOK_SCHEMA = "feedwatch.alert/v1"
 

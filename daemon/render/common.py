@@ -6,9 +6,9 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from urllib.parse import urlsplit
 
 from daemon.models import Alert, AlertKind, Hit
+from daemon.util.urls import host_of
 
 SNIPPET_MAX = 300  # characters of snippet shown around the first highlight
 LIST_MAX = 100  # entries listed in text/HTML storms and digests before "... and N more"
@@ -24,17 +24,18 @@ def clean(text: str) -> str:
     return _SPACES.sub(" ", _CONTROL.sub(" ", text)).strip()
 
 
-def safe_link(url: str | None) -> str | None:
-    """The URL if it is an absolute http(s) URL without spaces or controls, else None."""
-    if not url or _CONTROL.search(url) or any(c.isspace() for c in url):
-        return None
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return None
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        return None
-    return url
+# Something a reader takes for a site: a URL, or a dotted name ending in a 2+ letter label (bank.example).
+_SITE = re.compile(r"(?i)(?:[a-z][a-z0-9+.-]*://)?((?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z][a-z0-9-]*[a-z0-9])\b")
+
+
+def link_text_misleads(title: str, link: str) -> bool:
+    """True when ``title`` names a site other than the one ``link`` goes to (or a parent of it)."""
+    host = host_of(link)
+    for m in _SITE.finditer(title):
+        named = m.group(1).lower()
+        if named != host and not host.endswith("." + named):
+            return True
+    return False
 
 
 def truncate(text: str, limit: int) -> str:

@@ -15,13 +15,14 @@ from daemon.render.common import (
     entry_meta,
     fmt_time,
     headline,
-    safe_link,
+    link_text_misleads,
     snippet_segments,
     storm_intro,
     term_rows,
     title_segments,
     truncate,
 )
+from daemon.util.urls import host_of, safe_link
 
 SUBJECT_PREFIX = "[feedwatch]"
 SUBJECT_MAX = 200  # characters; long enough to read, short enough for every client
@@ -115,10 +116,13 @@ def _html_segments(segs: Segments) -> str:
     return "".join(f"<mark>{_e(t)}</mark>" if marked else _e(t) for t, marked in segs)
 
 
-def _html_link(url: str | None, inner_html: str) -> str:
+def _html_link(url: str | None, inner_html: str, title: str) -> str:
+    """The title linked; when the title names another site, the title plain and the real host linked."""
     link = safe_link(url)
     if link is None:
         return inner_html
+    if link_text_misleads(title, link):
+        return f'{inner_html} <a href="{_e(link)}">{_e(host_of(link))}</a>'
     return f'<a href="{_e(link)}">{inner_html}</a>'
 
 
@@ -145,10 +149,12 @@ def _html_digest(alert: Alert) -> list[str]:
         out.append(f"<h3>{_e(clean(rule_id))}</h3><ul>")
         for story in stories[:LIST_MAX]:
             first, rest = story[0], story[1:]
-            item = f"{_html_link(first.link, _e(clean(first.title)))} <small>{_e(entry_meta(first))}</small>"
+            item = (
+                f"{_html_link(first.link, _e(clean(first.title)), first.title)} <small>{_e(entry_meta(first))}</small>"
+            )
             if rest:
                 also = (
-                    f"<li>{_html_link(e.link, _e(clean(e.title)))} <small>{_e(clean(e.feed))}</small></li>"
+                    f"<li>{_html_link(e.link, _e(clean(e.title)), e.title)} <small>{_e(clean(e.feed))}</small></li>"
                     for e in rest
                 )
                 item += "<ul>" + "".join(also) + "</ul>"
@@ -163,7 +169,7 @@ def _html_single(alert: Alert) -> list[str]:
     out: list[str] = []
     if alert.kind is AlertKind.UPDATE:
         out.append(f"<p><strong>{_e(_update_note(alert))}</strong></p>")
-    out.append(f"<h2>{_html_link(alert.link, _html_segments(title_segments(alert)))}</h2>")
+    out.append(f"<h2>{_html_link(alert.link, _html_segments(title_segments(alert)), alert.title)}</h2>")
     meta = [f"Feed: {_e(clean(alert.feed))}"] if clean(alert.feed) else []
     if alert.published is not None:
         meta.append(f"Published: {_e(fmt_time(alert.published))}")
@@ -184,7 +190,7 @@ def _html_single(alert: Alert) -> list[str]:
 
 def _html_entry_list(entries: Sequence[Alert]) -> str:
     items = [
-        f"<li>{_html_link(e.link, _e(clean(e.title)))} <small>{_e(entry_meta(e))}</small></li>"
+        f"<li>{_html_link(e.link, _e(clean(e.title)), e.title)} <small>{_e(entry_meta(e))}</small></li>"
         for e in entries[:LIST_MAX]
     ]
     if len(entries) > LIST_MAX:

@@ -15,11 +15,12 @@ from daemon.render.common import (
     fmt_score,
     fmt_time,
     headline,
-    safe_link,
+    link_text_misleads,
     snippet_segments,
     storm_intro,
     term_rows,
 )
+from daemon.util.urls import host_of, safe_link
 
 # --- Slack Block Kit ---------------------------------------------------------------------------
 
@@ -94,6 +95,8 @@ def _slack_link(url: str | None, title: str, limit: int = SLACK_TITLE_MAX) -> st
     if link is None or len(link) > SLACK_URL_MAX:
         return _slack_fit(title, limit)
     href = slack_escape(link).replace("|", "%7C").replace("@\u2060", "@")
+    if link_text_misleads(title, link):  # the title names another site: link the real host instead
+        return f"{_slack_fit(title, limit)} <{href}|{slack_escape(host_of(link))}>"
     return f"<{href}|{_slack_fit(title or link, limit)}>"
 
 

@@ -6,19 +6,17 @@ reports all of a file's errors.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Collection, Mapping
 from datetime import timedelta
 from typing import Any
 
 from daemon.models import FIELDS, Severity
-from daemon.rules.check import Checker, close_match, common_word_collisions
+from daemon.rules.check import Checker
 from daemon.rules.ruleset import (
     DEFAULT_FIELD_FACTORS,
     DEFAULT_GROUP_WEIGHT,
     DEFAULT_THRESHOLD,
-    Alias,
     Example,
     FieldFactors,
     Group,
@@ -28,39 +26,18 @@ from daemon.rules.ruleset import (
     Term,
     parse_duration,
 )
-from daemon.util.text import fold_term
+from daemon.rules.terms import parse_terms, warn_duplicates
+from daemon.util.tomlpos import close_match
 
-__all__ = ["parse_list", "parse_rule"]
+__all__ = ["parse_rule"]
 
 _RULE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
 _RULE_KEYS = (
     "description", "enabled", "threshold", "severity", "require", "channels", "throttle", "feeds",
     "except_feeds", "tags", "except_tags", "proximity", "fields", "groups", "exclude", "examples",
 )  # fmt: skip
-_GROUP_KEYS = ("weight", "fuzzy", "terms")
-_TERM_KEYS = ("term", "regex", "weight", "case", "fuzzy")
+_GROUP_KEYS = ("weight", "fuzzy", "terms", "min_distinct")
 _EXAMPLE_KEYS = ("title", "summary", "content", "feed", "tags", "expect", "severity")
-
-
-def parse_list(c: Checker, name: str, body: Any) -> tuple[Term, ...]:
-    where = ("list", name)
-    if not isinstance(body, dict):
-        c.error(where, f"list {name!r} must be a table with `terms`")
-        return ()
-    c.known_keys(where, body, ("terms",))
-    raw = body.get("terms")
-    if not isinstance(raw, list) or not raw:
-        c.error((*where, "terms"), "expected a non-empty array of terms")
-        return ()
-    terms: list[Term] = []
-    for i, value in enumerate(raw):
-        if isinstance(value, str) and value.startswith("@"):
-            c.error((*where, "terms", i), f"lists cannot refer to other lists ({value!r})", needle=value)
-            continue
-        term = _parse_term(c, (*where, "terms", i), value)
-        if term is not None:
-            terms.append(dataclasses.replace(term, list_name=name))
-    return tuple(terms)
 
 
 def parse_rule(
@@ -88,12 +65,9 @@ def parse_rule(
     names = [g.name for g in groups]
     exclude = c.table(body, (*w, "exclude"), "exclude")
     c.known_keys((*w, "exclude"), exclude, ("terms", "groups"))
-    exclude_terms = _parse_terms(c, (*w, "exclude"), exclude.get("terms", []), lists, None, allow_empty=True)
+    exclude_terms = parse_terms(c, (*w, "exclude"), exclude.get("terms", []), lists, None, allow_empty=True)
     exclude_groups = c.names(exclude, (*w, "exclude"), "groups", names, "group")
-    require = c.names(body, w, "require", names, "group")
-    for g in require:
-        if g in exclude_groups:
-            c.error((*w, "require"), f"group {g!r} cannot be both required and an exclude group")
+    require = _parse_require(c, w, body, names, exclude_groups)
     threshold = c.number(body, w, "threshold", DEFAULT_THRESHOLD)
     if threshold <= 0:
         c.error((*w, "threshold"), f"threshold must be greater than 0, got {threshold}")
@@ -106,7 +80,7 @@ def parse_rule(
     description = c.string(body, w, "description", "")
     enabled = c.boolean(body, w, "enabled", True)
     feeds = [frozenset(c.strings(body, w, k)) for k in ("feeds", "except_feeds", "tags", "except_tags")]
-    _warn_duplicates(c, rule_id, groups, exclude_terms)
+    warn_duplicates(c, rule_id, groups, exclude_terms)
     if len(c.errors) > start_errors:
         return None
     return Rule(
@@ -131,6 +105,32 @@ def parse_rule(
         path=c.path,
         line=c.line_of(w),
     )
+
+
+def _parse_require(
+    c: Checker, w: tuple[str | int, ...], body: Mapping[str, Any], names: list[str], exclude: tuple[str, ...]
+) -> tuple[str, ...]:
+    """Entries of ``require``: a group name, or alternatives ``"places|actors"`` (any one will do)."""
+    out: list[str] = []
+    for entry in c.strings(body, w, "require"):
+        alternatives = [g.strip() for g in entry.split("|")]
+        bad = False
+        for g in alternatives:
+            if g not in names:
+                bad = True
+                known = ", ".join(names) or "none"
+                what = f"unknown group {g!r}" if g else f"empty alternative in {entry!r}"
+                c.error(
+                    (*w, "require"),
+                    f"require: {what}{close_match(g, names) if g else ''} (this rule has: {known})",
+                    needle=entry,
+                )
+            elif g in exclude:
+                bad = True
+                c.error((*w, "require"), f"group {g!r} cannot be both required and an exclude group", needle=entry)
+        if not bad:
+            out.append("|".join(dict.fromkeys(alternatives)))
+    return tuple(out)
 
 
 def _parse_channels(
@@ -172,122 +172,17 @@ def _parse_group(
     if "terms" not in body:
         c.error(w, f"group {name!r} has no `terms`")
         return None
-    terms = _parse_terms(c, w, body["terms"], lists, fuzzy, allow_empty=False)
-    return Group(name, weight, terms, fuzzy)
-
-
-def _parse_terms(
-    c: Checker,
-    w: tuple[str | int, ...],
-    raw: Any,
-    lists: Mapping[str, tuple[Term, ...]],
-    group_fuzzy: float | None,
-    *,
-    allow_empty: bool,
-) -> tuple[Term, ...]:
-    if not isinstance(raw, list):
-        c.error((*w, "terms"), f"expected an array of terms, got {type(raw).__name__}")
-        return ()
-    if not raw and not allow_empty:
-        c.error((*w, "terms"), "a group needs at least one term")
-    terms: list[Term] = []
-    for i, value in enumerate(raw):
-        tw = (*w, "terms", i)
-        if isinstance(value, str) and value.startswith("@"):
-            name = value[1:].strip()
-            if name not in lists:
-                c.error(tw, f"unknown list {value!r}{close_match(name, lists)}", needle=value)
-                continue
-            terms += [_effective_fuzzy(c, t, group_fuzzy) for t in lists[name]]
-            continue
-        term = _parse_term(c, tw, value)
-        if term is not None:
-            terms.append(_effective_fuzzy(c, term, group_fuzzy))
-    return tuple(terms)
-
-
-def _effective_fuzzy(c: Checker, term: Term, group_fuzzy: float | None) -> Term:
-    fuzzy = term.fuzzy if term.fuzzy is not None else group_fuzzy
-    if not fuzzy or term.regex is not None or term.case:
-        return dataclasses.replace(term, fuzzy=None)
-    origin = f" (list {term.list_name!r})" if term.list_name else ""
-    line = None if term.list_name else term.line
-    for alias in term.aliases:
-        if alias.single_word and not alias.prefix:
-            if len(alias.folded) < 5:
-                c.warn(
-                    f"fuzzy matching of the short word {alias.text!r}{origin} is unreliable; prefer aliases",
-                    line,
-                )
-            clashes = common_word_collisions(alias.folded, fuzzy)
-            if clashes:
-                words = ", ".join(clashes)
-                c.warn(f"fuzzy {fuzzy:g} on {alias.text!r}{origin} also matches common words: {words}", line)
-    return dataclasses.replace(term, fuzzy=fuzzy)
-
-
-def _parse_term(c: Checker, w: tuple[str | int, ...], value: Any) -> Term | None:
-    needle = value if isinstance(value, str) else None
-    if isinstance(value, dict):
-        needle = next((v for k in ("term", "regex") if isinstance(v := value.get(k), str)), None)
-    if needle:
-        c.needles[w] = needle
-    line = c.line_of(w)
-    if isinstance(value, str):
-        return _alias_term(c, w, value, line=line)
-    if not isinstance(value, dict):
-        c.error(w, f"a term must be a string or an inline table, got {type(value).__name__}")
-        return None
-    c.known_keys(w, value, _TERM_KEYS)
-    weight = c.number(value, w, "weight", None) if "weight" in value else None
-    case = c.boolean(value, w, "case", False)
-    fuzzy = c.fuzzy(value, w)
-    if ("term" in value) == ("regex" in value):
-        c.error(w, "a term table needs exactly one of `term` or `regex`")
-        return None
-    if "regex" in value:
-        pattern = value["regex"]
-        if not isinstance(pattern, str):
-            c.error((*w, "regex"), f"expected a string, got {type(pattern).__name__}")
-            return None
-        c.check_regex((*w, "regex"), pattern, case)
-        if fuzzy:
-            c.warn("fuzzy has no effect on regex terms", line)
-        return Term(pattern, (), pattern, weight, case, None, line=line)
-    text = value["term"]
-    if not isinstance(text, str):
-        c.error((*w, "term"), f"expected a string, got {type(text).__name__}")
-        return None
-    term = _alias_term(c, w, text, line=line)
-    if term is None:
-        return None
-    if case and fuzzy:
-        c.warn(f"fuzzy is ignored for case-sensitive term {text!r}", line)
-    return dataclasses.replace(term, weight=weight, case=case, fuzzy=fuzzy)
-
-
-def _alias_term(c: Checker, w: tuple[str | int, ...], text: str, *, line: int | None) -> Term | None:
-    aliases: list[Alias] = []
-    for part in text.split("|"):
-        raw = part.strip()
-        prefix = raw.endswith("*")
-        core = raw[:-1].rstrip() if prefix else raw
-        if not core:
-            c.error(w, f"empty alias in term {text!r}", needle=text)
-            return None
-        if "*" in core:
-            c.error(w, f"'*' is allowed only at the end of an alias (in {text!r}); use a regex", needle=text)
-            return None
-        folded = fold_term(core)
-        if not folded or not any(ch.isalnum() for ch in folded):
-            c.warn(f"term {text!r}: alias {core!r} can never match after folding", line)
-            continue
-        if prefix and len(folded) < 3:
-            c.warn(f"wildcard {raw!r} is very short and will match many words", line)
-        aliases.append(Alias(core, folded, fold_term(core, keep_case=True), prefix))
-    if not aliases:
-        return None
-    return Term(text, tuple(aliases), line=line)
+    terms = parse_terms(c, w, body["terms"], lists, fuzzy, allow_empty=False)
+    min_distinct = body.get("min_distinct", 1)
+    if isinstance(min_distinct, bool) or not isinstance(min_distinct, int) or min_distinct < 1:
+        c.error((*w, "min_distinct"), f"min_distinct: expected a whole number ≥ 1, got {min_distinct!r}")
+        min_distinct = 1
+    elif terms and min_distinct > len(terms):
+        c.error(
+            (*w, "min_distinct"),
+            f"min_distinct {min_distinct} can never be met: group {name!r} has {len(terms)} term(s)",
+        )
+    return Group(name, weight, terms, fuzzy, min_distinct)
 
 
 def _parse_severity(c: Checker, w: tuple[str | int, ...], raw: Any, threshold: float) -> SeverityBands:
@@ -377,23 +272,3 @@ def _parse_examples(c: Checker, w: tuple[str | int, ...], raw: Any) -> tuple[Exa
             )
         )
     return tuple(out)
-
-
-def _warn_duplicates(c: Checker, rule_id: str, groups: list[Group], exclude: tuple[Term, ...]) -> None:
-    seen: dict[tuple[str, bool], str] = {}
-    for group in groups:
-        for term in group.terms:
-            for alias in term.aliases:
-                key = (alias.folded, alias.prefix)
-                if key in seen:
-                    where = f"group {seen[key]!r}" if seen[key] != group.name else "the same group"
-                    c.warn(
-                        f"rule {rule_id!r}: term {alias.text!r} in group {group.name!r} duplicates one in " + where,
-                        term.line,
-                    )
-                else:
-                    seen[key] = group.name
-    for term in exclude:
-        for alias in term.aliases:
-            if (alias.folded, alias.prefix) in seen:
-                c.warn(f"rule {rule_id!r}: {alias.text!r} is both a term and an exclude term", term.line)

@@ -77,6 +77,9 @@ class Term:
     fuzzy: float | None = None  # effective similarity threshold (term or group); None: exact only
     list_name: str | None = None  # set when the term came from an @list
     line: int | None = None
+    unless: tuple[Alias, ...] = ()  # contexts: an occurrence inside one of these does not count
+    path: str | None = None  # the file the term is written in, when it is not the rule's (a list file)
+    note: str = ""  # free text for readers of the rule (a language, a source); never matched
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +88,7 @@ class Group:
     weight: float
     terms: tuple[Term, ...]
     fuzzy: float | None = None
+    min_distinct: int = 1  # distinct terms that must match before the group counts at all
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +147,7 @@ class Rule:
     enabled: bool = True
     threshold: float = DEFAULT_THRESHOLD
     severity: SeverityBands = SeverityBands()
-    require: tuple[str, ...] = ()
+    require: tuple[str, ...] = ()  # entries as written: "places" or alternatives "places|actors"
     channels: tuple[str, ...] = ()
     throttle: timedelta | None = None
     feeds: frozenset[str] = frozenset()
@@ -332,7 +336,8 @@ def load_rules(
 def _validate_all(
     rules_dir: Path, order: list[str], in_use: Mapping[str, str | None], channels: Collection[str] | None
 ) -> dict[str, _FileResult]:
-    from daemon.rules.parse import parse_list, parse_rule  # it builds this module's types
+    from daemon.rules.parse import parse_rule
+    from daemon.rules.terms import parse_list  # it builds this module's types
 
     lists_dir = str(rules_dir / "lists")
     parsed: dict[str, tuple[Checker, dict[str, Any]]] = {}

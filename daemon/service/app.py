@@ -22,15 +22,23 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from watchfiles import awatch
 
 from daemon import __version__
-from daemon.config.settings import Config, FeedConfig, StoreConfig, load_config
+from daemon.config.load import load_config
+from daemon.config.model import Config, FeedConfig, StoreConfig
 from daemon.errors import FeedwatchError, RuleError
-from daemon.intake.fetch import Fetcher, FetchSettings, make_client
+from daemon.intake.fetch import Fetcher, make_client
 from daemon.intake.poller import ParsePool, Poller
 from daemon.notify.base import Channel
 from daemon.notify.worker import OutboxWorker
 from daemon.rules.matcher import Matcher
 from daemon.rules.ruleset import load_rules
-from daemon.service.runtime import HEARTBEAT_EVERY, Active, build_channels, heartbeat_interval, rules_or_raise
+from daemon.service.runtime import (
+    HEARTBEAT_EVERY,
+    Active,
+    build_channels,
+    fetch_settings,
+    heartbeat_interval,
+    rules_or_raise,
+)
 from daemon.service.scheduling import schedule_digests, schedule_every, schedule_feeds
 from daemon.service.systemd import Notifier, format_status, watchdog_loop
 from daemon.store.async_store import AsyncStore
@@ -88,15 +96,7 @@ class Service:
         self._stack.callback(lock.release)
         await self.store.open()
         self._stack.push_async_callback(self.store.aclose)
-        settings = FetchSettings(
-            connect_timeout=cfg.polling.connect_timeout,
-            read_timeout=cfg.polling.read_timeout,
-            total_timeout=cfg.polling.total_timeout,
-            max_bytes=cfg.polling.max_bytes,
-            max_redirects=cfg.polling.max_redirects,
-            ca_bundle=cfg.polling.ca_bundle,
-            per_host_limit=cfg.polling.per_host,
-        )
+        settings = fetch_settings(cfg)
         client = make_client(settings)
         self._stack.push_async_callback(client.aclose)
         self.fetcher = Fetcher(client, settings)

@@ -12,6 +12,8 @@ from typing import Any, TextIO
 
 import structlog
 
+from daemon.util.redact import redact_text
+
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
 
@@ -24,12 +26,14 @@ def setup_logging(level: str = "info", *, json: bool | None = None, stream: Text
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        redact_event,
     ]
     renderers: list[Any]
     if json:
         renderers = [
             # No local variables in tracebacks: they could hold secrets (passwords, webhook URLs).
             structlog.processors.ExceptionRenderer(structlog.tracebacks.ExceptionDictTransformer(show_locals=False)),
+            redact_event,  # again: exception messages were only now turned into text
             structlog.processors.JSONRenderer(sort_keys=False),
         ]
     else:
@@ -63,6 +67,21 @@ def setup_logging(level: str = "info", *, json: bool | None = None, stream: Text
     # A poll still running when its next turn comes is skipped on purpose (max_instances=1, coalesce):
     # APScheduler's warning about it is expected behaviour, not news. Its errors still show.
     logging.getLogger("apscheduler").setLevel(logging.ERROR)
+
+
+def _redact(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, dict):
+        return {k: _redact(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redact(v) for v in value]
+    return value
+
+
+def redact_event(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+    """Every text of a log event with URL passwords and secret query parameters masked (libraries' too)."""
+    return {key: _redact(value) for key, value in event.items()}
 
 
 def _has_rich() -> bool:

@@ -7,7 +7,8 @@ from typing import Any
 
 import httpx
 
-from daemon.config.settings import Config
+from daemon.config.model import Config
+from daemon.intake.fetch import FetchSettings
 from daemon.notify.base import Channel
 from daemon.rules.matcher import Matcher
 from daemon.rules.ruleset import LoadReport, load_rules, no_rules_error
@@ -48,6 +49,20 @@ def heartbeat_interval(config: Config) -> float:
     polling (tests, `min_interval = "1s"`) a fixed 10 s would read as a dead daemon.
     """
     return min(HEARTBEAT_EVERY, config.polling.min_interval)
+
+
+def fetch_settings(config: Config) -> FetchSettings:
+    """The fetcher's limits from ``[polling]``."""
+    p = config.polling
+    return FetchSettings(
+        connect_timeout=p.connect_timeout,
+        read_timeout=p.read_timeout,
+        total_timeout=p.total_timeout,
+        max_bytes=p.max_bytes,
+        max_redirects=p.max_redirects,
+        ca_bundle=p.ca_bundle,
+        per_host_limit=p.per_host,
+    )
 
 
 def build_channels(config: Config, client: httpx.AsyncClient) -> dict[str, Channel]:

@@ -18,8 +18,9 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from daemon.alerting.schedule import parse_schedule
-from daemon.config.settings import Config, FeedConfig
+from daemon.config.model import Config, FeedConfig
 from daemon.store.rows import FeedState
+from daemon.util.redact import redact_url
 
 log = structlog.get_logger("daemon.service.app")
 
@@ -121,7 +122,7 @@ def first_poll_at(
     changed URL is a new feed that starts fresh.
     """
     soon = now + timedelta(seconds=spread)
-    if state is None or state.url != feed.url or state.next_poll_at is None:
+    if state is None or state.url != redact_url(feed.url) or state.next_poll_at is None:
         return soon
     target = state.next_poll_at
     if not state.consecutive_failures:

@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from daemon.config.settings import Config, PollingConfig
+from daemon.config.model import Config, PollingConfig
 from daemon.store.lock import holder_of, lock_path
 from daemon.store.rows import from_iso
 from daemon.store.sqlite import Store

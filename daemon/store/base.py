@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -17,6 +18,29 @@ from daemon.store.schema import MIGRATIONS
 from daemon.store.trouble import store_error
 
 log = structlog.get_logger("daemon.store.sqlite")
+
+
+def private_folder(folder: Path, *, for_file: Path) -> None:
+    """Create ``folder`` and missing parents 0700; existing folders (a systemd StateDirectory=) keep theirs."""
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    try:
+        for each in reversed(missing):
+            each.mkdir(mode=0o700, exist_ok=True)
+            os.chmod(each, 0o700)  # mkdir's mode is cut by the umask
+    except OSError as exc:
+        raise store_error(for_file, exc, doing="cannot create its folder: ") from exc
+
+
+def private_file(path: Path) -> None:
+    """Create ``path`` empty and 0600 (folders we make 0700) unless it exists; SQLite gives its -wal and
+    -shm files the database's mode."""
+    private_folder(path.parent, for_file=path)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        return
+    except OSError as exc:
+        raise store_error(path, exc, doing="cannot create: ") from exc
 
 
 class StoreBase:
@@ -39,10 +63,7 @@ class StoreBase:
                 uri = f"{self.path.absolute().as_uri()}?mode=ro"
                 self.conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout, isolation_level=None)
             else:
-                try:
-                    self.path.parent.mkdir(parents=True, exist_ok=True)
-                except OSError as exc:
-                    raise store_error(self.path, exc, doing="cannot create its folder: ") from exc
+                private_file(self.path)
                 self.conn = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None)
             self.conn.row_factory = sqlite3.Row
             self.conn.execute("PRAGMA foreign_keys = ON")
@@ -138,6 +159,7 @@ class StoreBase:
     def backup(self, target: Path) -> None:
         """Online copy with SQLite's backup API (consistent while the daemon writes)."""
         try:
+            private_file(target)
             dest = sqlite3.connect(target)
             with dest:
                 self.conn.backup(dest)

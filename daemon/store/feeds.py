@@ -20,6 +20,7 @@ from daemon.store.rows import (
     from_iso,
     iso,
 )
+from daemon.util.redact import redact_text, redact_url
 
 
 def _feed_state(row: sqlite3.Row) -> FeedState:
@@ -47,6 +48,9 @@ def _feed_state(row: sqlite3.Row) -> FeedState:
     )
 
 
+_REDACTED_COLUMNS = frozenset({"url", "current_url", "last_error"})  # may hold a feed URL
+
+
 class FeedTables(StoreBase):
     """Queries on feeds, items, matches and stories."""
 
@@ -58,9 +62,12 @@ class FeedTables(StoreBase):
         A changed configured URL is a new source under an old name: its redirect target, validators and
         410 verdict are dropped, and its first poll records the backlog silently like any new feed's.
         """
+        url = redact_url(url)  # the store never holds a credential; the config has the real URL
         row = self.conn.execute("SELECT * FROM feeds WHERE name = ?", (name,)).fetchone()
         if row is None:
             self._write("INSERT INTO feeds(name, url) VALUES (?, ?)", (name, url))
+        elif redact_url(row["url"]) == url and row["url"] != url:
+            self._write("UPDATE feeds SET url = ? WHERE id = ?", (url, row["id"]))  # stored before redaction
         elif row["url"] != url:
             self._write(
                 "UPDATE feeds SET url = ?, current_url = NULL, etag = NULL, last_modified = NULL, "
@@ -89,6 +96,8 @@ class FeedTables(StoreBase):
                 value = iso(value)
             elif isinstance(value, bool):
                 value = int(value)
+            elif key in _REDACTED_COLUMNS and isinstance(value, str):
+                value = redact_text(value)
             cols.append(f"{key} = ?")
             values.append(value)
         values.append(feed_id)

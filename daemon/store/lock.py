@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from daemon.errors import DaemonRunningError
+from daemon.store.base import private_folder
 from daemon.store.trouble import store_error
 
 ACQUIRE_WAIT = 2.0  # seconds: rides out a `status` that holds the lock shared for a moment
@@ -47,10 +48,10 @@ class StoreLock:
     def acquire(cls, database: Path, *, config: Path | None = None, wait: float = ACQUIRE_WAIT) -> StoreLock:
         """Lock ``database`` for this process, or raise DaemonRunningError naming the holder's pid."""
         path = lock_path(database)
+        private_folder(path.parent, for_file=database)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
             # O_CLOEXEC: a helper process we start must not keep the lock alive after we die.
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except OSError as exc:
             raise store_error(path, exc, doing="cannot create the daemon's lock file: ") from exc
         deadline = time.monotonic() + wait

@@ -22,6 +22,7 @@ from daemon.store.rows import (
     from_iso,
     iso,
 )
+from daemon.util.redact import redact_text
 
 
 class OutboxTables(StoreBase):
@@ -164,6 +165,7 @@ class OutboxTables(StoreBase):
 
     def mark_failed(self, entry_id: int, error: str, next_attempt: datetime | None) -> None:
         """Schedule a retry, or (``next_attempt`` None) move the delivery to the dead letters."""
+        error = redact_text(error)
         self._attempt(entry_id, "retry" if next_attempt else OUTBOX_DEAD, error, datetime.now(UTC))
         if next_attempt is None:
             self._write(

@@ -43,9 +43,13 @@ _PIECE_RE = re.compile(f"(?:[\\x00-\\x7f](?![{_MARKS}]))+|.[{_MARKS}\\u1160-\\u1
 _NONSPACE_RE = re.compile("[^ ]+")
 _TOKEN_RE = re.compile(f"[\\w{_MARKS}]+")
 
-# Diacritics in the generic combining blocks are stripped (Latin, Greek). Other scripts' marks (Indic
-# vowel signs, Arabic harakat, Hebrew points) are letters in all but name and are kept.
-_STRIPPABLE = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
+# Diacritics in the generic combining blocks are stripped (Latin, Greek), and so are Arabic harakat,
+# hamza and madda marks (written or not at will: أ إ آ fold to ا, ؤ to و, ئ to ي). Other scripts' marks
+# (Indic vowel signs, Hebrew points) are letters in all but name and are kept.
+_STRIPPABLE = re.compile(
+    "[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f"
+    "\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06dc\u06df-\u06e4\u06e7\u06e8\u06ea-\u06ed]"
+)
 # On Cyrillic, only stress accents and the diaeresis of ё are dropped: й, ў, ї are letters of their own.
 _CYRILLIC_DROP = frozenset("\u0300\u0301")
 
@@ -63,6 +67,21 @@ _LETTER_MAP = {
     "þ": "th",
 }
 _LETTER_MAP.update({k.upper(): v.capitalize() for k, v in _LETTER_MAP.items() if k.upper() != k})
+# Arabic-script letters that Arabic, Persian and Urdu spell differently for one sound, as search
+# engines unify them: Farsi yeh, alef maksura and yeh barree are yeh; keheh is kaf; teh marbuta and the
+# Urdu heh forms are heh; alef wasla is alef. Tatweel (a stretching stroke) vanishes, and Arabic-Indic
+# and Persian digits become ASCII digits.
+_LETTER_MAP.update(
+    {
+        "\u06cc": "\u064a", "\u0649": "\u064a", "\u06d2": "\u064a",  # ی ى ے → ي
+        "\u06a9": "\u0643", "\u06aa": "\u0643",  # ک ڪ → ك
+        "\u0629": "\u0647", "\u06c1": "\u0647",  # ة ہ → ه
+        "\u0671": "\u0627",  # ٱ → ا
+        "\u0640": "",  # tatweel
+    }
+)  # fmt: skip
+_LETTER_MAP.update({chr(0x660 + d): str(d) for d in range(10)})
+_LETTER_MAP.update({chr(0x6F0 + d): str(d) for d in range(10)})
 _DASHES = "-_\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u2e3a\u2e3b\ufe58\ufe63\uff0d"
 _QUOTES = {"‘": "'", "’": "'", "‛": "'", "ʼ": "'", "“": '"', "”": '"', "„": '"'}
 
@@ -119,6 +138,8 @@ def _fold_cluster(cluster: str, keep_case: bool) -> str:
     if cached is not None:
         return cached
     s = unicodedata.normalize("NFKC", cluster)
+    if "\u06c0" in s:  # Persian heh with yeh above decomposes to Kurdish ae (ە), not to heh
+        s = s.replace("\u06c0", "\u0647")
     if not keep_case:
         s = s.casefold()
     s = unicodedata.normalize("NFC", _strip_marks(unicodedata.normalize("NFD", s)))

@@ -7,19 +7,22 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 # Tracking parameters that never change what a link points at.
 _TRACKING = re.compile(r"^(utm_[a-z_]+|fbclid|gclid|dclid|mc_cid|mc_eid|yclid|igshid|ref_src|_hsenc|_hsmi)$", re.I)
-_CONTROL = re.compile(r"[\x00-\x20\x7f]")
+# Controls (browsers drop tab/CR/LF, so ``java\nscript:`` would be ``javascript:``), line separators and
+# bidi controls (which can make "exe.pdf" of "fdp.exe"): a link holding one is refused, never repaired.
+_REFUSED = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 def safe_link(raw: str | None, base: str | None = None) -> str | None:
-    """An absolute http(s) URL, or None.
+    """The one test of what may be shown as a link: an absolute http(s) URL with a host, or None.
 
-    Browsers drop tab/CR/LF inside URLs, so ``java\\nscript:`` is ``javascript:``: remove control
-    characters *before* looking at the scheme, then accept only http and https.
+    Surrounding whitespace is trimmed; a space, control or bidi character inside refuses the link (it is
+    never silently removed: ``x y`` is not ``xy``), and so does userinfo (``https://bank.example@evil.example/``
+    goes to evil.example).
     """
     if not raw:
         return None
-    cleaned = _CONTROL.sub("", raw.strip())
-    if not cleaned:
+    cleaned = raw.strip()
+    if not cleaned or _REFUSED.search(cleaned) or any(c.isspace() for c in cleaned):
         return None
     if base and not urlsplit(cleaned).scheme:
         base_parts = urlsplit(base)
@@ -29,7 +32,7 @@ def safe_link(raw: str | None, base: str | None = None) -> str | None:
         parts = urlsplit(cleaned)
     except ValueError:
         return None
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
         return None
     return cleaned
 
@@ -60,19 +63,6 @@ def host_of(url: str) -> str:
         return (urlsplit(url).hostname or "").lower()
     except ValueError:
         return ""
-
-
-def redact_url(url: str) -> str:
-    """``url`` with any password in its userinfo replaced, for logs and error text."""
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:  # unparseable (e.g. a broken IPv6 literal): redact by pattern instead
-        return re.sub(r"//([^/@:]*):[^/@]*@", r"//\1:***@", url)
-    if password is None:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
 
 
 # A first path segment that reads as a host name (news.example.org, example.org:8080), not a file.

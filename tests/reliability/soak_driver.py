@@ -18,7 +18,7 @@ import time
 
 import psutil
 
-from daemon.config.settings import load_config
+from daemon.config.load import load_config
 from daemon.service.app import Service
 from daemon.service.log import setup_logging
 from daemon.service.systemd import Notifier
