@@ -70,8 +70,12 @@ class StoreLock:
                         pid=pid,
                     ) from None
                 time.sleep(0.05)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n{config or ''}\n".encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n{config or ''}\n".encode(), 0)
+        except OSError as exc:
+            os.close(fd)
+            raise store_error(path, exc, doing="cannot write the daemon's lock file: ") from exc
         return cls(path, fd)
 
     def release(self) -> None:
