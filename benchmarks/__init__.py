@@ -3,4 +3,4 @@
 Run ``python -m benchmarks [--quick] [--only NAME]``; see benchmarks/README.md for what each one measures.
 """
 
-BENCHMARKS = ("matcher", "poll", "latency", "scale")
+BENCHMARKS = ("matcher", "detection", "startup", "poll", "fleet", "latency", "scale")

@@ -93,6 +93,11 @@ def _perturb_term(value: Any, rng: Random, list_suffix: str, *, fuzzy: bool) -> 
     return table
 
 
+def _own_list(value: Any, suffix: str) -> Any:
+    """An ``@list`` reference renamed to the copy's own list; other terms unchanged."""
+    return value + suffix if isinstance(value, str) and value.startswith("@") else value
+
+
 def _strip_fuzzy(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: v for k, v in value.items() if k != "fuzzy"}
@@ -148,7 +153,9 @@ def replicate_rules(rules_dir: Path, n_rules: int, seed: int, *, fuzzy_share: fl
         if "exclude" in body:
             terms = body["exclude"]["terms"]
             rule["exclude"] = {
-                "terms": terms if copy == 0 else [_perturb_term(t, rng, suffix, fuzzy=False) for t in terms]
+                "terms": [_own_list(t, suffix) for t in terms]
+                if copy == 0
+                else [_perturb_term(t, rng, suffix, fuzzy=False) for t in terms]
             }
         out_rules[ids[base] + suffix] = rule
     return _toml({"list": out_lists, "rule": out_rules})

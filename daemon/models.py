@@ -126,6 +126,7 @@ class Alert:
     thread_id: str | None = None  # alert_id of the story's first alert: email threads under it
     also_reported_by: tuple[str, ...] = ()
     entries: tuple[Alert, ...] = field(default=())  # storm/digest: the alerts folded into this one
+    change: str = ""  # an update: what changed, e.g. "severity rose from info to critical"
 
 
 def _dt(value: datetime | None) -> str | None:
@@ -184,6 +185,7 @@ def alert_to_dict(alert: Alert) -> dict[str, Any]:
         "thread_id": alert.thread_id,
         "also_reported_by": list(alert.also_reported_by),
         "entries": [alert_to_dict(e) for e in alert.entries],
+        "change": alert.change,
     }
 
 
@@ -208,4 +210,47 @@ def alert_from_dict(data: dict[str, Any]) -> Alert:
         thread_id=data.get("thread_id"),
         also_reported_by=tuple(data.get("also_reported_by", [])),
         entries=tuple(alert_from_dict(e) for e in data.get("entries", [])),
+        change=str(data.get("change") or ""),
     )
+
+
+OPS_RULE = "@ops"  # a silence for operator alerts (feed failing, recovered, stale, gone)
+ANY_RULE = "*"  # a silence for every watch rule (not operator alerts)
+
+
+@dataclass(frozen=True, slots=True)
+class Silence:
+    """A silence (policy in :mod:`daemon.alerting.silences`); expiring it early moves ``ends_at`` to then."""
+
+    id: str
+    rule: str
+    starts_at: datetime
+    ends_at: datetime
+    feed: str | None = None
+    match: str | None = None
+    comment: str = ""
+    created_by: str = ""
+
+    def active(self, now: datetime) -> bool:
+        return self.starts_at <= now < self.ends_at
+
+    def matches(self, *, rule_id: str, ops: bool, feed: str, title: str) -> bool:
+        """Whether an alert of ``rule_id`` (an operator alert when ``ops``) from ``feed`` falls under it."""
+        if self.rule == OPS_RULE:
+            if not ops:
+                return False
+        elif ops or (self.rule != ANY_RULE and self.rule != rule_id):
+            return False
+        if self.feed is not None and self.feed != feed:
+            return False
+        return self.match is None or self.match.casefold() in title.casefold()
+
+    def describe(self) -> str:
+        """``rule karabakh-escalation, feed rferl, title contains "Grand Prix"``."""
+        what = "operator alerts" if self.rule == OPS_RULE else "every rule" if self.rule == ANY_RULE else "rule "
+        parts = [what + (self.rule if what == "rule " else "")]
+        if self.feed is not None:
+            parts.append(f"feed {self.feed}")
+        if self.match is not None:
+            parts.append(f"title contains {self.match!r}")
+        return ", ".join(parts)

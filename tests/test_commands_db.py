@@ -12,8 +12,8 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from daemon.cli.db import human_size
 from daemon.store.sqlite import Store
+from daemon.util.durations import format_size
 from tests.conftest import CLI, cli_env
 from tests.daemon_harness import Daemon, FeedServer, running_site, write_site
 
@@ -81,11 +81,12 @@ class TestBackupCommand:
         assert not (tmp_path / "var").exists()
 
     @pytest.mark.parametrize(
-        ("size", "shown"), [(0, "0 B"), (1023, "1023 B"), (1536, "1.5 KiB"), (5 * 1024**2, "5.0 MiB")]
+        ("size", "shown"),
+        [(0, "0 bytes"), (1023, "1023 bytes"), (1536, "1.5 KiB"), (5 * 1024**2, "5 MiB"), (3 << 30, "3 GiB")],
     )
-    def test_human_size(self, size: int, shown: str) -> None:
-        """Sizes print in binary units with one decimal."""
-        assert human_size(size) == shown
+    def test_format_size(self, size: int, shown: str) -> None:
+        """Sizes print in the largest binary unit with one decimal at most."""
+        assert format_size(size) == shown
 
 
 @pytest.fixture

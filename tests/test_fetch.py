@@ -689,28 +689,6 @@ class TestTls:
         assert "TLS certificate verification failed for 127.0.0.1" in str(err)
 
 
-class TestPerHostLimit:
-    async def test_fetches_to_one_host_are_limited(self) -> None:
-        """No more than per_host_limit requests run against one host at once."""
-        active = peak = 0
-
-        async def slow(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            nonlocal active, peak
-            active += 1
-            peak = max(peak, active)
-            await asyncio.sleep(0.1)
-            active -= 1
-            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(FEED), FEED))
-            await writer.drain()
-
-        async with raw_server(slow) as url:
-            settings = FetchSettings(per_host_limit=2)
-            async with fetcher_for(settings) as f:
-                results = await asyncio.gather(*(f.fetch(url) for _ in range(6)))
-        assert all(r.body == FEED for r in results)
-        assert peak == 2
-
-
 def _make_certs() -> tuple[bytes, bytes, bytes]:
     """A CA and a leaf certificate for IP 127.0.0.1, as PEM (ca, cert, key)."""
     import ipaddress

@@ -62,7 +62,7 @@ class TestStorm:
         assert kinds.count("storm") == 1
         grouped = next(b["alert"] for b in bodies if b["alert"]["kind"] == "storm")  # type: ignore[index]
         assert len(grouped["entries"]) == 25
-        assert grouped["title"] == "25 more items matched shelling in the last 10m"
+        assert grouped["title"] == "25 more items matched shelling in the last 10 min"
 
 
 class TestDigest:

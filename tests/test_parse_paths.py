@@ -5,6 +5,7 @@ and hostile documents; and both paths stay within their time and memory bounds.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pytest_httpserver import HTTPServer
 
 from daemon.errors import FeedParseError
 from daemon.intake import bounded, fastparse, fpparse
@@ -25,6 +27,7 @@ from daemon.intake.prepare import prepare
 from daemon.intake.rawfeed import RawFeed
 from tests.conftest import SHARED_CORPUS
 from tests.feedfuzz import document, odd_date, rfc822, w3dtf
+from tests.polling_kit import Daemon, FeedServer, entry, feed_toml, rss, write_config
 
 URL = "https://feeds.example/feed.xml"
 REPO = Path(__file__).resolve().parent.parent
@@ -273,3 +276,37 @@ class TestHostile:
         assert out.returncode == 0, out.stderr[-2000:]
         peak_kib = json.loads(out.stdout.strip().splitlines()[-1])["VmHWM"]
         assert peak_kib < 200 * 1024, f"peak RSS {peak_kib / 1024:.0f} MiB"
+
+
+class TestInDaemon:
+    async def test_overrunning_fallback_fails_its_feed_and_stalls_nothing(
+        self, httpserver: HTTPServer, tmp_path: Path
+    ) -> None:
+        """A feed whose fallback parse overruns fails with the reason; a healthy feed and the loop carry on."""
+        hostile = FeedServer(httpserver, "/hostile", HOSTILE["namespace-heavy 1 MiB, ill-formed"])
+        healthy = FeedServer(httpserver, "/healthy", rss(entry("g1", "Quiet day")))
+        config = write_config(
+            tmp_path,
+            feed_toml("hostile", hostile.url) + feed_toml("healthy", healthy.url),
+            polling={"parse_timeout": "1500ms", "total_timeout": "20s"},
+        )
+        gaps: list[float] = []
+
+        async def ticker() -> None:
+            last = time.perf_counter()
+            while True:
+                await asyncio.sleep(0.02)
+                now = time.perf_counter()
+                gaps.append(now - last)
+                last = now
+
+        async with Daemon(config) as d:
+            tick = asyncio.create_task(ticker())
+            started = time.perf_counter()
+            bad, good = await asyncio.gather(d.poll("hostile"), d.poll("healthy"))
+            elapsed = time.perf_counter() - started
+            tick.cancel()
+        assert (bad.consecutive_failures, bad.last_error) == (1, "parse took longer than 1.5 s")
+        assert (good.last_status, good.consecutive_failures, good.items_seen) == (200, 0, 1)
+        assert elapsed < 4.0
+        assert max(gaps) < 0.5, f"event loop stalled {max(gaps):.2f} s"

@@ -186,3 +186,15 @@ class TestBoundaries:
             assert secret not in shown, secret
             assert secret.encode() not in stored, secret
         assert "reader:***@127.0.0.1" in shown  # the feed URL is still recognisable
+
+    def test_command_errors_are_redacted(self, tmp_path: Path) -> None:
+        """A failing `score URL` names the URL without its password or token."""
+        (tmp_path / "rules").mkdir()
+        (tmp_path / "rules" / "r.toml").write_text(RULES)
+        (tmp_path / "config.toml").write_text("")
+        url = f"http://reader:{FEED_PASSWORD}@127.0.0.1:1/feed.xml?token={BROKEN_TOKEN}"
+        out = feedwatch(tmp_path, cli_env(), "score", url)
+        assert out.returncode != 0
+        assert "reader:***@127.0.0.1:1" in out.stderr
+        assert FEED_PASSWORD not in out.stderr + out.stdout
+        assert BROKEN_TOKEN not in out.stderr + out.stdout

@@ -55,7 +55,9 @@ class TestBudget:
         elapsed = time.monotonic() - started
         assert [x.rule_id for x in scored.matches] == ["quake"]
         assert scored.overruns == ("backtrack", "nested")
-        assert elapsed < 0.5, elapsed  # 2 rules x 50 ms, with room for a busy machine
+        # Unbounded, these patterns run for minutes on this title; 2 rules x 50 ms plus a loaded CI machine
+        # stays far below 5 s.
+        assert elapsed < 5.0, elapsed
 
     def test_score_leaves_out_the_overrunning_rule(self, tmp_path: Path) -> None:
         """`score` (used by `feedwatch score` and backtests) returns only the rules that finished and fired."""

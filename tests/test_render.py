@@ -25,7 +25,7 @@ from daemon.render import (
     slack_payload,
     webhook_payload,
 )
-from daemon.render.common import digest_groups, fmt_duration, snippet_segments, term_rows, truncate
+from daemon.render.common import digest_groups, snippet_segments, term_rows, truncate
 from daemon.render.slack import (
     SLACK_BLOCKS_MAX,
     SLACK_FIELD_MAX,
@@ -33,6 +33,7 @@ from daemon.render.slack import (
     SLACK_SECTION_MAX,
     SLACK_TEXT_MAX,
 )
+from daemon.util.durations import format_duration
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 SAFE_URL = "https://news.example.org/martuni?a=1&b=2"
@@ -472,11 +473,21 @@ class TestHelpers:
 
     @pytest.mark.parametrize(
         ("seconds", "expected"),
-        [(0, "0 s"), (59, "59 s"), (60, "1 min"), (3600, "1 h"), (5400, "1 h 30 min")],
+        [
+            (0, "0 s"),
+            (0.5, "500 ms"),
+            (59, "59 s"),
+            (60, "1 min"),
+            (90, "1 min 30 s"),
+            (3600, "1 h"),
+            (5400, "1 h 30 min"),
+            (2 * 86400 + 3700, "2 d 1 h"),
+            (-5, "0 s"),
+        ],
     )
-    def test_fmt_duration(self, seconds: float, expected: str) -> None:
-        """Durations read as people say them."""
-        assert fmt_duration(seconds) == expected
+    def test_format_duration(self, seconds: float, expected: str) -> None:
+        """Durations read as people say them: the two largest units."""
+        assert format_duration(seconds) == expected
 
     def test_truncate_prefers_word_boundary(self) -> None:
         """Truncation cuts at a nearby space and never exceeds the limit."""

@@ -137,3 +137,11 @@ def test_check_prints_warnings_before_the_ok_summary(tmp_path: Path) -> None:
     warning = next(i for i, line in enumerate(lines) if line.startswith("warning:"))
     assert "lists/sudan.toml:7:" in lines[warning]
     assert warning < min(i for i, line in enumerate(lines) if " ok" in line)
+
+
+def test_aliases_that_fold_alike_are_one(tmp_path: Path) -> None:
+    """Spellings of one term that fold to the same text (Qarabağ|Qarabag) are one alias, without a warning."""
+    report = write(tmp_path, '[rule.r.groups.g]\nterms = ["Kordofan|Kordofán|KORDOFAN", "@sudan-places"]\n')
+    assert report.warnings == ()
+    (term, *_) = report.ruleset.rules[0].groups[0].terms
+    assert [a.text for a in term.aliases] == ["Kordofan"]

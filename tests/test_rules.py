@@ -11,7 +11,8 @@ import pytest
 
 from daemon.errors import RuleError
 from daemon.models import Severity
-from daemon.rules.ruleset import LoadReport, check_examples, load_rules, parse_duration
+from daemon.rules.ruleset import LoadReport, check_examples, load_rules
+from daemon.util.durations import parse_duration
 
 FULL = """\
 [rule.karabakh-fighting]
@@ -181,11 +182,20 @@ class TestLoad:
 
     @pytest.mark.parametrize(
         ("text", "seconds"),
-        [("90s", 90), ("5m", 300), ("1h", 3600), ("2d", 172800), ("1h30m", 5400), ("1.5h", 5400)],
+        [
+            ("90s", 90),
+            ("5m", 300),
+            ("1h", 3600),
+            ("2d", 172800),
+            ("1h30m", 5400),
+            ("1.5h", 5400),
+            ("1w", 604800),
+            ("500ms", 0.5),
+        ],
     )
-    def test_parse_duration(self, text: str, seconds: int) -> None:
-        """Durations accept s/m/h/d units and combinations."""
-        assert parse_duration(text) == timedelta(seconds=seconds)
+    def test_parse_duration(self, text: str, seconds: float) -> None:
+        """Durations accept ms/s/m/h/d/w units and combinations, as config does."""
+        assert parse_duration(text) == seconds
 
     @pytest.mark.parametrize("text", ["", "5", "5x", "m5", "1h 30", "-5m"])
     def test_parse_duration_rejects(self, text: str) -> None:

@@ -1,10 +1,12 @@
-"""Tests for the shipped rules/karabakh.toml: it validates, its examples pass, and it keeps its
-precision and recall on the labelled development set tests/data/labelled.jsonl.
+"""Tests for the shipped watch pack (rules/*.toml, rules/lists/*.toml): it validates, its examples pass,
+it keeps its precision and recall on our own written sets (tests/data/labelled.jsonl and written.jsonl),
+and, when the shared real-news dev set is present, on real published news.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -15,51 +17,108 @@ from daemon.rules.ruleset import check_examples, load_rules
 
 REPO = Path(__file__).resolve().parent.parent
 RULES = REPO / "rules"
-LABELLED = REPO / "tests" / "data" / "labelled.jsonl"
-# Floors guard against regressions; the goal for the shipped rules is 0.95 for both.
-MIN_PRECISION = 0.95
-MIN_RECALL = 0.95
+WRITTEN = (REPO / "tests" / "data" / "labelled.jsonl", REPO / "tests" / "data" / "written.jsonl")
+# Rule ids that scripts and channels refer to; the pack may add more, prefixed "karabakh-".
+STABLE_IDS = {"karabakh-fighting", "karabakh-diplomacy", "foreign-involvement"}
+MIN_WRITTEN = 0.95
+DEV_MIN_PRECISION = 0.92
+DEV_MIN_RECALL = 0.85
 
+
+def _find_dev() -> Path | None:
+    if env := os.environ.get("FEEDWATCH_REALNEWS_DEV"):
+        return Path(env)
+    for folder in REPO.parents:
+        if (path := folder / "shared" / "realnews" / "dev.jsonl").exists():
+            return path
+    return None
+
+
+DEV = _find_dev()
 needs_rules = pytest.mark.skipif(not (RULES / "karabakh.toml").exists(), reason="rules/karabakh.toml not present")
+
+
+def _rows(path: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _fired(matcher: Matcher, row: dict[str, object]) -> set[str]:
+    item = Item(
+        feed="demo", key=str(row["id"]), title=str(row["title"]), link=None, summary=str(row.get("summary", ""))
+    )
+    return {m.rule_id for m in matcher.score(item)}
+
+
+def _pr(tp: int, fp: int, fn: int) -> tuple[float, float]:
+    return (tp / (tp + fp) if tp + fp else 1.0), (tp / (tp + fn) if tp + fn else 1.0)
+
+
+@pytest.fixture(scope="module")
+def matcher() -> Matcher:
+    return Matcher(load_rules(RULES).ruleset)
 
 
 @needs_rules
 class TestShippedRules:
     def test_load_without_errors_or_warnings(self) -> None:
-        """The shipped rules validate cleanly."""
+        """The shipped pack validates cleanly and keeps the rule ids scripts rely on."""
         report = load_rules(RULES)
         assert report.errors == ()
         assert report.warnings == ()
-        assert len(report.ruleset) >= 1
+        ids = set(report.ruleset.ids)
+        assert ids >= STABLE_IDS
+        assert all(i.startswith("karabakh-") for i in ids - STABLE_IDS), sorted(ids)
 
     def test_examples_pass(self) -> None:
         """Every example in the shipped rules comes out as the rule says."""
         assert [str(f) for f in check_examples(load_rules(RULES).ruleset)] == []
 
-    @pytest.mark.skipif(not LABELLED.exists(), reason="tests/data/labelled.jsonl not present")
-    def test_precision_and_recall_on_labelled_set(self) -> None:
-        """Micro-averaged precision and recall over every (item, rule) label stay above the floors."""
-        matcher = Matcher(load_rules(RULES).ruleset)
+    def test_written_sets_per_rule_labels(self, matcher: Matcher) -> None:
+        """Micro-averaged precision and recall over every (item, rule) label of our written sets reach 0.95;
+        a rule left out of an item's labels has no expectation there.
+        """
         tp = fp = fn = 0
-        for line in LABELLED.read_text(encoding="utf-8").splitlines():
-            if not line.strip():
-                continue
-            row = json.loads(line)
-            item = Item(
-                feed=row.get("feed", "demo"),
-                key=row["id"],
-                title=row.get("title", ""),
-                link=None,
-                summary=row.get("summary", ""),
-                content=row.get("content", ""),
-            )
-            fired = {m.rule_id for m in matcher.score(item)}
-            for rule_id, expected in row["labels"].items():
-                got = rule_id in fired
+        for path in WRITTEN:
+            for row in _rows(path):
+                fired = _fired(matcher, row)
+                labels = row["labels"]
+                assert isinstance(labels, dict)
+                for rule_id, expected in labels.items():
+                    got = rule_id in fired
+                    tp += got and expected
+                    fp += got and not expected
+                    fn += expected and not got
+        precision, recall = _pr(tp, fp, fn)
+        assert precision >= MIN_WRITTEN, f"precision {precision:.3f}"
+        assert recall >= MIN_WRITTEN, f"recall {recall:.3f}"
+
+    def test_written_sets_any_rule(self, matcher: Matcher) -> None:
+        """Counting an item as caught when any rule fires, precision and recall on our written sets reach 0.95."""
+        tp = fp = fn = 0
+        for path in WRITTEN:
+            for row in _rows(path):
+                labels = row["labels"]
+                assert isinstance(labels, dict)
+                expected, got = any(labels.values()), bool(_fired(matcher, row))
                 tp += got and expected
                 fp += got and not expected
                 fn += expected and not got
-        precision = tp / (tp + fp) if tp + fp else 1.0
-        recall = tp / (tp + fn) if tp + fn else 1.0
-        assert precision >= MIN_PRECISION, f"precision {precision:.3f}"
-        assert recall >= MIN_RECALL, f"recall {recall:.3f}"
+        precision, recall = _pr(tp, fp, fn)
+        assert precision >= MIN_WRITTEN, f"precision {precision:.3f}"
+        assert recall >= MIN_WRITTEN, f"recall {recall:.3f}"
+
+    @pytest.mark.skipif(DEV is None, reason="shared/realnews/dev.jsonl not found beside or above the repo")
+    def test_real_news_dev_set(self, matcher: Matcher) -> None:
+        """On real published news (shared/realnews/dev.jsonl, 0/1 labels) any-rule precision reaches 0.92
+        and recall 0.85.
+        """
+        assert DEV is not None
+        tp = fp = fn = 0
+        for row in _rows(DEV):
+            expected, got = bool(row["label"]), bool(_fired(matcher, row))
+            tp += got and expected
+            fp += got and not expected
+            fn += expected and not got
+        precision, recall = _pr(tp, fp, fn)
+        assert precision >= DEV_MIN_PRECISION, f"precision {precision:.3f}"
+        assert recall >= DEV_MIN_RECALL, f"recall {recall:.3f}"

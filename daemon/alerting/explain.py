@@ -137,7 +137,7 @@ def summary(doc: Mapping[str, Any]) -> str:
 
 def _hit_text(hits: Sequence[Mapping[str, Any]]) -> str:
     counted = [h for h in hits if h["contribution"]]
-    return " · ".join(f"{h['text']} ({h['group']}, {h['field']}, +{h['contribution']:g})" for h in counted)
+    return " · ".join(f"{h['text']} ({h['group']}, {h['field']}, {h['contribution']:+g})" for h in counted)
 
 
 def render(doc: Mapping[str, Any]) -> str:

@@ -300,11 +300,12 @@ def _alert_for(
         hits=match.hits,
         thread_id=prior.thread_id if prior else None,
         also_reported_by=also,
+        change=decision.reason if kind == AlertKind.UPDATE else "",
     )
     channels = alerts.route(rule.channels if rule else (), cfg.default_channels, routing.channel_floors, match.severity)
     silence = muting.find(silences, rule_id=match.rule_id, feed=feed.name, title=alert.title, now=now)
     recent = store.count_alerts(match.rule_id, now - timedelta(seconds=cfg.storm_window))
-    storm = silence is None and alerts.storm_exceeded(recent, cfg.storm_limit)
+    storm = silence is None and match.severity < cfg.storm_exempt and alerts.storm_exceeded(recent, cfg.storm_limit)
     states = {
         c: OUTBOX_SILENCED
         if silence is not None

@@ -11,50 +11,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime
 
-OPS_RULE = "@ops"  # matches operator alerts (feed failing, recovered, stale, gone)
-ANY_RULE = "*"  # matches every watch rule (not operator alerts)
+from daemon.models import ANY_RULE, OPS_RULE, Silence
+
 MAX_COMMENT = 500
 
-
-@dataclass(frozen=True, slots=True)
-class Silence:
-    """One silence. ``ends_at`` is when it stops; expiring it early sets ``ends_at`` to that moment."""
-
-    id: str
-    rule: str
-    starts_at: datetime
-    ends_at: datetime
-    feed: str | None = None
-    match: str | None = None
-    comment: str = ""
-    created_by: str = ""
-
-    def active(self, now: datetime) -> bool:
-        return self.starts_at <= now < self.ends_at
-
-    def matches(self, *, rule_id: str, ops: bool, feed: str, title: str) -> bool:
-        """Whether an alert of ``rule_id`` (an operator alert when ``ops``) from ``feed`` falls under it."""
-        if self.rule == OPS_RULE:
-            if not ops:
-                return False
-        elif ops or (self.rule != ANY_RULE and self.rule != rule_id):
-            return False
-        if self.feed is not None and self.feed != feed:
-            return False
-        return self.match is None or self.match.casefold() in title.casefold()
-
-    def describe(self) -> str:
-        """``rule karabakh-escalation, feed rferl, title contains "Grand Prix"``."""
-        what = "operator alerts" if self.rule == OPS_RULE else "every rule" if self.rule == ANY_RULE else "rule "
-        parts = [what + (self.rule if what == "rule " else "")]
-        if self.feed is not None:
-            parts.append(f"feed {self.feed}")
-        if self.match is not None:
-            parts.append(f"title contains {self.match!r}")
-        return ", ".join(parts)
+__all__ = ["ANY_RULE", "MAX_COMMENT", "OPS_RULE", "Silence", "find", "new_id", "validate"]
 
 
 def find(

@@ -6,13 +6,14 @@ import argparse
 import asyncio
 import json
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from daemon.cli.common import load, show
 from daemon.cli.exitcodes import ExitCode
 from daemon.config.model import Config
-from daemon.errors import DeliveryError
-from daemon.models import Alert, AlertKind, Hit, Severity, alert_to_dict
+from daemon.errors import ConfigError, DeliveryError
+from daemon.models import Alert, AlertKind, Hit, Severity, alert_from_dict, alert_to_dict
+from daemon.store.controls import AmbiguousId
 from daemon.store.sqlite import Store
 
 
@@ -23,9 +24,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ls = asub.add_parser("list", help="recent alerts with their delivery state")
     ls.add_argument("-n", "--limit", type=int, default=20, help="how many alerts, newest first (default 20)")
     ls.add_argument("--json", action="store_true", help="print only JSON on stdout")
+    ls.add_argument("--rule", help="only alerts of this rule")
+    ls.add_argument("--since", help='only alerts this recent: a duration ("24h", "7d") or an ISO date/time')
+    ls.add_argument("--severity", choices=["info", "warning", "critical"], help="only alerts at least this severe")
+    ls.add_argument(
+        "--status",
+        choices=["pending", "delivered", "dead", "silenced", "held", "digest", "folded"],
+        help="only alerts with a delivery in this state",
+    )
     ls.set_defaults(func=cmd_list)
     show = asub.add_parser("show", help="one alert: rule, score, hits and deliveries")
-    show.add_argument("alert_id", metavar="ID", help="alert id, as printed by `alerts list`")
+    show.add_argument("alert_id", metavar="ID", help="alert id as printed by `alerts list`, or a unique prefix")
     show.add_argument("--json", action="store_true", help="print only JSON on stdout")
     show.set_defaults(func=cmd_show)
     resend = asub.add_parser("resend", help="queue an alert again for its channels (same idempotency key)")
@@ -38,6 +47,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     osub.required = True
     retry = osub.add_parser("retry", help="move dead letters back to the queue")
     retry.set_defaults(func=cmd_outbox_retry)
+    ols = osub.add_parser("list", help="deliveries waiting, held or dead (not the delivered ones)")
+    ols.add_argument(
+        "--state",
+        action="append",
+        choices=["pending", "dead", "held", "digest", "silenced", "delivered", "folded"],
+        help="only this state (repeatable; default: pending, dead, held, digest)",
+    )
+    ols.add_argument("-n", "--limit", type=int, default=100, help="how many deliveries, oldest first (default 100)")
+    ols.add_argument("--json", action="store_true", help="print only JSON on stdout")
+    ols.set_defaults(func=cmd_outbox_list)
 
     test = sub.add_parser("send-test", help="send a sample alert through a configured channel")
     test.add_argument("channel", metavar="CHANNEL", help="a channel name from [channels] in config.toml")
@@ -61,17 +80,41 @@ def _deliveries(store: Store, alert_id: str) -> list[dict[str, object]]:
     ]
 
 
+def since(text: str, now: datetime) -> datetime:
+    """``--since``: a duration back from now, or an ISO date/time (UTC when it has no offset)."""
+    from daemon.util.durations import parse_duration
+
+    try:
+        return now - timedelta(seconds=parse_duration(text))
+    except ValueError:
+        pass
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f'--since: expected a duration like "24h" or an ISO date, got {text!r}') from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     config = load(args, secrets=False)
     store = _store(config, readonly=True)
     try:
-        rows = [(a, _deliveries(store, a.alert_id)) for a in store.recent_alerts(args.limit)]
+        found = store.find_alerts(
+            limit=args.limit,
+            rule=args.rule,
+            since=since(args.since, datetime.now(UTC)) if args.since else None,
+            severity=int(Severity.parse(args.severity)) if args.severity else None,
+            status=args.status,
+        )
+        alerts = [(alert_from_dict(json.loads(r["payload"])), r["silence_id"]) for r in found]
+        rows = [(a, s, _deliveries(store, a.alert_id)) for a, s in alerts]
     finally:
         store.close()
     if args.json:
-        show(json.dumps([{"alert": alert_to_dict(a), "deliveries": d} for a, d in rows], indent=2))
+        doc = [{"alert": alert_to_dict(a), "silence_id": s, "deliveries": d} for a, s, d in rows]
+        show(json.dumps(doc, indent=2))
         return ExitCode.OK
-    for alert, deliveries in rows:
+    for alert, _silence, deliveries in rows:
         where = ", ".join(f"{d['channel']}:{d['state']}" for d in deliveries) or "-"
         rule = alert.rule_id or str(alert.kind)
         show(
@@ -84,8 +127,12 @@ def cmd_show(args: argparse.Namespace) -> int:
     config = load(args, secrets=False)
     store = _store(config, readonly=True)
     try:
-        alert = store.alert(args.alert_id)
-        deliveries = _deliveries(store, args.alert_id) if alert else []
+        row = store.alert_row(args.alert_id)
+        alert = alert_from_dict(json.loads(row["payload"])) if row else None
+        deliveries = _deliveries(store, alert.alert_id) if alert else []
+    except AmbiguousId as exc:
+        show(f"feedwatch: {exc}", file=sys.stderr)
+        return ExitCode.USAGE
     finally:
         store.close()
     if alert is None:
@@ -105,7 +152,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         fuzzy = f" ≈{hit.fuzzy:.0f}" if hit.fuzzy is not None else ""
         show(
             f"  hit {hit.group}/{hit.term!r}: {hit.text!r}{fuzzy} in {hit.field}[{hit.start}:{hit.end}]"
-            f" +{hit.contribution:g}"
+            f" {hit.contribution:+g}"
         )
     for d in deliveries:
         show(f"  → {d['channel']}: {d['state']} after {d['attempts']} attempt(s) {d['error'] or ''}".rstrip())
@@ -141,6 +188,41 @@ def cmd_outbox_retry(args: argparse.Namespace) -> int:
     finally:
         store.close()
     show(f"{count} dead letter(s) queued again")
+    return ExitCode.OK
+
+
+def cmd_outbox_list(args: argparse.Namespace) -> int:
+    config = load(args, secrets=False)
+    store = _store(config, readonly=True)
+    try:
+        rows = store.outbox_rows(states=args.state or ["pending", "dead", "held", "digest"], limit=args.limit)
+    finally:
+        store.close()
+    entries = [
+        {
+            "alert_id": r["alert_id"],
+            "channel": r["channel"],
+            "state": r["state"],
+            "attempts": r["attempts"],
+            "next_attempt_at": r["next_attempt_at"] if r["state"] == "pending" else None,
+            "error": r["last_error"],
+            "rule_id": r["rule_id"],
+            "kind": r["kind"],
+            "severity": str(Severity(r["severity"])),
+            "created_at": r["created_at"],
+        }
+        for r in rows
+    ]
+    if args.json:
+        show(json.dumps(entries, indent=2))
+        return ExitCode.OK
+    if not entries:
+        show("outbox: nothing waiting")
+    for e in entries:
+        due = f" next try {e['next_attempt_at'][:19]}" if e["next_attempt_at"] else ""
+        error = f": {e['error']}" if e["error"] else ""
+        rule = f"{e['rule_id'] or e['kind']} [{e['severity']}]"
+        show(f"{e['alert_id']} → {e['channel']}  {e['state']}  {rule}  {e['attempts']} attempt(s){due}{error}")
     return ExitCode.OK
 
 
@@ -184,7 +266,15 @@ def cmd_send_test(args: argparse.Namespace) -> int:
         asyncio.run(_send(config, args.channel))
     except DeliveryError as exc:
         kind = "temporary" if type(exc).__name__.startswith("Transient") else "permanent"
-        show(f"feedwatch: send-test to {args.channel} failed ({kind}): {exc.reason}", file=sys.stderr)
+        show(f"feedwatch: send-test to {args.channel} failed ({kind}): {_one_line(exc.reason)}", file=sys.stderr)
+        return ExitCode.DEGRADED
+    except Exception as exc:  # whatever a channel let escape: still one line, never a traceback
+        reason = _one_line(f"{type(exc).__name__}: {exc}")
+        show(f"feedwatch: send-test to {args.channel} failed (unexpected): {reason}", file=sys.stderr)
         return ExitCode.DEGRADED
     show(f"sent a test alert through {args.channel}")
     return ExitCode.OK
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())[:500]

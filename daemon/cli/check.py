@@ -8,6 +8,7 @@ from pathlib import Path
 
 from daemon.cli.common import load
 from daemon.cli.exitcodes import ExitCode
+from daemon.util.startup import seconds_since_start, timer
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -17,13 +18,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    config = load(args, secrets=False)
+    started = seconds_since_start()  # interpreter, imports and config: what every command pays
+    t0 = timer()
     from daemon.rules.ruleset import check_examples, load_rules, no_rules_error
 
-    config = load(args, secrets=False)
     rules_dir = Path(args.rules) if args.rules else config.rules_dir
     report = load_rules(rules_dir, channels=list(config.channels))
+    t1 = timer()
     # Examples are unit tests for rules: an edit that breaks one fails the check.
     failures = check_examples(report.ruleset)
+    t2 = timer()
     # Problems first, so the "ok" summary is the last thing read.
     for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)
@@ -46,4 +51,6 @@ def cmd_check(args: argparse.Namespace) -> int:
     if examples:
         print(f"examples: {examples} passed")
     print(f"rules: {rules_dir} ok ({len(report.ruleset.rules)} rules)")
+    startup = "?" if started is None else f"{started:.2f} s"
+    print(f"timing: start-up {startup}, loading the rules {t1 - t0:.2f} s, examples {t2 - t1:.2f} s")
     return ExitCode.OK

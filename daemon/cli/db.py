@@ -16,6 +16,7 @@ from daemon.cli.exitcodes import ExitCode
 from daemon.errors import StoreError
 from daemon.store.rows import OUTBOX_PENDING
 from daemon.store.sqlite import Store
+from daemon.util.durations import format_size
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,15 +63,6 @@ def finish_copy(path: Path) -> CopyInfo:
     return CopyInfo(size=path.stat().st_size, schema=schema, items=items, alerts=alerts, pending=pending)
 
 
-def human_size(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
-
-
 def backup(source: Path, target: Path, *, busy_timeout: float) -> CopyInfo:
     """Copy ``source`` into ``target`` through a temporary file beside it, then rename it into place."""
     # Read-only: a backup must never migrate or otherwise write the live database.
@@ -114,7 +106,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
         print(f"feedwatch: error: cannot write {target}: {exc.strerror or exc}", file=sys.stderr)
         return ExitCode.DEGRADED
     print(
-        f"backup: {target} ({human_size(info.size)}, schema {info.schema}): {info.items} items, "
+        f"backup: {target} ({format_size(info.size)}, schema {info.schema}): {info.items} items, "
         f"{info.alerts} alerts, {info.pending} queued for delivery"
     )
     return ExitCode.OK

@@ -12,7 +12,7 @@ import json
 import sys
 from typing import Any
 
-from daemon.cli.common import load
+from daemon.cli.common import load, show
 from daemon.cli.exitcodes import ExitCode
 
 
@@ -25,22 +25,26 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def cmd_explain(args: argparse.Namespace) -> int:
     from daemon.service.explain import Explainer
+    from daemon.store.controls import AmbiguousId
     from daemon.store.sqlite import Store
 
     config = load(args, secrets=False)
     store = Store(config.store.path, readonly=True, busy_timeout=config.store.busy_timeout)
     try:
         docs = Explainer(config, store).explain(args.ident)
+    except AmbiguousId as exc:
+        show(f"feedwatch: {exc}", file=sys.stderr)
+        return ExitCode.USAGE
     finally:
         store.close()
     if not docs:
-        print(f"feedwatch: no alert, item id or item URL {args.ident!r} in {config.store.path}", file=sys.stderr)
+        show(f"feedwatch: no alert, item id or item URL {args.ident!r} in {config.store.path}", file=sys.stderr)
         return ExitCode.USAGE
     if args.json:
         out: Any = docs[0] if len(docs) == 1 else docs
-        print(json.dumps(out, indent=2, ensure_ascii=False))
+        show(json.dumps(out, indent=2, ensure_ascii=False))
         return ExitCode.OK
     from daemon.alerting.explain import render
 
-    print("\n\n".join(render(d) for d in docs))
+    show("\n\n".join(render(d) for d in docs))
     return ExitCode.OK

@@ -1,4 +1,4 @@
-"""`feedwatch feeds list|add|remove|import`: manage feeds in config.toml (comments and layout kept).
+"""`feedwatch feeds list|add|remove|import` (`test|enable|disable` in feed_controls): manage feeds in config.toml.
 
 Edits go through tomlkit so the operator's comments survive, are validated by loading the edited
 config before anything is written, and replace the file atomically. A running daemon picks them up
@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import tomlkit
 from tomlkit.items import AoT, Table
 
+from daemon.cli import feed_controls
 from daemon.cli.common import load, show
 from daemon.cli.exitcodes import ExitCode
 from daemon.config.load import find_config, load_config
@@ -51,6 +52,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     imp = fsub.add_parser("import", help="add every feed of an OPML file (from a feed reader export)")
     imp.add_argument("opml", metavar="FILE.opml", help="OPML export of a feed reader")
     imp.set_defaults(func=cmd_import)
+
+    feed_controls.register(fsub)
 
 
 def cmd_list(args: argparse.Namespace) -> int:

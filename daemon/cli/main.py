@@ -14,10 +14,10 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 
 from daemon import __version__
-from daemon.cli.commands import COMMANDS
+from daemon.cli import commands
 from daemon.cli.exitcodes import ExitCode
 from daemon.errors import ConfigError, FeedwatchError, RuleError, StoreError
-from daemon.service.log import setup_logging
+from daemon.util.startup import after_import
 
 Handler = Callable[[argparse.Namespace], int]
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -55,7 +55,24 @@ def subparsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentPar
                 yield from subparsers(child)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def command_word(argv: Sequence[str]) -> str | None:
+    """The subcommand named in ``argv``: its first word that is neither an option nor an option's value."""
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word in ("-c", "--config", "--log-level"):
+            i += 2
+        elif word.startswith("-"):
+            i += 1
+        else:
+            return word
+    return None
+
+
+def build_parser(command: str | None = None, *, bare: bool = False) -> argparse.ArgumentParser:
+    """The parser with ``command``'s module registered (every module when it is None or unknown);
+    ``bare``: none at all, for ``--version``.
+    """
     parser = argparse.ArgumentParser(
         prog="feedwatch",
         description="Watch RSS/Atom feeds with explainable rules and deliver alerts.",
@@ -66,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_global_options(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for module in COMMANDS:
+    for module in [] if bare else commands.modules(command):
         module.register(sub)
     for child in subparsers(parser):
         add_global_options(child, top=False)
@@ -74,12 +91,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    words = sys.argv[1:] if argv is None else list(argv)
+    command = command_word(words)
+    # Only the named command's module is imported: `--version` and `status` start in a blink.
+    bare = command is None and "--version" in words and not {"-h", "--help"} & set(words)
+    parser = build_parser(command, bare=bare)
     try:
         args = parser.parse_args(argv)  # --help writes to stdout too
-        # Every command logs to stderr (structlog's default is stdout, where `--json` output goes);
-        # `run` sets its own level from the config.
-        setup_logging(args.log_level or "warning")
+        # Every command logs to stderr (structlog's default is stdout, where `--json` output goes),
+        # set up when structlog is first imported; `run` sets its own level from the config.
+        after_import("structlog", lambda: _setup_logging(args.log_level or "warning"))
         code = run_handler(args.func, args)
         # Flush inside the guard: a reader that went away (`| head`) shows up here, not at exit.
         sys.stdout.flush()
@@ -109,7 +130,9 @@ def run_handler(handler: Handler, args: argparse.Namespace) -> int:
 
 
 def _fail(message: str, code: ExitCode) -> int:
-    print(message, file=sys.stderr)
+    from daemon.cli.common import show
+
+    show(message, file=sys.stderr)  # an error may quote a feed URL: redacted like all command output
     return code
 
 
@@ -122,3 +145,9 @@ def _stdout_gone() -> int:
     os.dup2(devnull, sys.stdout.fileno())
     os.close(devnull)
     return ExitCode.BROKEN_PIPE
+
+
+def _setup_logging(level: str) -> None:
+    from daemon.service.log import setup_logging
+
+    setup_logging(level)

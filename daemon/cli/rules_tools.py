@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from daemon.cli.backtest_report import json_report, text_report
 from daemon.cli.common import load
 from daemon.cli.exitcodes import ExitCode
 from daemon.config.model import Config
 from daemon.errors import ConfigError, FetchError
 from daemon.intake.parse import parse_feed
 from daemon.models import FIELDS, hit_to_dict
-from daemon.rules.backtest import Case, highlight, item_from, measure, read_jsonl
+from daemon.rules.backtest import Case, apply_labels, highlight, item_from, measure, measure_any, parse_jsonl
 from daemon.rules.matcher import Evaluation, Matcher
+from daemon.rules.misses import by_language, by_reason, find_misses
 from daemon.rules.ruleset import load_rules
 
 
@@ -34,7 +37,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     bt = sub.add_parser("backtest", help="run rules over items; with labels, precision and recall")
     bt.add_argument("source", help="feed file or URL, or a .jsonl of items (with optional labels)")
-    bt.add_argument("--labels", help="JSONL of {id, labels} overriding/adding labels by item id")
+    bt.add_argument(
+        "--labels",
+        help="JSONL of {id, labels: {rule: true/false}, label: 1/0, lang} adding to or overriding the items' labels",
+    )
+    bt.add_argument("--default-lang", metavar="NAME", help="language of items that name none (default: unknown)")
     bt.add_argument("--rules", help="rules folder (default: the configured one)")
     bt.add_argument("--json", action="store_true", help="print only JSON on stdout")
     bt.set_defaults(func=cmd_backtest)
@@ -47,9 +54,23 @@ def _matcher(config: Config, rules: str | None) -> Matcher:
     return Matcher(report.ruleset)
 
 
+def _read_jsonl(source: str) -> list[Case]:
+    """Cases from a JSONL file; its warnings (unknown keys) go to stderr."""
+    try:
+        text = Path(source).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror}", path=source) from None
+    except UnicodeDecodeError:
+        raise ConfigError("not UTF-8 text", path=source) from None
+    parsed = parse_jsonl(text, source)
+    for warning in parsed.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return parsed.cases
+
+
 def _cases(config: Config, source: str) -> list[Case]:
     if source.endswith(".jsonl"):
-        return read_jsonl(Path(source))
+        return _read_jsonl(source)
     if source.startswith(("http://", "https://")):
         body, ctype = asyncio.run(_download(config, source))
     else:
@@ -79,9 +100,11 @@ def _explain(case: Case, evaluations: Sequence[Evaluation], show_all: bool, colo
         if not ev.fired and not show_all:
             continue
         verdict = f"FIRES {ev.severity}" if ev.fired else "no"
-        lines.append(f"  {ev.rule_id}: {verdict}, score {ev.score:g}")
-        for reason in ev.reasons if not ev.fired else ():
-            lines.append(f"    - {reason}")
+        lines.append(f"  {ev.rule_id}: {verdict}, score {ev.score:g} (threshold {ev.threshold:g})")
+        # Failures (why it did not fire), then notes (what the language did), never the verdict line.
+        notes = ev.reasons[len(ev.failures) : len(ev.reasons) - (1 if ev.fired else 0)]
+        lines += [f"    - {f.message}" for f in ev.failures]
+        lines += [f"    note: {n}" for n in notes]
         for name in FIELDS:
             text = case.item.field_text(name)
             if text and any(h.field == name for h in ev.hits):
@@ -90,7 +113,7 @@ def _explain(case: Case, evaluations: Sequence[Evaluation], show_all: bool, colo
         for h in ev.hits:
             if h.contribution:
                 fuzzy = f" ≈{h.fuzzy:.0f}" if h.fuzzy is not None else ""
-                terms[h.term] = f"{h.text}{fuzzy} ({h.group}, {h.field}, +{h.contribution:g})"
+                terms[h.term] = f"{h.text}{fuzzy} ({h.group}, {h.field}, {h.contribution:+g})"
         if terms:
             lines.append(f"    counted: {' · '.join(terms.values())}")
     return lines
@@ -124,7 +147,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     else:
         print("feedwatch: score needs --title (and --summary) or a SOURCE", file=sys.stderr)
         return ExitCode.USAGE
-    results = [(c, matcher.evaluate(c.item)) for c in cases]
+    results = [(c, matcher.evaluate(c.item, feed_tags=c.tags)) for c in cases]
     if args.json:
         print(json.dumps([_as_json(c, evs) for c, evs in results], indent=2, ensure_ascii=False))
         return ExitCode.OK
@@ -146,32 +169,18 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         print(f"feedwatch: {exc}", file=sys.stderr)
         return ExitCode.USAGE
     if args.labels:
-        extra = {c.id: c.labels for c in read_jsonl(Path(args.labels))}
-        cases = [Case(c.id, c.item, {**c.labels, **extra.get(c.id, {})}) for c in cases]
-    stats = measure(matcher.ruleset.ids, ((c, matcher.evaluate(c.item)) for c in cases))
+        cases, warnings = apply_labels(cases, _read_jsonl(args.labels))
+        for warning in warnings:
+            print(f"warning: {args.labels}: {warning}", file=sys.stderr)
+    if args.default_lang:
+        cases = [c if c.lang else dataclasses.replace(c, lang=args.default_lang) for c in cases]
+    results = [(c, matcher.evaluate(c.item, feed_tags=c.tags, all_rules=True)) for c in cases]
+    stats = measure(matcher.ruleset.ids, results)
+    any_stats = measure_any(results)
+    misses = find_misses(results)
+    report = (cases, stats, any_stats, misses, by_reason(misses), by_language(results))
     if args.json:
-        doc = {
-            rid: {
-                "fired": st.fired,
-                "labelled": st.labelled,
-                "precision": st.precision,
-                "recall": st.recall,
-                "false_positives": st.false_positives,
-                "false_negatives": st.false_negatives,
-            }
-            for rid, st in stats.items()
-        }
-        print(json.dumps({"items": len(cases), "rules": doc}, indent=2))
-        return ExitCode.OK
-    print(f"{len(cases)} items")
-    print(f"{'rule':<28} {'fired':>6} {'labelled':>9} {'precision':>10} {'recall':>7}")
-    for rid, st in stats.items():
-        p = f"{st.precision:.3f}" if st.precision is not None else "-"
-        r = f"{st.recall:.3f}" if st.recall is not None else "-"
-        print(f"{rid:<28} {st.fired:>6} {st.labelled:>9} {p:>10} {r:>7}")
-    titles = {c.id: c.item.title for c in cases}
-    for rid, st in stats.items():
-        for kind, ids in (("false positive", st.false_positives), ("false negative", st.false_negatives)):
-            for ident in ids:
-                print(f"  {rid} {kind}: {ident} {titles.get(ident, '')}")
+        print(json.dumps(json_report(*report), indent=2, ensure_ascii=False))
+    else:
+        print("\n".join(text_report(*report)))
     return ExitCode.OK

@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import sys
 
-from daemon.cli.common import load
+from daemon.cli.common import load, show
 from daemon.cli.exitcodes import ExitCode
 from daemon.config.model import Config
 from daemon.service.log import setup_logging
@@ -68,5 +68,5 @@ def _dry_run(args: argparse.Namespace) -> int:
     config = load(args, secrets=False)
     setup_logging(log_level(args, config))
     dry = DryRun(config)
-    asyncio.run(dry.run(sys.stdout))
+    asyncio.run(dry.run(show))
     return ExitCode.DEGRADED if dry.failed else ExitCode.OK

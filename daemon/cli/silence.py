@@ -14,7 +14,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from daemon.cli.common import load
+from daemon.cli.common import load, show
 from daemon.cli.exitcodes import ExitCode
 
 
@@ -58,15 +58,15 @@ def cmd_add(args: argparse.Namespace) -> int:
 
     config = load(args, secrets=False)
     if args.rule is None and not args.ops:
-        print("feedwatch: silence add needs --rule RULE (or --ops --feed FEED)", file=sys.stderr)
+        show("feedwatch: silence add needs --rule RULE (or --ops --feed FEED)", file=sys.stderr)
         return ExitCode.USAGE
     if args.duration is None:
-        print("feedwatch: silence add needs --for DURATION, e.g. --for 2h", file=sys.stderr)
+        show("feedwatch: silence add needs --for DURATION, e.g. --for 2h", file=sys.stderr)
         return ExitCode.USAGE
     try:
         seconds = parse_duration(args.duration)
     except ValueError as exc:
-        print(f"feedwatch: --for: {exc}", file=sys.stderr)
+        show(f"feedwatch: --for: {exc}", file=sys.stderr)
         return ExitCode.USAGE
     rule = silences.OPS_RULE if args.ops else args.rule
     problems = silences.validate(rule, feed=args.feed, match=args.match, seconds=seconds, comment=args.comment)
@@ -74,10 +74,10 @@ def cmd_add(args: argparse.Namespace) -> int:
         problems.append("--ops needs --feed (silence one feed's operator alerts)")
     known_feeds = {f.name for f in config.feeds}
     if args.feed is not None and args.feed not in known_feeds:
-        print(f"feedwatch: warning: no feed {args.feed!r} in {config.path}", file=sys.stderr)
+        show(f"feedwatch: warning: no feed {args.feed!r} in {config.path}", file=sys.stderr)
     if problems:
         for problem in problems:
-            print(f"feedwatch: {problem}", file=sys.stderr)
+            show(f"feedwatch: {problem}", file=sys.stderr)
         return ExitCode.USAGE
     now = datetime.now(UTC)
     silence = silences.Silence(
@@ -96,8 +96,8 @@ def cmd_add(args: argparse.Namespace) -> int:
             store.add_silence(silence, now)
     finally:
         store.close()
-    print(silence.id)
-    print(f"silenced {silence.describe()} until {silence.ends_at:%Y-%m-%d %H:%M} UTC", file=sys.stderr)
+    show(silence.id)
+    show(f"silenced {silence.describe()} until {silence.ends_at:%Y-%m-%d %H:%M} UTC", file=sys.stderr)
     return ExitCode.OK
 
 
@@ -133,37 +133,42 @@ def cmd_list(args: argparse.Namespace) -> int:
         finally:
             store.close()
     if args.json:
-        print(json.dumps([as_dict(s, now) for s in found], indent=2))
+        show(json.dumps([as_dict(s, now) for s in found], indent=2))
         return ExitCode.OK
     if not found:
-        print("no active silences" if not args.all else "no silences")
+        show("no active silences" if not args.all else "no silences")
         return ExitCode.OK
     for s in found:
         left = (s.ends_at - now).total_seconds()
         when = f"ends in {format_duration(left)}" if left > 0 else f"ended {s.ends_at:%Y-%m-%d %H:%M} UTC"
         who = f" by {s.created_by}" if s.created_by else ""
         comment = f"  “{s.comment}”" if s.comment else ""
-        print(f"{s.id}  {s.describe()}  ({when}{who}){comment}")
+        show(f"{s.id}  {s.describe()}  ({when}{who}){comment}")
     return ExitCode.OK
 
 
 def cmd_expire(args: argparse.Namespace) -> int:
+    from daemon.store.controls import AmbiguousId
     from daemon.store.sqlite import Store
 
     config = load(args, secrets=False)
     now = datetime.now(UTC)
     store = Store(config.store.path, busy_timeout=config.store.busy_timeout)
     try:
-        silence = store.silence(args.silence_id)
+        try:
+            silence = store.silence(args.silence_id)
+        except AmbiguousId as exc:
+            show(f"feedwatch: {exc}", file=sys.stderr)
+            return ExitCode.USAGE
         if silence is None:
-            print(f"feedwatch: no silence {args.silence_id!r}", file=sys.stderr)
+            show(f"feedwatch: no silence {args.silence_id!r}", file=sys.stderr)
             return ExitCode.USAGE
         with store.transaction():
             store.expire_silence(silence.id, now)
     finally:
         store.close()
     if silence.ends_at <= now:
-        print(f"{silence.id} had already ended at {silence.ends_at:%Y-%m-%d %H:%M} UTC")
+        show(f"{silence.id} had already ended at {silence.ends_at:%Y-%m-%d %H:%M} UTC")
     else:
-        print(f"expired {silence.id} ({silence.describe()}); alerts it would have muted are sent from now on")
+        show(f"expired {silence.id} ({silence.describe()}); alerts it would have muted are sent from now on")
     return ExitCode.OK

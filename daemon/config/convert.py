@@ -208,8 +208,9 @@ class Reader:
                 others = " / ".join(key + s for s in SECRET_SUFFIXES[1:])
                 return self.problem((*where, key), f"required (or {others})")
             return None
-        if not self.secrets:
-            # Operator commands (status, check, db backup) run without the service's credentials.
+        if not self.secrets and sources[""] is None:
+            # Operator commands (status, check, db backup) run without the service's credentials. A value
+            # written in the file itself needs none: it is used, so `check` validates it (a URL's port, host).
             self.unresolved = True
             return Secret("")
         file = sources["_file"]

@@ -25,6 +25,7 @@ from daemon.config.model import (
     DaemonTable,
     FeedConfig,
     FeedTable,
+    MetricsConfig,
     PollingConfig,
     StoreConfig,
 )
@@ -32,11 +33,11 @@ from daemon.errors import ConfigError
 from daemon.notify.console import ConsoleSettings
 from daemon.notify.registry import CHANNEL_TYPES
 from daemon.util.tomlpos import KeyPath, close_match, syntax_position
-from daemon.util.urls import missing_scheme
+from daemon.util.urls import http_url_problem, missing_scheme
 
 ENV_CONFIG = "FEEDWATCH_CONFIG"
 DEFAULT_CONFIG = Path("config.toml")
-ROOT_KEYS = ("daemon", "store", "polling", "alerts", "channels", "feeds", "feeds_dir")
+ROOT_KEYS = ("daemon", "store", "polling", "alerts", "metrics", "channels", "feeds", "feeds_dir")
 
 
 def find_config(cli_path: str | Path | None) -> Path:
@@ -85,6 +86,7 @@ def load_config(path: Path | str, *, secrets: bool = True) -> Config:
     store = root.value(StoreConfig, data.get("store", {}), ("store",))
     polling = root.value(PollingConfig, data.get("polling", {}), ("polling",))
     alerts = root.value(AlertConfig, data.get("alerts", {}), ("alerts",))
+    metrics = root.value(MetricsConfig, data.get("metrics", {}), ("metrics",))
     channels = _channels(root, data.get("channels", {}))
     feeds = _feeds(root, data, polling if isinstance(polling, PollingConfig) else None)
     if isinstance(alerts, AlertConfig) and channels is not None:
@@ -97,6 +99,7 @@ def load_config(path: Path | str, *, secrets: bool = True) -> Config:
     assert isinstance(store, StoreConfig)
     assert isinstance(polling, PollingConfig)
     assert isinstance(alerts, AlertConfig)
+    assert isinstance(metrics, MetricsConfig)
     assert channels is not None
     return Config(
         path=path,
@@ -113,6 +116,7 @@ def load_config(path: Path | str, *, secrets: bool = True) -> Config:
         alerts=alerts,
         feeds=feeds,
         channels=channels,
+        metrics=metrics,
     )
 
 
@@ -250,6 +254,9 @@ def normalise_feed_url(raw: str, reader: Reader, where: KeyPath) -> str | None:
     if parts.scheme in ("http", "https"):
         if not parts.netloc:
             reader.problem((*where, "url"), f"expected an absolute URL with a host, got {raw!r}")
+            return None
+        if (problem := http_url_problem(raw)) is not None:
+            reader.problem((*where, "url"), problem)
             return None
         return raw
     if parts.scheme == "file":

@@ -10,6 +10,7 @@ fallback, so a daemon whose feeds are all well-formed never starts one.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import pickle
 import resource
@@ -51,41 +52,86 @@ def _mib(size: int) -> str:
     return f"{size / MiB:g} MiB"
 
 
-def read(
-    body: bytes, *, url: str, content_type: str | None, original: bytes, limits: ParseLimits = DEFAULT_LIMITS
-) -> RawFeed:
-    """feedparser's reading of ``body`` from a bounded child; FeedParseError for a refusal or an overrun."""
-    request = pickle.dumps((body, url, content_type, original, limits.memory), protocol=pickle.HIGHEST_PROTOCOL)
+def _command() -> tuple[list[str], dict[str, str]]:
     # -S skips site's start-up (an editable install's finder alone costs ~40 ms); the child gets this
     # process's import path instead, so it runs the same feedwatch and feedparser.
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys([_ROOT, *(p for p in sys.path if p and os.path.isdir(p))]))
+    return [sys.executable, "-S", "-m", "daemon.intake.bounded"], env
+
+
+def _request(body: bytes, url: str, content_type: str | None, original: bytes, limits: ParseLimits) -> bytes:
+    return pickle.dumps((body, url, content_type, original, limits.memory), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _outcome(returncode: int, stdout: bytes, stderr: bytes, *, url: str, limits: ParseLimits) -> RawFeed:
+    if returncode == _CHILD_OUT_OF_MEMORY:
+        raise FeedParseError(f"parse exceeded {_mib(limits.memory)}", feed_url=url)
+    if returncode == 0:
+        result = pickle.loads(stdout)  # written by our own child, never by the feed
+        if isinstance(result, RawFeed):
+            return result
+        raise FeedParseError(str(result), feed_url=url)
+    if returncode < 0:
+        reason = f"the parser process died (signal {-returncode})"
+    else:
+        tail = stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no output"]
+        reason = f"the parser process failed: {tail[0][:300]}"
+    raise FeedParseError(reason, feed_url=url)
+
+
+def _late(url: str, limits: ParseLimits) -> FeedParseError:
+    return FeedParseError(f"parse took longer than {limits.seconds:g} s", feed_url=url)
+
+
+def read(
+    body: bytes, *, url: str, content_type: str | None, original: bytes, limits: ParseLimits = DEFAULT_LIMITS
+) -> RawFeed:
+    """feedparser's reading of ``body`` from a bounded child; FeedParseError for a refusal or an overrun."""
+    argv, env = _command()
     try:
         done = subprocess.run(
-            [sys.executable, "-S", "-m", "daemon.intake.bounded"],
-            input=request,
+            argv,
+            input=_request(body, url, content_type, original, limits),
             capture_output=True,
             timeout=limits.seconds,
             env=env,
             check=False,
         )
     except subprocess.TimeoutExpired:  # subprocess.run has killed and reaped the child
-        raise FeedParseError(f"parse took longer than {limits.seconds:g} s", feed_url=url) from None
+        raise _late(url, limits) from None
     except OSError as exc:
         raise FeedParseError(f"could not start the parser process: {exc}", feed_url=url) from None
-    if done.returncode == _CHILD_OUT_OF_MEMORY:
-        raise FeedParseError(f"parse exceeded {_mib(limits.memory)}", feed_url=url)
-    if done.returncode == 0:
-        result = pickle.loads(done.stdout)
-        if isinstance(result, RawFeed):
-            return result
-        raise FeedParseError(str(result), feed_url=url)
-    if done.returncode < 0:
-        reason = f"the parser process died (signal {-done.returncode})"
-    else:
-        tail = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no output"]
-        reason = f"the parser process failed: {tail[0][:300]}"
-    raise FeedParseError(reason, feed_url=url)
+    return _outcome(done.returncode, done.stdout, done.stderr, url=url, limits=limits)
+
+
+async def read_async(
+    body: bytes, *, url: str, content_type: str | None, original: bytes, limits: ParseLimits = DEFAULT_LIMITS
+) -> RawFeed:
+    """``read`` for the event loop: waits for the child without holding a thread."""
+    argv, env = _command()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+        )
+    except OSError as exc:
+        raise FeedParseError(f"could not start the parser process: {exc}", feed_url=url) from None
+    try:
+        stdout, stderr = await asyncio.wait_for(
+            proc.communicate(_request(body, url, content_type, original, limits)), limits.seconds
+        )
+    except TimeoutError:
+        raise _late(url, limits) from None
+    finally:
+        if proc.returncode is None:  # deadline passed or this poll was cancelled: stop our child
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode is not None
+    return _outcome(proc.returncode, stdout, stderr, url=url, limits=limits)
 
 
 def _child() -> int:

@@ -50,7 +50,6 @@ class FetchSettings:
     max_redirects: int = 5
     user_agent: str = f"feedwatch/{__version__} (+https://github.com/feedwatch/feedwatch)"
     ca_bundle: str | None = None
-    per_host_limit: int = 2  # concurrent fetches per host:port, to stay polite to shared hosts
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +97,7 @@ def _tls_context(ca_bundle: str | None) -> ssl.SSLContext:
 
 
 class Fetcher:
-    """Fetches feeds on one shared client; safe to call concurrently (``per_host_limit`` per host).
+    """Fetches feeds on one shared client; safe to call concurrently (the poller limits fetches per host).
 
     Every failure is a :class:`FetchError` whose text starts with the feed URL (password redacted):
 
@@ -118,7 +117,6 @@ class Fetcher:
         self._client = client
         self._settings = settings
         self._resolve = resolve
-        self._slots: dict[str, asyncio.Semaphore] = {}
 
     async def fetch(
         self,
@@ -148,17 +146,15 @@ class Fetcher:
                 expires_in=None,
                 elapsed=time.monotonic() - started,
             )
-        # The deadline starts once we hold a slot: queueing behind our own fetches is not the server's fault.
-        async with self._slot(target):
-            try:
-                async with asyncio.timeout(self._settings.total_timeout):
-                    result = await self._fetch_http(url, validators, headers, auth, started, allow_private)
-            except TimeoutError:
-                raise FetchError(
-                    f"no complete response within the {self._settings.total_timeout:g} s total time limit "
-                    "(server too slow or trickling data)",
-                    feed_url=redact_url(url),
-                ) from None
+        try:
+            async with asyncio.timeout(self._settings.total_timeout):
+                result = await self._fetch_http(url, validators, headers, auth, started, allow_private)
+        except TimeoutError:
+            raise FetchError(
+                f"no complete response within the {self._settings.total_timeout:g} s total time limit "
+                "(server too slow or trickling data)",
+                feed_url=redact_url(url),
+            ) from None
         log.debug(
             "feed_fetched",
             url=redact_url(url),
@@ -167,14 +163,6 @@ class Fetcher:
             elapsed=round(result.elapsed, 3),
         )
         return result
-
-    def _slot(self, url: str) -> asyncio.Semaphore:
-        parts = urlsplit(url)
-        key = f"{(parts.hostname or '').lower()}:{parts.port or parts.scheme}"
-        slot = self._slots.get(key)
-        if slot is None:
-            slot = self._slots[key] = asyncio.Semaphore(max(1, self._settings.per_host_limit))
-        return slot
 
     async def _fetch_http(
         self,

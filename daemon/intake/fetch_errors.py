@@ -11,7 +11,9 @@ from urllib.parse import urlsplit
 import httpx
 
 from daemon.errors import FetchError
-from daemon.intake.headers import first_header, parse_retry_after
+from daemon.intake.headers import first_header
+from daemon.util.durations import format_size
+from daemon.util.httpdates import parse_retry_after
 from daemon.util.redact import redact_url
 
 
@@ -35,14 +37,7 @@ def status_error(url: str, status: int, headers: httpx.Headers, now: datetime) -
 
 
 def too_big(url: str, cap: int, detail: str) -> FetchError:
-    return FetchError(f"body exceeds {_size(cap)} cap ({detail})", feed_url=redact_url(url))
-
-
-def _size(n: int) -> str:
-    for unit, factor in (("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if n >= factor and n % factor == 0:
-            return f"{n // factor} {unit}"
-    return f"{n} bytes"
+    return FetchError(f"body exceeds {format_size(cap)} cap ({detail})", feed_url=redact_url(url))
 
 
 def network_error(

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import email.utils
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import httpx
+
+from daemon.util.httpdates import parse_http_date
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,27 +27,6 @@ def first_header(headers: httpx.Headers, name: str) -> str | None:
     """A single-valued header; httpx joins repeats with commas, which would spoil a date."""
     values = headers.get_list(name)
     return values[0] if values else None
-
-
-def parse_http_date(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        when = email.utils.parsedate_to_datetime(value.strip())
-    except (TypeError, ValueError, IndexError):
-        return None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
-
-
-def parse_retry_after(value: str | None, *, now: datetime) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date), or None."""
-    if not value:
-        return None
-    text = value.strip()
-    if text.isdigit():
-        return float(int(text))
-    when = parse_http_date(text)
-    return None if when is None else max(0.0, (when - now).total_seconds())
 
 
 def parse_expires_in(headers: httpx.Headers, *, now: datetime) -> float | None:

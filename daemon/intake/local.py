@@ -7,7 +7,8 @@ import os
 import stat
 
 from daemon.intake.decode import TooBig
-from daemon.intake.headers import Validators, parse_http_date
+from daemon.intake.headers import Validators
+from daemon.util.httpdates import parse_http_date
 
 
 def read_local(path: str, validators: Validators, max_bytes: int) -> tuple[int, bytes | None, Validators]:

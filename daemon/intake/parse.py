@@ -24,7 +24,18 @@ from daemon.models import Item
 from daemon.util.text import html_to_text
 from daemon.util.urls import canonical_url, safe_link
 
-__all__ = ["MAX_ATTRIBUTES", "ParsedFeed", "Refused", "build", "clean_text", "item_key", "parse_feed", "prepare"]
+__all__ = [
+    "MAX_ATTRIBUTES",
+    "Fallback",
+    "ParsedFeed",
+    "Refused",
+    "build",
+    "clean_text",
+    "first_pass",
+    "item_key",
+    "parse_feed",
+    "prepare",
+]
 
 MAX_TITLE = 1_000
 MAX_SUMMARY = 10_000
@@ -114,8 +125,19 @@ def build(raw: RawFeed, *, feed: str, url: str, notes: list[str] | None = None) 
     )
 
 
-def read_raw(body: bytes, *, url: str, content_type: str | None, limits: ParseLimits) -> tuple[RawFeed, list[str]]:
-    """The fast path's reading of a prepared document, else the bounded feedparser fallback's; and notes."""
+@dataclass(frozen=True, slots=True)
+class Fallback:
+    """The fast path declined a document: what the bounded feedparser child needs, and why."""
+
+    body: bytes  # prepared (see ``prepare``)
+    notes: tuple[str, ...]
+    reason: str
+
+
+def first_pass(body: bytes, *, feed: str, url: str, content_type: str | None) -> ParsedFeed | Fallback:
+    """The fast path's items, or a Fallback for the bounded feedparser child; FeedParseError for no feed."""
+    if not body or not body.strip():
+        raise FeedParseError("empty response body", feed_url=url)
     safe_body, notes = prepare(body, content_type)
     attributes = most_attributes(safe_body)
     if attributes > MAX_ATTRIBUTES:  # no feed has them; feedparser is quadratic in them: refuse at once
@@ -123,21 +145,21 @@ def read_raw(body: bytes, *, url: str, content_type: str | None, limits: ParseLi
             f"not a usable feed: an element with {attributes} attributes (more than {MAX_ATTRIBUTES})", feed_url=url
         )
     try:
-        return fastparse.read(safe_body, content_type), notes
-    except fastparse.Unsure:
-        pass
-    raw = bounded.read(safe_body, url=url, content_type=content_type, original=body, limits=limits)
-    return raw, notes
+        raw = fastparse.read(safe_body, content_type)
+    except fastparse.Unsure as exc:
+        return Fallback(safe_body, tuple(notes), exc.reason)
+    return build(raw, feed=feed, url=url, notes=notes)
 
 
 def parse_feed(
     body: bytes, *, feed: str, url: str, content_type: str | None = None, limits: ParseLimits = DEFAULT_LIMITS
 ) -> ParsedFeed:
     """Parse one feed document; raises FeedParseError when it is not a usable feed or its parse overran."""
-    if not body or not body.strip():
-        raise FeedParseError("empty response body", feed_url=url)
-    raw, notes = read_raw(body, url=url, content_type=content_type, limits=limits)
-    return build(raw, feed=feed, url=url, notes=notes)
+    first = first_pass(body, feed=feed, url=url, content_type=content_type)
+    if isinstance(first, ParsedFeed):
+        return first
+    raw = bounded.read(first.body, url=url, content_type=content_type, original=body, limits=limits)
+    return build(raw, feed=feed, url=url, notes=list(first.notes))
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,13 +174,14 @@ class Refused:
     crash: str | None = None  # the traceback, when the parser failed unexpectedly (a bug, not the feed)
 
 
-def parse_in_worker(body: bytes, name: str, url: str, content_type: str | None) -> ParsedFeed | Refused:
-    """Entry point for parse workers (thread or process): never raises, so nothing unpicklable comes back.
+def parse_in_worker(body: bytes, name: str, url: str, content_type: str | None) -> ParsedFeed | Fallback | Refused:
+    """Entry point for parse workers (thread or process): the fast path only, and it never raises, so
+    nothing unpicklable comes back. A Fallback goes on to the bounded feedparser child.
 
     It lives here, not in the poller, so a spawned worker imports only the parsing stack.
     """
     try:
-        return parse_feed(body, feed=name, url=url, content_type=content_type)
+        return first_pass(body, feed=name, url=url, content_type=content_type)
     except FeedParseError as exc:
         return Refused(exc.reason)
     except Exception as exc:

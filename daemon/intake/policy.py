@@ -13,6 +13,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Literal
 
+from daemon.util.durations import format_duration
+
 HINT_CAP = 24 * 3600.0  # publisher hints (Retry-After, max-age, <ttl>) may not park a feed longer than this
 _MAX_DOUBLINGS = 40  # 2**40 backoff steps dwarf any cap; stops float overflow on absurd failure counts
 
@@ -178,8 +180,8 @@ def check_stale(h: FeedHealth, *, now: datetime, expect_update: float | None) ->
     if h.alerted_stale or h.alerted_failing:
         return h, None
     message = (
-        f"stale: no new items for {_duration(quiet)} (last {_when(h.last_new_item, now)}), "
-        f"expected at least one every {_duration(expect_update)}"
+        f"stale: no new items for {format_duration(quiet)} (last {_when(h.last_new_item, now)}), "
+        f"expected at least one every {format_duration(expect_update)}"
     )
     return replace(h, alerted_stale=True), OpsEvent("stale", message)
 
@@ -195,18 +197,3 @@ def _when(t: datetime | None, now: datetime) -> str:
     t_utc = t.astimezone(UTC) if t.tzinfo else t
     now_utc = now.astimezone(UTC) if now.tzinfo else now
     return f"{t_utc:%H:%M} UTC" if t_utc.date() == now_utc.date() else f"{t_utc:%Y-%m-%d %H:%M} UTC"
-
-
-def _duration(seconds: float) -> str:
-    """Two largest units: ``45 s``, ``12 min``, ``3 h 20 min``, ``2 d 4 h``."""
-    s = int(seconds)
-    days, rem = divmod(s, 86400)
-    hours, rem = divmod(rem, 3600)
-    minutes, secs = divmod(rem, 60)
-    if days:
-        return f"{days} d {hours} h" if hours else f"{days} d"
-    if hours:
-        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    if minutes:
-        return f"{minutes} min"
-    return f"{secs} s"

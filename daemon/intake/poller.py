@@ -8,11 +8,9 @@ URL, and pushes that feed's next poll out by the backoff — other feeds never n
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 import random
+import time
 from collections.abc import Callable
-from concurrent.futures import Executor, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -20,32 +18,32 @@ import httpx
 import structlog
 
 from daemon.alerting import ingest as pipeline
-from daemon.alerting import policy as alerts
-from daemon.alerting import silences as muting
-from daemon.alerting.silences import Silence
+from daemon.alerting.policy import Outcome
+from daemon.alerting.silences import OPS_RULE
 from daemon.config.model import Config, FeedConfig
-from daemon.errors import FeedParseError, FetchError
+from daemon.errors import FetchError
 from daemon.intake import policy as health
 from daemon.intake.fetch import Fetcher, FetchResult
 from daemon.intake.headers import Validators
-from daemon.intake.parse import ParsedFeed, Refused, parse_in_worker
-from daemon.models import Alert, AlertKind, Severity
+from daemon.intake.opsalerts import enqueue_ops, ops_alert, regex_overrun_alert
+from daemon.intake.parse import ParsedFeed
+from daemon.intake.parsing import FeedParser
+from daemon.models import Alert
 from daemon.rules.matcher import Matcher
 from daemon.store.async_store import AsyncStore
-from daemon.store.rows import OUTBOX_SILENCED, FeedState
+from daemon.store.rows import FeedState
 from daemon.store.sqlite import Store
-from daemon.util.redact import link_url, redact_text, redact_url, restore_secrets
-from daemon.util.urls import host_of, safe_link
+from daemon.util.observe import NULL_OBSERVER, Observer
+from daemon.util.redact import redact_url, restore_secrets
+from daemon.util.urls import host_of
 
 log = structlog.get_logger(__name__)
 
+# Outcomes that leave an alert in the store (sent, held, waiting for a digest, silenced, or floored).
+RECORDED_ALERT = frozenset(
+    {Outcome.ALERTED, Outcome.UPDATED, Outcome.STORM, Outcome.DIGEST, Outcome.SILENCED, Outcome.SEVERITY_FLOOR}
+)
 AUTO_CEILING = 12 * 3600.0  # "auto" never waits longer than this between polls
-OPS_SEVERITY = {
-    "failing": Severity.WARNING,
-    "gone": Severity.CRITICAL,
-    "stale": Severity.WARNING,
-    "recovered": Severity.INFO,
-}
 
 
 class ActiveSet(Protocol):
@@ -99,53 +97,6 @@ def policy_of(config: Config) -> health.PollPolicy:
     )
 
 
-def ops_alert(feed: FeedConfig, url: str, event: health.OpsEvent, now: datetime) -> Alert:
-    return Alert(
-        alert_id=alerts.alert_id("ops", feed.name, event.kind, now.isoformat()),
-        kind=AlertKind.OPS,
-        rule_id="",
-        severity=OPS_SEVERITY[event.kind],
-        score=0.0,
-        title=redact_text(f"Feed {feed.name} {event.message}"),
-        link=safe_link(link_url(url)),  # sent to every ops channel: never with the feed's credentials
-        feed=feed.name,
-        created_at=now,
-        description=f"feed {event.kind}",
-    )
-
-
-def regex_overrun_alert(rule_id: str, feed: FeedConfig, title: str, budget: float, now: datetime) -> Alert:
-    return Alert(
-        alert_id=alerts.alert_id("ops", "regex-overrun", rule_id, now.isoformat()),
-        kind=AlertKind.OPS,
-        rule_id="",
-        severity=Severity.WARNING,
-        score=0.0,
-        title=f"Rule {rule_id} skipped an item: its regex ran past the {budget * 1000:g} ms time budget",
-        link=None,
-        feed=feed.name,
-        created_at=now,
-        snippet=f"First item (feed {feed.name}): {title[:200]}",
-        description=(
-            f"rule {rule_id} regex overrun: the rule was skipped for such items, which were recorded as seen; "
-            "`feedwatch check` names patterns that backtrack"
-        ),
-    )
-
-
-def _enqueue_ops(store: Store, alert: Alert, channels: list[str], now: datetime) -> Silence | None:
-    """Queue an operator alert, or record it as silenced when a silence for the feed's ops alerts holds."""
-    with store.transaction():
-        silence = muting.find(
-            store.silences(now=now), rule_id="", ops=True, feed=alert.feed, title=alert.title, now=now
-        )
-        states = {c: OUTBOX_SILENCED for c in channels} if silence else None
-        store.add_alert(alert, channels, story_id=None, item_id=None, now=now, states=states)
-        if silence is not None:
-            store.mark_silenced(alert.alert_id, silence.id)
-    return silence
-
-
 def _fetch_url_of(feed: FeedConfig, state: FeedState) -> str:
     # The stored redirect target is redacted: its credentials come back from the configured URL.
     return (restore_secrets(state.current_url, feed.url) if state.current_url else None) or feed.url
@@ -160,33 +111,6 @@ def _routing(active: ActiveSet) -> pipeline.Routing:
     )
 
 
-class ParsePool:
-    """Worker processes for feedparser (``parse_workers``), replaced whole when one of them dies.
-
-    A worker killed mid-parse (out of memory, a signal, a crash in C code) leaves a ProcessPoolExecutor
-    broken for good: every later parse would fail at once, for every feed.
-    """
-
-    def __init__(self, workers: int) -> None:
-        self._workers = workers
-        self.executor = self._new()
-
-    def _new(self) -> ProcessPoolExecutor:
-        # "spawn": forking a process that runs threads (the store's, the resolver's) is unsafe.
-        return ProcessPoolExecutor(max_workers=self._workers, mp_context=multiprocessing.get_context("spawn"))
-
-    def renew(self, broken: Executor) -> bool:
-        """Replace ``broken`` if it is still the current pool; False when another poll already did."""
-        if self.executor is not broken:
-            return False
-        broken.shutdown(wait=False, cancel_futures=True)
-        self.executor = self._new()
-        return True
-
-    def shutdown(self) -> None:
-        self.executor.shutdown(wait=False, cancel_futures=True)
-
-
 class Poller:
     def __init__(
         self,
@@ -197,16 +121,18 @@ class Poller:
         clock: Callable[[], datetime],
         reschedule: Callable[[FeedConfig, datetime], None],
         on_alerts: Callable[[datetime], None],
-        parse_pool: ParsePool | None = None,
+        parser: FeedParser | None = None,
         rng: random.Random | None = None,
+        observer: Observer = NULL_OBSERVER,
     ) -> None:
+        self._observer = observer
         self._store = store
         self._fetcher = fetcher
         self._active = active
         self._clock = clock
         self._reschedule = reschedule
         self._on_alerts = on_alerts
-        self._parse_pool = parse_pool
+        self._parser = parser or FeedParser()
         self._rng = rng or random.Random()
         self._hosts: dict[str, asyncio.Semaphore] = {}
         self._global = asyncio.Semaphore(active().config.polling.max_concurrency)
@@ -214,6 +140,11 @@ class Poller:
         self._overran: tuple[Matcher | None, set[str]] = (None, set())
 
     def _host_limit(self, url: str) -> asyncio.Semaphore:
+        """The one place ``polling.per_host`` is enforced: fetches to one host at once, any port.
+
+        The deadline of a fetch starts once it holds its slots: queueing behind our own polls is not
+        the server's fault.
+        """
         host = host_of(url) or "-"
         if host not in self._hosts:
             self._hosts[host] = asyncio.Semaphore(self._active().config.polling.per_host)
@@ -232,11 +163,13 @@ class Poller:
                 assert result.body is not None
                 parsed = await self._parse(feed, result)
         except FetchError as exc:
+            self._observer.polled(feed.name, ok=False)
             await self._failed(feed, state, exc, now)
             return
         new_items = 0
         if parsed is not None:
             new_items = await self._ingest(feed, state, result, parsed, now)
+        self._observer.polled(feed.name, ok=True, new_items=new_items)
         await self._succeeded(feed, state, result, parsed, new_items, now)
 
     async def preview(self, feed: FeedConfig) -> pipeline.IngestResult:
@@ -277,7 +210,10 @@ class Poller:
         if state is not None:
             known = await self._store.call(Store.known_items, state.id, [i.key for i in parsed.items])
             fresh = [i for i in fresh if (k := known.get(i.key)) is None or k.content_hash != i.content_hash]
-        return await asyncio.to_thread(pipeline.score_items, matcher, fresh, frozenset(feed.tags))
+        started = time.perf_counter()
+        sheet = await asyncio.to_thread(pipeline.score_items, matcher, fresh, frozenset(feed.tags))
+        self._observer.scored(time.perf_counter() - started, len(fresh))
+        return sheet
 
     async def _fetch(self, feed: FeedConfig, state: FeedState) -> FetchResult:
         return await self._fetch_url(feed, _fetch_url_of(feed, state), Validators(state.etag, state.last_modified))
@@ -299,26 +235,8 @@ class Poller:
         return result
 
     async def _parse(self, feed: FeedConfig, result: FetchResult) -> ParsedFeed:
-        loop = asyncio.get_running_loop()
         assert result.body is not None
-        url = result.final_url
-        executor = self._parse_pool.executor if self._parse_pool is not None else None
-        try:
-            outcome = await loop.run_in_executor(
-                executor, parse_in_worker, result.body, feed.name, url, result.content_type
-            )
-        except BrokenProcessPool:
-            assert self._parse_pool is not None
-            assert executor is not None
-            if self._parse_pool.renew(executor):
-                log.error("parse_pool_restarted", feed=feed.name, hint="a parser process died; a new pool took over")
-            raise FeedParseError("the parser process died while this feed was being parsed", feed_url=url) from None
-        if isinstance(outcome, Refused):
-            if outcome.crash is not None:
-                # A parser bug on one document is that feed's problem: record it and back off like any failure.
-                log.error("feed_parse_crashed", feed=feed.name, url=url, error=outcome.reason, traceback=outcome.crash)
-            raise FeedParseError(outcome.reason, feed_url=url)
-        return outcome
+        return await self._parser.parse(feed.name, result.final_url, result.body, result.content_type)
 
     async def _ingest(
         self, feed: FeedConfig, state: FeedState, result: FetchResult, parsed: ParsedFeed, now: datetime
@@ -358,6 +276,9 @@ class Poller:
             changed=ingested.changed_items,
             alerts=len(ingested.alerts),
         )
+        for _item, match, outcome, _reason in ingested.outcomes:
+            if outcome in RECORDED_ALERT:
+                self._observer.alerted(match.rule_id, str(match.severity), silenced=outcome == Outcome.SILENCED)
         if ingested.alerts:
             self._on_alerts(now)
         if sheet.overruns:
@@ -383,7 +304,7 @@ class Poller:
             if rule_id not in reported:
                 reported.add(rule_id)
                 alert = regex_overrun_alert(rule_id, feed, title, matcher.regex_budget, now)
-                await self._enqueue_ops_alert(alert, now, kind="regex-overrun")
+                await self.enqueue_ops_alert(alert, now, kind="regex-overrun")
 
     async def _interval(self, feed: FeedConfig, state: FeedState, parsed: ParsedFeed | None) -> float:
         polling = self._active().config.polling
@@ -476,12 +397,13 @@ class Poller:
         channels = list(cfg.ops_channels or cfg.default_channels)
         alert = ops_alert(feed, url, event, now)
         log.warning("feed_problem", kind=event.kind, feed=feed.name, url=url, message=event.message, channels=channels)
-        await self._enqueue_ops_alert(alert, now, kind=event.kind)
+        await self.enqueue_ops_alert(alert, now, kind=event.kind)
 
-    async def _enqueue_ops_alert(self, alert: Alert, now: datetime, *, kind: str) -> None:
+    async def enqueue_ops_alert(self, alert: Alert, now: datetime, *, kind: str) -> None:
         """Queue an operator alert for the ops channels (else the default ones), like every operator alert."""
         cfg = self._active().config.alerts
-        silence = await self._store.call(_enqueue_ops, alert, list(cfg.ops_channels or cfg.default_channels), now)
+        silence = await self._store.call(enqueue_ops, alert, list(cfg.ops_channels or cfg.default_channels), now)
+        self._observer.alerted(OPS_RULE, str(alert.severity), silenced=silence is not None)
         if silence is not None:
             log.info("ops_alert_silenced", feed=alert.feed, kind=kind, alert_id=alert.alert_id, silence=silence.id)
             return

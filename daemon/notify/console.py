@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import sys
-from typing import Literal, TextIO
+from typing import TYPE_CHECKING, Literal, TextIO
 
-import httpx
 import msgspec
 
 from daemon.errors import PermanentDeliveryError
 from daemon.models import Alert, AlertKind, Hit
 from daemon.notify.base import Channel, ChannelType
+
+if TYPE_CHECKING:
+    import httpx  # the console needs no HTTP: its module must not load httpx for `status` and `check`
 
 RULE = "─" * 72
 
@@ -20,7 +22,7 @@ def _hit_line(hits: tuple[Hit, ...]) -> str:
     seen: dict[str, str] = {}
     for hit in sorted(hits, key=lambda h: -h.contribution):
         label = hit.text if hit.fuzzy is None else f"{hit.text} ≈ {hit.alias} {hit.fuzzy:.0f}%"
-        seen.setdefault(f"{hit.group}/{hit.term}", f"{label} ({hit.group}, {hit.field}, +{hit.contribution:g})")
+        seen.setdefault(f"{hit.group}/{hit.term}", f"{label} ({hit.group}, {hit.field}, {hit.contribution:+g})")
     return " · ".join(seen.values())
 
 

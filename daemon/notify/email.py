@@ -33,6 +33,7 @@ from daemon.render.mailheader import literal_header
 from daemon.util.fields import Alias, Duration, Parse
 from daemon.util.redact import redact_text
 from daemon.util.secret import Secret
+from daemon.util.urls import ascii_host, host_problem
 
 log = structlog.get_logger(__name__)
 
@@ -78,8 +79,8 @@ class EmailSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
             raise ValueError(f"security must be one of {', '.join(SECURITY_MODES)}, got {self.security!r}")
         if self.port is not None and not 0 < self.port < 65536:
             raise ValueError(f"port must be 1-65535, got {self.port!r}")
-        if not self.host or any(c.isspace() for c in self.host):
-            raise ValueError(f"host must be a host name or address, got {self.host!r}")
+        if (problem := host_problem(self.host)) is not None:
+            raise ValueError(f"host must be a host name or address: {problem}")
         if not self.recipients:
             raise ValueError("recipients must name at least one address")
         for address in (self.sender, *self.recipients):
@@ -160,7 +161,7 @@ class EmailChannel:
     def _client(self) -> aiosmtplib.SMTP:
         s = self._settings
         return aiosmtplib.SMTP(
-            hostname=s.host,
+            hostname=ascii_host(s.host),  # IDNA 2008, never the socket module's IDNA 2003 codec
             port=s.effective_port,
             username=s.username,
             password=s.password.reveal() if s.password is not None else None,
@@ -181,7 +182,18 @@ class EmailChannel:
         if error is not None:
             raise error
         async with self._lock:
-            await self._send_locked(msg, alert)
+            # aiosmtplib's timeout is per command: a server answering each one just in time could hold a
+            # send for six timeouts. The deadline bounds the whole send (connect to the end of DATA).
+            try:
+                async with asyncio.timeout(s.timeout):
+                    await self._send_locked(msg, alert)
+            except TimeoutError:
+                self._drop()
+                error = self._error(
+                    True, f"timed out: no complete answer within {s.timeout:g}s from {self.target}", alert
+                )
+        if error is not None:
+            raise error
 
     async def _send_locked(self, msg: EmailMessage, alert: Alert) -> None:
         s = self._settings

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import time
-from urllib.parse import urlsplit
 
 import httpx
 import msgspec
@@ -21,6 +20,7 @@ from daemon.render import slack_payload
 from daemon.util.fields import Duration
 from daemon.util.redact import redact_url
 from daemon.util.secret import Secret
+from daemon.util.urls import http_url_problem
 
 log = structlog.get_logger(__name__)
 
@@ -38,9 +38,8 @@ class SlackSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     def __post_init__(self) -> None:
         if not isinstance(self.webhook_url, Secret) or not self.webhook_url:
             raise ValueError("webhook_url must be a non-empty Secret")
-        parts = urlsplit(self.webhook_url.reveal())
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"webhook_url must be an http(s) URL, got {redact_url(self.webhook_url)!r}")
+        if (problem := http_url_problem(self.webhook_url.reveal())) is not None:
+            raise ValueError(f"webhook_url {redact_url(self.webhook_url)!r}: {problem}")
         if not self.timeout > 0:
             raise ValueError(f"timeout must be > 0 seconds, got {self.timeout!r}")
 

@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Annotated
-from urllib.parse import urlsplit
 
 import httpx
 import msgspec
@@ -28,6 +27,7 @@ from daemon.render import webhook_payload
 from daemon.util.fields import Duration, Parse, string_table
 from daemon.util.redact import redact_url
 from daemon.util.secret import Secret
+from daemon.util.urls import http_url_problem
 
 log = structlog.get_logger(__name__)
 
@@ -75,9 +75,8 @@ class WebhookSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
         )
 
     def __post_init__(self) -> None:
-        parts = urlsplit(reveal(self.url))
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"url must be an absolute http(s) URL, got {redact_url(self.url)!r}")
+        if (problem := http_url_problem(reveal(self.url))) is not None:
+            raise ValueError(f"url {redact_url(self.url)!r}: {problem}")
         for name, value in self.headers.items():
             if not _TOKEN.fullmatch(name):
                 raise ValueError(f"header name {name!r} is not a valid HTTP field name")

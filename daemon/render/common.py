@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from daemon.models import Alert, AlertKind, Hit
+from daemon.util.durations import format_duration
 from daemon.util.urls import host_of
 
 SNIPPET_MAX = 300  # characters of snippet shown around the first highlight
-LIST_MAX = 100  # entries listed in text/HTML storms and digests before "... and N more"
 ELLIPSIS = "…"
 
 # C0/C1 controls, line/paragraph separators and bidi overrides (they can disguise a subject or link).
@@ -60,17 +60,6 @@ def fmt_time(value: datetime) -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC")
 
 
-def fmt_duration(seconds: float) -> str:
-    seconds = max(round(seconds), 0)
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes = seconds // 60
-    if minutes < 60:
-        return f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-
-
 # --- pieces shared by every format -------------------------------------------------------------
 
 Segments = list[tuple[str, bool]]  # (text, highlighted)
@@ -94,7 +83,7 @@ class TermRow:
             shown += f" (≈ {self.alias}, {self.fuzzy:.0f}%)"
         elif self.found.casefold() != self.alias.casefold():
             shown += f" ({self.alias})"
-        return f"{shown} [{self.group}] in {', '.join(self.fields)} (+{fmt_score(self.contribution)})"
+        return f"{shown} [{self.group}] in {', '.join(self.fields)} ({round(self.contribution, 2):+g})"
 
 
 def term_rows(hits: Iterable[Hit]) -> list[TermRow]:
@@ -196,7 +185,7 @@ def storm_window(alert: Alert) -> str:
     if not times:
         return "0 s"
     try:
-        return fmt_duration((alert.created_at - min(times)).total_seconds())
+        return format_duration((alert.created_at - min(times)).total_seconds())
     except TypeError:  # naive and aware datetimes mixed: nothing sensible to say
         return "a short while"
 

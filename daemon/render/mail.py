@@ -8,7 +8,6 @@ from collections.abc import Sequence
 
 from daemon.models import Alert, AlertKind
 from daemon.render.common import (
-    LIST_MAX,
     Segments,
     clean,
     digest_groups,
@@ -48,11 +47,9 @@ def render_text(alert: Alert) -> str:
         for rule_id, stories in digest_groups(alert):
             count = sum(len(s) for s in stories)
             lines += [f"== {clean(rule_id)} ({count} alert{'s' if count != 1 else ''}) ==", ""]
-            for story in stories[:LIST_MAX]:
+            for story in stories:  # every story: a digest stands for all the alerts it replaced
                 lines += _text_entry_lines(story[:1])
                 lines += [f"      also: {clean(e.feed)}: {clean(e.title)}" for e in story[1:]]
-            if len(stories) > LIST_MAX:
-                lines.append(f"  … and {len(stories) - LIST_MAX} more stories")
             lines.append("")
     else:
         lines += _text_single(alert)
@@ -61,9 +58,10 @@ def render_text(alert: Alert) -> str:
 
 
 def _update_note(alert: Alert) -> str:
+    note = "Update to story"
     if alert.thread_id and alert.thread_id != alert.alert_id:
-        return f"Update to story (first alert {clean(alert.thread_id)}):"
-    return "Update to story:"
+        note += f" (first alert {clean(alert.thread_id)})"
+    return f"{note}: {clean(alert.change)}" if clean(alert.change) else f"{note}:"
 
 
 def _text_single(alert: Alert) -> list[str]:
@@ -95,13 +93,11 @@ def _text_single(alert: Alert) -> list[str]:
 
 def _text_entry_lines(entries: Sequence[Alert]) -> list[str]:
     lines: list[str] = []
-    for entry in entries[:LIST_MAX]:
+    for entry in entries:
         lines.append(f"  - {clean(entry.title)} [{entry_meta(entry)}]")
         link = safe_link(entry.link)
         if link:
             lines.append(f"    {link}")
-    if len(entries) > LIST_MAX:
-        lines.append(f"  … and {len(entries) - LIST_MAX} more")
     return lines
 
 
@@ -147,7 +143,7 @@ def _html_digest(alert: Alert) -> list[str]:
     out = [f"<h2>{_e(clean(alert.title))}</h2>"] if clean(alert.title) else []
     for rule_id, stories in digest_groups(alert):
         out.append(f"<h3>{_e(clean(rule_id))}</h3><ul>")
-        for story in stories[:LIST_MAX]:
+        for story in stories:
             first, rest = story[0], story[1:]
             item = (
                 f"{_html_link(first.link, _e(clean(first.title)), first.title)} <small>{_e(entry_meta(first))}</small>"
@@ -159,8 +155,6 @@ def _html_digest(alert: Alert) -> list[str]:
                 )
                 item += "<ul>" + "".join(also) + "</ul>"
             out.append(f"<li>{item}</li>")
-        if len(stories) > LIST_MAX:
-            out.append(f"<li>… and {len(stories) - LIST_MAX} more stories</li>")
         out.append("</ul>")
     return out
 
@@ -191,10 +185,8 @@ def _html_single(alert: Alert) -> list[str]:
 def _html_entry_list(entries: Sequence[Alert]) -> str:
     items = [
         f"<li>{_html_link(e.link, _e(clean(e.title)), e.title)} <small>{_e(entry_meta(e))}</small></li>"
-        for e in entries[:LIST_MAX]
+        for e in entries
     ]
-    if len(entries) > LIST_MAX:
-        items.append(f"<li>… and {len(entries) - LIST_MAX} more</li>")
     return "<ul>" + "".join(items) + "</ul>"
 
 
@@ -210,7 +202,10 @@ def email_subject(alert: Alert) -> str:
         subject = f"{SUBJECT_PREFIX} {sev} {rule}: {len(alert.entries)} more items matched"
     elif alert.kind is AlertKind.DIGEST:
         subject = f"{SUBJECT_PREFIX} digest: {len(alert.entries)} alerts"
-        if title:
+        if title.lower().startswith("digest:"):
+            # The grouped title already reads "Digest: N alerts from M rules": say it once.
+            subject = f"{SUBJECT_PREFIX} digest:{title[len('digest:') :]}"
+        elif title:
             subject += f" · {title}"
     elif alert.kind is AlertKind.OPS:
         subject = f"{SUBJECT_PREFIX} OPS {sev}: {title}"

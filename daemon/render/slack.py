@@ -141,7 +141,10 @@ def _slack_entry_line(entry: Alert, bullet: str = "•") -> str:
 
 
 def _slack_single(alert: Alert) -> list[dict[str, Any]]:
-    lead = ":arrow_right_hook: *Update to story*\n" if alert.kind is AlertKind.UPDATE else ""
+    lead = ""
+    if alert.kind is AlertKind.UPDATE:
+        change = f": {_slack_fit(clean(alert.change), 300)}" if clean(alert.change) else ""
+        lead = f":arrow_right_hook: *Update to story*{change}\n"
     title = clean(alert.title) or "(no title)"
     blocks = [_section(f"{lead}*{_slack_link(alert.link, title, SLACK_SECTION_MAX - 2200)}*")]
     fields = [f"*Severity*\n{SEVERITY_EMOJI[alert.severity]} {alert.severity}"]

@@ -24,6 +24,7 @@ class Failure(NamedTuple):
 
     kind: str  # "not applied" | "excluded" | "required" | "proximity" | "no hits" | "threshold"
     message: str
+    subject: str = ""  # what to group by within the kind: the term, the require entry, the groups
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +130,7 @@ def judge(rule: Rule, scan: Scan, raws: list[Raw]) -> Evaluation:
             hits.append((_field(r), hit.start, hit))
     hits.sort(key=lambda h: (h[0], h[1]))
     score = round(score, 6)
-    failures = [Failure("excluded", f"excluded by {v.term!r} ({v.text!r} in {v.field})") for v in vetoes]
+    failures = [Failure("excluded", f"excluded by {v.term!r} ({v.text!r} in {v.field})", v.term) for v in vetoes]
     failures += _unmet(rule, scan, raws, met, met - veto_groups, notes)
     if not hits:
         failures.append(Failure("no hits", "no term matched"))
@@ -155,16 +156,17 @@ def _unmet(rule: Rule, scan: Scan, raws: list[Raw], met: set[int], hit: set[int]
         found = [g for g in alternatives if names[g] in hit]
         if not found:
             if len(alternatives) == 1:
-                failures.append(Failure("required", f"required group {entry!r} had no hit"))
+                failures.append(Failure("required", f"required group {entry!r} had no hit", entry))
             else:
                 listed = " or ".join(repr(g) for g in alternatives)
-                failures.append(Failure("required", f"required {entry!r}: neither group {listed} had a hit"))
+                message = f"required {entry!r}: neither group {listed} had a hit"
+                failures.append(Failure("required", message, entry))
         elif len(alternatives) > 1:
             notes.append(f"required {entry!r}: met by {' and '.join(repr(g) for g in found)}")
     if rule.proximity is not None and not _near(rule, scan, raws, names, met):
         gs = ", ".join(repr(g) for g in rule.proximity.groups)
         message = f"no hits of groups {gs} within {rule.proximity.words} words in one field"
-        failures.append(Failure("proximity", message))
+        failures.append(Failure("proximity", message, "|".join(rule.proximity.groups)))
     return failures
 
 

@@ -24,9 +24,9 @@ from daemon.rules.ruleset import (
     Rule,
     SeverityBands,
     Term,
-    parse_duration,
 )
 from daemon.rules.terms import parse_terms, warn_duplicates
+from daemon.util.durations import parse_duration
 from daemon.util.tomlpos import close_match
 
 __all__ = ["parse_rule"]
@@ -154,7 +154,7 @@ def _parse_throttle(c: Checker, w: tuple[str | int, ...], body: Mapping[str, Any
         c.error((*w, "throttle"), f"expected a duration string like '30m', got {type(raw).__name__}")
         return None
     try:
-        return parse_duration(raw)
+        return timedelta(seconds=parse_duration(raw))
     except ValueError as exc:
         c.error((*w, "throttle"), str(exc))
         return None

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import re
 import tomllib
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
@@ -38,15 +37,12 @@ __all__ = [
     "check_examples",
     "load_rules",
     "no_rules_error",
-    "parse_duration",
 ]
 
 DEFAULT_THRESHOLD = 1.0
 DEFAULT_GROUP_WEIGHT = 1.0
 DEFAULT_FIELD_FACTORS: Mapping[str, float] = MappingProxyType({"title": 2.0, "summary": 1.0, "content": 0.5})
 EXCLUDE_GROUP = "exclude"  # the group name reported for hits of `exclude.terms`
-_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd])")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 # --- the model -------------------------------------------------------------------------------------
 
@@ -235,15 +231,6 @@ class ExampleFailure:
             what = f"expected severity {self.expected_severity}, got {self.severity}"
         why = "; ".join(self.reasons)
         return f"{where}rule {self.rule_id!r} example {self.index + 1} ({self.title!r}): {what} ({why})"
-
-
-def parse_duration(text: str) -> timedelta:
-    """``"90s"``, ``"5m"``, ``"1h30m"``, ``"2d"`` → timedelta; ValueError otherwise."""
-    s = text.strip().lower().replace(" ", "")
-    parts = _DURATION_RE.findall(s)
-    if not s or "".join(n + u for n, u in parts) != s:
-        raise ValueError(f"expected a duration like '90s', '5m', '1h30m' or '2d', got {text!r}")
-    return timedelta(seconds=sum(float(n) * _UNIT_SECONDS[u] for n, u in parts))
 
 
 # --- loading ---------------------------------------------------------------------------------------

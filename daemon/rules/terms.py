@@ -200,6 +200,8 @@ def _alias_term(c: Checker, w: tuple[str | int, ...], text: str, *, line: int | 
             continue
         if prefix and len(folded) < 3:
             c.warn(f"wildcard {raw!r} is very short and will match many words", line)
+        if any((a.folded, a.prefix) == (folded, prefix) for a in aliases):
+            continue  # the same after folding (Qarabağ|Qarabag): a spelling kept for readers, nothing to add
         aliases.append(Alias(core, folded, fold_term(core, keep_case=True), prefix))
     if not aliases:
         return None
@@ -217,6 +219,8 @@ def warn_duplicates(c: Checker, rule_id: str, groups: list[Group], exclude: tupl
                     seen[key] = (group.name, term)
                     continue
                 first_group, first = seen[key]
+                if first is term:
+                    continue  # two aliases of one term that fold alike: warned about where it is written
                 if first.list_name is not None and first.list_name == term.list_name:
                     if first.line == term.line:  # one list term twice: the list is used twice
                         used = f"in groups {first_group!r} and {group.name!r}; its terms count in both"

@@ -25,8 +25,10 @@ from daemon import __version__
 from daemon.config.load import load_config
 from daemon.config.model import Config, FeedConfig, StoreConfig
 from daemon.errors import FeedwatchError, RuleError
+from daemon.intake.bounded import ParseLimits
 from daemon.intake.fetch import Fetcher, make_client
-from daemon.intake.poller import ParsePool, Poller
+from daemon.intake.parsing import FeedParser
+from daemon.intake.poller import Poller
 from daemon.notify.base import Channel
 from daemon.notify.worker import OutboxWorker
 from daemon.rules.matcher import Matcher
@@ -35,8 +37,10 @@ from daemon.service.runtime import (
     HEARTBEAT_EVERY,
     Active,
     build_channels,
+    close_channels,
     fetch_settings,
     heartbeat_interval,
+    metrics_for,
     rules_or_raise,
 )
 from daemon.service.scheduling import schedule_digests, schedule_every, schedule_feeds
@@ -45,6 +49,7 @@ from daemon.store.async_store import AsyncStore
 from daemon.store.lock import StoreLock
 from daemon.store.rows import FeedState
 from daemon.store.sqlite import Store
+from daemon.util.observe import NULL_OBSERVER, Observer
 from daemon.util.retry import RetryPolicy
 
 log = structlog.get_logger(__name__)
@@ -53,7 +58,6 @@ PRUNE_EVERY = 3600.0
 PRUNE_FIRST = 60.0  # the first pass shortly after start, once the first polls are under way
 PRUNE_BATCH = 1000  # items per transaction: keeps each write lock short so polls are not held up
 RULES_DEBOUNCE_MS = 300  # editors write in bursts; one reload per save, well inside the 2 s promise
-CLOSE_TIMEOUT = 2.0  # seconds for all channels together to close at shutdown, after the grace period
 
 
 def utcnow() -> datetime:
@@ -79,6 +83,9 @@ class Service:
         self._polls: set[asyncio.Task[None]] = set()
         self._background: set[asyncio.Future[None]] = set()
         self._worker_task: asyncio.Task[None] | None = None
+        self.metrics = metrics_for(config)
+        self.metrics_address: tuple[str, int] | None = None
+        self.observer: Observer = self.metrics or NULL_OBSERVER
         self.store = AsyncStore(
             config.store.path, busy_timeout=config.store.busy_timeout, max_size=config.store.max_size
         )
@@ -100,12 +107,10 @@ class Service:
         client = make_client(settings)
         self._stack.push_async_callback(client.aclose)
         self.fetcher = Fetcher(client, settings)
-        parse_pool: ParsePool | None = None
-        if cfg.polling.parse_workers:
-            # feedparser is pure Python and holds the GIL: worker processes let a cold cycle of many
-            # feeds use every core.
-            parse_pool = ParsePool(cfg.polling.parse_workers)
-            self._stack.callback(parse_pool.shutdown)
+        # Worker processes only when configured: the fast path rarely needs them (docs/feeds.md).
+        limits = ParseLimits(seconds=cfg.polling.parse_timeout, memory=cfg.polling.parse_memory)
+        parser = FeedParser(workers=cfg.polling.parse_workers, limits=limits)
+        self._stack.callback(parser.shutdown)
         self.poller = Poller(
             self.store,
             self.fetcher,
@@ -113,11 +118,12 @@ class Service:
             clock=self._clock,
             reschedule=self._next_poll,
             on_alerts=self._alerts_queued,
-            parse_pool=parse_pool,
+            parser=parser,
             rng=self._rng,
+            observer=self.observer,
         )
         self.channels = build_channels(cfg, client)
-        self._stack.push_async_callback(self._close_channels)
+        self._stack.push_async_callback(close_channels, self.channels)
         policy = RetryPolicy(attempts=cfg.alerts.max_attempts, base=cfg.alerts.retry_base, cap=cfg.alerts.retry_cap)
         concurrency = {name: c.concurrency for name, c in cfg.channels.items()}
         self.worker = OutboxWorker(
@@ -127,31 +133,23 @@ class Service:
             concurrency=concurrency,
             clock=self._clock,
             storm_window=cfg.alerts.storm_window,
+            observer=self.observer,
         )
         await self._record_rules()
 
+    async def _serve_metrics(self) -> None:
+        """Serve /metrics and /healthz when ``[metrics] listen`` is set (until the daemon stops)."""
+        listen = self.active.config.metrics
+        if self.metrics is None or listen.listen is None:
+            return
+        from daemon.service.metrics import MetricsServer
+
+        server = MetricsServer(self.metrics, self.store, lambda: self.active.config, self._clock)
+        self.metrics_address = await server.start(*listen.address)
+        self._stack.push_async_callback(server.aclose)
+
     async def aclose(self) -> None:
         await self._stack.aclose()
-
-    async def _close_channels(self) -> None:
-        """Close every channel at once, all within CLOSE_TIMEOUT.
-
-        A channel whose send was cut off at the end of the grace period may be talking to a server
-        that is still busy with it (an SMTP QUIT then waits for the reply to DATA); that must not
-        push the exit past systemd's stop timeout.
-        """
-        tasks = {asyncio.ensure_future(channel.aclose()): name for name, channel in self.channels.items()}
-        if not tasks:
-            return
-        done, pending = await asyncio.wait(tasks, timeout=CLOSE_TIMEOUT)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-        if pending:
-            log.warning("channel_close_timeout", channels=sorted(tasks[t] for t in pending), timeout=CLOSE_TIMEOUT)
-        for task in done:
-            if not task.cancelled() and task.exception() is not None:
-                log.warning("channel_close_failed", channel=tasks[task], error=str(task.exception()))
 
     @property
     def delivered(self) -> int:
@@ -190,6 +188,7 @@ class Service:
             )
         try:
             await self._start()
+            await self._serve_metrics()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.request_stop, sig)
             loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
@@ -415,6 +414,7 @@ class Service:
             new = await asyncio.to_thread(load)
         except FeedwatchError as exc:
             log.error("reload_failed", error=str(exc), hint="the previous configuration stays active")
+            self.observer.reloaded(ok=False)
             await self.store.call(Store.set_meta, "rules_error", {"at": self._clock().isoformat(), "error": str(exc)})
             return False
         self.active = new
@@ -432,6 +432,7 @@ class Service:
             errors=len(new.report.errors),
             version=new.report.ruleset.version[:12],
         )
+        self.observer.reloaded(ok=not new.report.errors)
         return not new.report.errors
 
     async def _apply_store_config(self, old: StoreConfig, new: StoreConfig) -> None:

@@ -12,7 +12,6 @@ import asyncio
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TextIO
 
 import structlog
 
@@ -43,8 +42,8 @@ class DryRun:
         self._clock = clock
         self.failed: list[str] = []
 
-    async def run(self, out: TextIO) -> int:
-        """Preview every enabled feed; print one line per would-be alert; how many would be sent."""
+    async def run(self, emit: Callable[[str], None]) -> int:
+        """Preview every enabled feed; ``emit`` one line per would-be alert; how many would be sent."""
         config = self.active.config
         store = AsyncStore(config.store.path, busy_timeout=config.store.busy_timeout, max_size=config.store.max_size)
         await store.open()
@@ -63,7 +62,7 @@ class DryRun:
                 results = await asyncio.gather(*(self._preview(poller, f) for f in feeds))
         finally:
             await store.aclose()
-        return self._print(results, out)
+        return self._print(results, emit)
 
     async def _preview(self, poller: Poller, feed: FeedConfig) -> IngestResult:
         try:
@@ -73,7 +72,7 @@ class DryRun:
             self.failed.append(feed.name)
             return IngestResult()
 
-    def _print(self, results: list[IngestResult], out: TextIO) -> int:
+    def _print(self, results: list[IngestResult], emit: Callable[[str], None]) -> int:
         config = self.active.config
         floors = {n: c.min_severity for n, c in config.channels.items()}
         rules = self.active.rules
@@ -91,9 +90,9 @@ class DryRun:
                     would += 1
                 where = ", ".join(channels) or "no channel"
                 title = " ".join(item.title.split()) or "(untitled)"
-                print(f"{head}  {match.rule_id}  [{match.severity}]  {item.feed}: {title}  → {where}", file=out)
+                emit(f"{head}  {match.rule_id}  [{match.severity}]  {item.feed}: {title}  → {where}")
                 if outcome not in (Outcome.ALERTED, Outcome.UPDATED):
-                    print(f"    {reason}", file=out)
+                    emit(f"    {reason}")
         counts = ", ".join(f"{n} {k}" for k, n in sorted(tally.items())) or "no rule matched a new item"
-        print(f"dry run: {would} alert(s) would be sent ({counts}); nothing was sent or recorded", file=out)
+        emit(f"dry run: {would} alert(s) would be sent ({counts}); nothing was sent or recorded")
         return would

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
+import structlog
 
 from daemon.config.model import Config
 from daemon.intake.fetch import FetchSettings
@@ -13,7 +16,12 @@ from daemon.notify.base import Channel
 from daemon.rules.matcher import Matcher
 from daemon.rules.ruleset import LoadReport, load_rules, no_rules_error
 
+if TYPE_CHECKING:
+    from daemon.service.metrics import Metrics
+
 HEARTBEAT_EVERY = 10.0
+CLOSE_TIMEOUT = 2.0  # seconds for all channels together to close at shutdown, after the grace period
+log = structlog.get_logger("daemon.service.app")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +69,6 @@ def fetch_settings(config: Config) -> FetchSettings:
         max_bytes=p.max_bytes,
         max_redirects=p.max_redirects,
         ca_bundle=p.ca_bundle,
-        per_host_limit=p.per_host,
     )
 
 
@@ -69,3 +76,33 @@ def build_channels(config: Config, client: httpx.AsyncClient) -> dict[str, Chann
     from daemon.notify.registry import build_channel
 
     return {name: build_channel(name, cc.type, cc.settings, http=client) for name, cc in config.channels.items()}
+
+
+async def close_channels(channels: Mapping[str, Channel]) -> None:
+    """Close every channel at once, all within CLOSE_TIMEOUT.
+
+    A channel whose send was cut off at the end of the grace period may be talking to a server
+    that is still busy with it (an SMTP QUIT then waits for the reply to DATA); that must not
+    push the exit past systemd's stop timeout.
+    """
+    tasks = {asyncio.ensure_future(channel.aclose()): name for name, channel in channels.items()}
+    if not tasks:
+        return
+    done, pending = await asyncio.wait(tasks, timeout=CLOSE_TIMEOUT)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    if pending:
+        log.warning("channel_close_timeout", channels=sorted(tasks[t] for t in pending), timeout=CLOSE_TIMEOUT)
+    for task in done:
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("channel_close_failed", channel=tasks[task], error=str(task.exception()))
+
+
+def metrics_for(config: Config) -> Metrics | None:
+    """The exporter when ``[metrics] listen`` is set; imported only then (prometheus-client is optional)."""
+    if not config.metrics.listen:
+        return None
+    from daemon.service.metrics import Metrics
+
+    return Metrics()

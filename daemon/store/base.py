@@ -10,14 +10,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import structlog
-
 from daemon.errors import StoreError
 from daemon.store import schema
 from daemon.store.schema import MIGRATIONS
 from daemon.store.trouble import store_error
+from daemon.util.durations import format_size
+from daemon.util.startup import LazyLogger
 
-log = structlog.get_logger("daemon.store.sqlite")
+log = LazyLogger("daemon.store.sqlite")  # structlog loads only if the store logs
 
 
 def private_folder(folder: Path, *, for_file: Path) -> None:
@@ -98,7 +98,7 @@ class StoreBase:
         """A StoreError naming the database, what was being done and, when it is full, the limit."""
         if self.max_size and "full" in str(exc) and self._at_max_size():
             return StoreError(
-                f"{self.path}: {doing}{exc} (store.max_size is {_size(self.max_size)}; raise it and reload, "
+                f"{self.path}: {doing}{exc} (store.max_size is {format_size(self.max_size)}; raise it and reload, "
                 "or free disk space)"
             )
         return store_error(self.path, exc, doing=doing)
@@ -184,10 +184,3 @@ class StoreBase:
             return self.conn.execute(sql, params)
         except sqlite3.Error as exc:
             raise self._error(exc) from exc
-
-
-def _size(n: int) -> str:
-    for unit, factor in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if n >= factor:
-            return f"{n / factor:g} {unit}"
-    return f"{n} bytes"

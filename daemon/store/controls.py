@@ -12,13 +12,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from daemon.alerting.silences import Silence
 from daemon.errors import StoreError
+from daemon.models import Silence
 from daemon.store.base import StoreBase
 from daemon.store.rows import from_iso as _dt
 from daemon.store.rows import iso as _iso
 
 ITEM_TEXT_MAX = 32_000  # characters of summary and of content kept per item for explain
+
+
+class AmbiguousId(StoreError):
+    """A prefix that names several rows: the command should ask for more characters (a usage error)."""
+
+
 ALERT_COLUMNS = "id, kind, rule_id, story_id, item_id, severity, score, created_at, silence_id"
 
 
@@ -112,7 +118,7 @@ class ControlTables(StoreBase):
         if exact:
             return _silence(exact[0])
         if len(rows) > 1:
-            raise StoreError(f"silence id {prefix!r} is ambiguous: give more characters")
+            raise AmbiguousId(f"silence id {prefix!r} is ambiguous: give more characters")
         return _silence(rows[0]) if rows else None
 
     def expire_silence(self, silence_id: str, now: datetime) -> None:
@@ -123,6 +129,20 @@ class ControlTables(StoreBase):
 
     def mark_silenced(self, alert_id: str, silence_id: str) -> None:
         self._write("UPDATE alerts SET silence_id = ? WHERE id = ?", (silence_id, alert_id))
+
+    # -- feeds -------------------------------------------------------------------------------
+
+    def enable_feed(self, name: str, now: datetime) -> str | None:
+        """Lift a stop recorded for the feed (410 Gone); the reason it had, or None when it was not stopped."""
+        row = self.conn.execute("SELECT disabled, last_error FROM feeds WHERE name = ?", (name,)).fetchone()
+        if row is None or not row["disabled"]:
+            return None
+        self._write(
+            "UPDATE feeds SET disabled = 0, consecutive_failures = 0, failing_since = NULL, alerted_failing = 0, "
+            "next_poll_at = ? WHERE name = ?",
+            (_iso(now), name),
+        )
+        return str(row["last_error"] or "disabled")
 
     # -- decisions and item text -------------------------------------------------------------
 
@@ -177,7 +197,7 @@ class ControlTables(StoreBase):
         if exact:
             return exact[0]
         if len(rows) > 1:
-            raise StoreError(f"alert id {prefix!r} is ambiguous: give more characters")
+            raise AmbiguousId(f"alert id {prefix!r} is ambiguous: give more characters")
         return rows[0] if rows else None
 
     def alerts_of_item(self, item_id: int) -> list[sqlite3.Row]:

@@ -122,14 +122,24 @@ class OutboxTables(StoreBase):
         rows = self.conn.execute("SELECT payload FROM alerts ORDER BY created_at DESC LIMIT ?", (limit,))
         return [alert_from_dict(json.loads(r[0])) for r in rows]
 
-    def due_outbox(self, now: datetime, limit: int = 100) -> list[OutboxEntry]:
-        """Pending deliveries whose time has come, oldest first (per-story order follows creation)."""
-        rows = self.conn.execute(
+    def due_outbox(
+        self, now: datetime, limit: int = 100, *, channel: str | None = None, exclude: Sequence[str] = ()
+    ) -> list[OutboxEntry]:
+        """Pending deliveries whose time has come, oldest first (per-story order follows creation);
+        only ``channel``'s when given, none of the ``exclude``d channels.
+        """
+        sql = (
             "SELECT o.id, o.channel, o.attempts, a.payload, a.story_id, a.rule_id FROM outbox o "
-            "JOIN alerts a ON a.id = o.alert_id WHERE o.state = ? AND o.next_attempt_at <= ? "
-            "ORDER BY o.id LIMIT ?",
-            (OUTBOX_PENDING, iso(now), limit),
+            "JOIN alerts a ON a.id = o.alert_id WHERE o.state = ? AND o.next_attempt_at <= ?"
         )
+        params: list[Any] = [OUTBOX_PENDING, iso(now)]
+        if channel is not None:
+            sql += " AND o.channel = ?"
+            params.append(channel)
+        if exclude:
+            sql += f" AND o.channel NOT IN ({','.join('?' * len(exclude))})"
+            params += list(exclude)
+        rows = self.conn.execute(sql + " ORDER BY o.id LIMIT ?", [*params, limit])
         out = []
         for r in rows:
             story_key = f"{r['channel']}|{r['rule_id']}|{r['story_id'] if r['story_id'] is not None else r['id']}"
@@ -191,7 +201,7 @@ class OutboxTables(StoreBase):
         counts.update({r[0]: r[1] for r in rows})
         return counts
 
-    def next_outbox_time(self) -> datetime | None:
+    def next_outbox_time(self, channel: str | None = None) -> datetime | None:
         """When the next delivery can go: the earliest pending one not waiting behind its story's older one.
 
         A delivery queued behind an older one of the same (channel, rule, story) is not due at its own
@@ -202,8 +212,9 @@ class OutboxTables(StoreBase):
             "SELECT MIN(o.next_attempt_at) FROM outbox o JOIN alerts a ON a.id = o.alert_id "
             "WHERE o.state = ? AND (a.story_id IS NULL OR NOT EXISTS ("
             "SELECT 1 FROM alerts b JOIN outbox p ON p.alert_id = b.id AND p.channel = o.channel "
-            "WHERE b.rule_id = a.rule_id AND b.story_id = a.story_id AND p.state = ? AND p.id < o.id))",
-            (OUTBOX_PENDING, OUTBOX_PENDING),
+            "WHERE b.rule_id = a.rule_id AND b.story_id = a.story_id AND p.state = ? AND p.id < o.id))"
+            + (" AND o.channel = ?" if channel is not None else ""),
+            (OUTBOX_PENDING, OUTBOX_PENDING, *(() if channel is None else (channel,))),
         ).fetchone()
         return from_iso(row[0]) if row and row[0] else None
 

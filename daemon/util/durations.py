@@ -1,4 +1,4 @@
-"""Parsing of human durations ("90s", "5m", "1h30m", "2d") and byte sizes ("10MiB")."""
+"""Human durations ("500ms", "90s", "5m", "1h30m", "2d", "1w") and byte sizes ("10MiB"): parse and format."""
 
 from __future__ import annotations
 
@@ -34,16 +34,27 @@ def parse_duration(text: str) -> float:
 
 
 def format_duration(seconds: float) -> str:
-    """Compact form for humans: 90 -> "1m30s"."""
-    if seconds < 1:
-        return f"{seconds * 1000:.0f}ms"
-    rest = round(seconds)
+    """The two largest units, as people say them: ``45 s``, ``1 min 30 s``, ``3 h 20 min``, ``2 d 4 h``.
+
+    Below a second: ``500 ms``. Negative durations read as zero.
+    """
+    if 0 < seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    rest = max(round(seconds), 0)
     parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60), ("s", 1)):
         if rest >= size:
-            parts.append(f"{rest // size}{unit}")
+            parts.append(f"{rest // size} {unit}")
             rest %= size
-    return "".join(parts) or "0s"
+    return " ".join(parts[:2]) or "0 s"
+
+
+def format_size(n: int) -> str:
+    """Bytes in the largest binary unit, one decimal at most: ``512 bytes``, ``1.5 KiB``, ``10 MiB``."""
+    for unit, factor in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= factor:
+            return f"{round(n / factor, 1):g} {unit}"
+    return f"{n} bytes"
 
 
 def parse_size(text: str | int) -> int:

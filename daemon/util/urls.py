@@ -1,9 +1,13 @@
-"""URL hygiene: which links may be shown, and a canonical form for identity and story matching."""
+"""URL hygiene: which links may be shown, a canonical form for identity and story matching, and the checks
+that a configured host and port can be connected to at all."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+
+import idna
 
 # Tracking parameters that never change what a link points at.
 _TRACKING = re.compile(r"^(utm_[a-z_]+|fbclid|gclid|dclid|mc_cid|mc_eid|yclid|igshid|ref_src|_hsenc|_hsmi)$", re.I)
@@ -63,6 +67,66 @@ def host_of(url: str) -> str:
         return (urlsplit(url).hostname or "").lower()
     except ValueError:
         return ""
+
+
+_LDH = re.compile(r"[A-Za-z0-9_-]+")  # letters, digits, hyphen; underscore too, which resolvers accept
+
+
+def host_problem(host: str) -> str | None:
+    """Why ``host`` cannot be connected to as written, or None when it can.
+
+    An IP address passes. A name passes when every label is 1-63 characters of letters, digits, ``-``
+    or ``_``, and every ``xn--`` label is a valid IDNA 2008 A-label; a name with non-ASCII letters must
+    encode under IDNA 2008 (the ``idna`` package, as httpx encodes it; Python's own codec is IDNA 2003
+    and would map ``faß.de`` to another host, ``fass.de``).
+    """
+    if not host:
+        return "no host"
+    try:
+        ipaddress.ip_address(host[1:-1] if host.startswith("[") and host.endswith("]") else host)
+        return None
+    except ValueError:
+        pass
+    if not host.isascii():
+        try:
+            idna.encode(host.lower())
+        except idna.IDNAError as exc:
+            return f"host {host!r} is not a valid internationalized name ({exc})"
+        return None
+    name = host[:-1] if host.endswith(".") else host  # a trailing dot names the root
+    if len(name) > 253:
+        return f"host name longer than 253 characters ({len(name)})"
+    for label in name.split("."):
+        if not label or len(label) > 63 or not _LDH.fullmatch(label):
+            return f"host {host!r} is not a valid host name (label {label!r})"
+        if label[:4].lower() == "xn--":
+            try:
+                idna.decode(label.lower())
+            except idna.IDNAError as exc:
+                return f"host {host!r}: {label!r} is not a valid IDNA A-label ({exc})"
+    return None
+
+
+def ascii_host(host: str) -> str:
+    """The host as sent on the wire: IDNA 2008 A-labels for a non-ASCII name (validate it first)."""
+    return host if host.isascii() else idna.encode(host.lower()).decode("ascii")
+
+
+def http_url_problem(url: str) -> str | None:
+    """Why ``url`` is not an absolute http(s) URL one can connect to (scheme, host, port 1-65535), or None.
+
+    The message never repeats the URL, which may hold a secret; it names the host, which does not.
+    """
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:  # a port out of 0-65535 or not a number
+        return f"invalid port ({exc}); expected 1-65535"
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return "expected an absolute http(s) URL with a host"
+    if port == 0:
+        return "invalid port 0; expected 1-65535"
+    return host_problem(parts.hostname)
 
 
 # A first path segment that reads as a host name (news.example.org, example.org:8080), not a file.

@@ -333,6 +333,7 @@ class Setup:
     polling_extra: str = ""
     interval: str = "1s"
     channel_extra: dict[str, str] = field(default_factory=dict)  # channel name -> extra TOML lines
+    extra_channels: dict[str, str] = field(default_factory=dict)  # more channels: name -> their TOML body
 
     def channels(self) -> list[str]:
         names = []
@@ -342,7 +343,7 @@ class Setup:
             names.append("hook")
         if self.slack_url is not None:
             names.append("slack")
-        return names
+        return names + list(self.extra_channels)
 
     def render(self) -> str:
         out = [
@@ -370,6 +371,8 @@ class Setup:
             )
         if self.slack_url is not None:
             out.append(self._channel("slack", f'type = "slack"\nwebhook_url = "{self.slack_url}"\ntimeout = "3s"\n'))
+        for name, body in self.extra_channels.items():
+            out.append(self._channel(name, body))
         for name, url in self.feeds.items():
             out.append(f'[[feeds]]\nname = "{name}"\nurl = "{url}"\ninterval = "{self.interval}"\nbackfill = "all"\n')
         return "\n".join(out)

@@ -11,9 +11,11 @@ import zlib
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import pytest
+from pytest_httpserver import HTTPServer
+from werkzeug import Response
 
 from tests.reliability.harness import (
     Daemon,
@@ -54,7 +56,12 @@ CRLF_TITLES = [
     "Shelling near {name}&#13;&#10;Bcc: victim@example.org",
     "Shelling near {name}\r\nX-Injected: yes",
     "Shelling near {name}&#10;&#10;<b>body</b>",
+    # An RFC 2047 encoded word: decoded by a header parser, it would be a Reply-To and an early body.
+    "Shelling near {name} =?utf-8?q?=0D=0AReply-To:_x@evil.example=0D=0A=0D=0AYour_mailbox_is_full?=",
 ]
+# The Slack channel's webhook answers 404 echoing the path it was posted to: its token must not leak.
+ECHO_TOKEN = "EchoT0kenNeverShown42"
+ECHO_PATH = f"/services/T0HOST/B0ILE/{ECHO_TOKEN}"
 
 
 @functools.cache
@@ -202,6 +209,11 @@ class TestHostileFeeds:
         """
         server = FeedServer().start()
         hook = WebhookReceiver().start()
+        echo = HTTPServer(host="127.0.0.1", port=0, threaded=True)
+        echo.expect_request(ECHO_PATH, method="POST").respond_with_handler(
+            lambda req: Response(f"Cannot POST {req.path} ({quote(req.path, safe='')})", status=404)
+        )
+        echo.start()
         feeds: dict[str, str] = {}
         expected: set[str] = set()
         n = 0
@@ -263,6 +275,7 @@ class TestHostileFeeds:
                 feeds,
                 smtp_port=sink.port,
                 webhook_url=hook.url,
+                slack_url=echo.url_for(ECHO_PATH),
                 # The hostile feeds stand for other publishers' hosts: the per-host limit is not the subject.
                 polling_extra=f'per_host = 32\ntotal_timeout = "4s"\nparse_workers = {workers}\n',
             )
@@ -292,9 +305,12 @@ class TestHostileFeeds:
                     for e in daemon.events("feed_failed"):
                         failed.setdefault(e["feed"], set()).add(e["error"])
                     status = json.loads(daemon.cli("status", "--json").stdout)
+                    wait_until(lambda: daemon.count("delivery_dead") >= 1, 15, "the echoing Slack receiver's answer")
+                    said = daemon.cli("status").stdout + daemon.cli("alerts", "list", "--json").stdout
             finally:
                 server.stop()
                 hook.stop()
+                echo.stop()
             assert isinstance(sink.handler, HookedSinkHandler)
             raw_mails = list(sink.handler.raw)
             mails: list[EmailMessage] = list(sink.handler.messages)
@@ -335,6 +351,15 @@ class TestHostileFeeds:
             names = [k.strip().lower() for k, _ in headers_of(raw)]
             assert "bcc" not in names, names
             assert "x-injected" not in names, names
+            assert "reply-to" not in names, names
+            assert names.count("from") == 1, names
+        # The echo reached the log and the dead letters, with the token masked everywhere.
+        log_text = daemon.log_path.read_text(errors="replace")
+        assert "Cannot POST" in log_text
+        for secret in (ECHO_TOKEN, "T0HOST", "B0ILE"):
+            assert secret not in log_text
+            assert secret not in said
+            assert secret.encode() not in b"".join(p.read_bytes() for p in (tmp_path / "var").glob("feedwatch.db*"))
         assert all(r == ["desk@example.org"] for r in recipients)
         for mail in mails:
             for key, value in mail.items():

@@ -1,0 +1,105 @@
+"""Where feed documents are parsed, for the poller: the fast path on one parse thread (or in worker
+processes when ``parse_workers`` is set), and feedparser fallbacks in bounded child processes awaited from
+the event loop, so no thread — least of all the default executor's, which reloads and file reads share —
+is ever pinned by a hostile document.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import BrokenExecutor, Executor, ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+import structlog
+
+from daemon.errors import FeedParseError
+from daemon.intake import bounded
+from daemon.intake.bounded import DEFAULT_LIMITS, ParseLimits
+from daemon.intake.parse import Fallback, ParsedFeed, Refused, build, parse_in_worker
+
+if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
+
+log = structlog.get_logger(__name__)
+
+FALLBACKS_AT_ONCE = 2  # feedparser children at a time: each may take its whole deadline and memory cap
+
+
+class ParsePool:
+    """Worker processes for the fast path (``parse_workers``), replaced whole when one of them dies.
+
+    A worker killed mid-parse (out of memory, a signal, a crash in C code) leaves a ProcessPoolExecutor
+    broken for good: every later parse would fail at once, for every feed.
+    """
+
+    def __init__(self, workers: int) -> None:
+        self._workers = workers
+        self.executor = self._new()
+
+    def _new(self) -> ProcessPoolExecutor:
+        import multiprocessing  # only when parse workers are configured
+        from concurrent.futures import ProcessPoolExecutor
+
+        # "spawn": forking a process that runs threads (the store's, the resolver's) is unsafe.
+        return ProcessPoolExecutor(max_workers=self._workers, mp_context=multiprocessing.get_context("spawn"))
+
+    def renew(self, broken: Executor) -> bool:
+        """Replace ``broken`` if it is still the current pool; False when another poll already did."""
+        if self.executor is not broken:
+            return False
+        broken.shutdown(wait=False, cancel_futures=True)
+        self.executor = self._new()
+        return True
+
+    def shutdown(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+class FeedParser:
+    """Parses fetched documents for the poller; ``parse`` raises FeedParseError for a refused feed."""
+
+    def __init__(self, *, workers: int = 0, limits: ParseLimits = DEFAULT_LIMITS) -> None:
+        self.limits = limits
+        # One thread: the fast path takes a few ms per feed and mostly holds the GIL anyway.
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="feedwatch-parse")
+        self._pool = ParsePool(workers) if workers else None
+        self._fallbacks: asyncio.Semaphore | None = None  # made on first use, inside the running loop
+
+    def shutdown(self) -> None:
+        self._thread.shutdown(wait=False, cancel_futures=True)
+        if self._pool is not None:
+            self._pool.shutdown()
+
+    async def parse(self, name: str, url: str, body: bytes, content_type: str | None) -> ParsedFeed:
+        loop = asyncio.get_running_loop()
+        executor = self._pool.executor if self._pool is not None else self._thread
+        try:
+            outcome = await loop.run_in_executor(executor, parse_in_worker, body, name, url, content_type)
+        except BrokenExecutor:  # a worker process died (BrokenProcessPool)
+            if self._pool is None:
+                raise
+            if self._pool.renew(executor):
+                log.error("parse_pool_restarted", feed=name, hint="a parser process died; a new pool took over")
+            raise FeedParseError("the parser process died while this feed was being parsed", feed_url=url) from None
+        if isinstance(outcome, Refused):
+            if outcome.crash is not None:
+                # A parser bug on one document is that feed's problem: record it and back off like any failure.
+                log.error("feed_parse_crashed", feed=name, url=url, error=outcome.reason, traceback=outcome.crash)
+            raise FeedParseError(outcome.reason, feed_url=url)
+        if isinstance(outcome, Fallback):
+            return await self._fallback(name, url, body, content_type, outcome)
+        return outcome
+
+    async def _fallback(
+        self, name: str, url: str, body: bytes, content_type: str | None, fallback: Fallback
+    ) -> ParsedFeed:
+        log.debug("feed_parse_fallback", feed=name, url=url, reason=fallback.reason)
+        if self._fallbacks is None:
+            self._fallbacks = asyncio.Semaphore(FALLBACKS_AT_ONCE)
+        async with self._fallbacks:
+            raw = await bounded.read_async(
+                fallback.body, url=url, content_type=content_type, original=body, limits=self.limits
+            )
+        loop = asyncio.get_running_loop()
+        notes = list(fallback.notes)
+        return await loop.run_in_executor(self._thread, lambda: build(raw, feed=name, url=url, notes=notes))
