@@ -6,7 +6,8 @@ Where commands are found:
   `VAR=value`, `systemd-run …`, or as `/usr/local/bin/feedwatch`);
 - inline code spans starting with `feedwatch` (also after `sudo -u feedwatch`). A synopsis is
   expanded: `[--json]` runs without and with the option, `list|add URL` runs each alternative.
-  A span that only names a command (`feedwatch send-test`) is checked to exist, not run.
+  A span that only names a command (`feedwatch send-test`, or `feedwatch feeds add …` with its
+  arguments elided) is checked to exist, not run.
 
 How they run: PLACEHOLDERS (CHANNEL, FILE, ID, URL, …) and server paths (/etc/feedwatch,
 /var/lib/feedwatch, web addresses) are mapped into the sandbox; the command then runs through
@@ -32,7 +33,6 @@ FENCE = re.compile(r"^(\s*)(```+|~~~+)\s*([\w+-]*)")
 MARKER = re.compile(r"<!--\s*doc-test:\s*(exit\s+(?P<exit>\d+)|skip:\s*(?P<skip>[^>]*?))\s*-->")
 EXIT_COMMENT = re.compile(r"\bexit(?:\s+code)?\s+(\d+)\b")
 INLINE = re.compile(r"(?<!`)(`+)(?!`)(.+?)(?<!`)\1(?!`)")
-SEPARATORS = re.compile(r"\s+(?:&&|\|\||\|)\s+|\s*;\s+")
 # Options of wrappers that take a value as the next word.
 WRAPPER_ARGS = {
     "sudo": {"-u", "-g", "-C", "-D", "-h", "-p", "-r", "-t", "-U"},
@@ -121,7 +121,7 @@ def block_commands(line: str) -> Iterator[tuple[str, str]]:
     if body.startswith("$ "):
         body = body[2:]
     body, comment = split_comment(body)
-    for segment in SEPARATORS.split(body):
+    for segment in segments(body):
         command = feedwatch_part(segment)
         if command:
             yield command, comment
@@ -134,10 +134,36 @@ def inline_commands(span: str) -> Iterator[str]:
     if re.fullmatch(r"feedwatch\s+(…|\.\.\.)", span):  # "`feedwatch …` commands": all of them, none in particular
         return
     body, _comment = split_comment(span)
-    for segment in SEPARATORS.split(body):
+    for segment in segments(body):
         command = feedwatch_part(segment)
         if command:
             yield command
+
+
+SEPARATOR = re.compile(r" (?:&&|\|\||\|) |; ")
+
+
+def segments(line: str) -> list[str]:
+    """The commands of a shell line: split at `&&`, `||`, ` | ` and `;` outside quotes.
+
+    A `|` without spaces around it stays: in a synopsis (`feeds list|add URL`) it separates
+    alternatives, which :func:`expand` takes apart.
+    """
+    parts: list[str] = []
+    start, i, quote = 0, 0, ""
+    while i < len(line):
+        ch = line[i]
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif separator := SEPARATOR.match(line, i):
+            parts.append(line[start:i])
+            start = i = separator.end()
+            continue
+        i += 1
+    parts.append(line[start:])
+    return [p.strip() for p in parts if p.strip()]
 
 
 def split_comment(line: str) -> tuple[str, str]:
@@ -176,12 +202,15 @@ def feedwatch_part(segment: str) -> str | None:
 
 
 def expand(text: str) -> list[str]:
-    """A synopsis as concrete commands: `[X]` without and with X, `a|b` each alternative."""
-    optional = re.search(r"\[([^\[\]]+)\]", text)
-    if optional:
-        without = (text[: optional.start()] + text[optional.end() :]).replace("  ", " ").strip()
-        within = text[: optional.start()] + optional.group(1) + text[optional.end() :]
-        return expand(without) + expand(within)
+    """A synopsis as concrete commands: `a|b` each alternative; `[X]` options all left out, then all given.
+
+    Two variants exercise every optional part without the 2^n combinations of a long synopsis
+    (`alerts list [--rule R] [--since 24h] [--severity S] …`).
+    """
+    if re.search(r"\[[^\[\]]+\]", text):
+        without = re.sub(r"\s*\[[^\[\]]+\]", "", text).strip()
+        within = re.sub(r"\[([^\[\]]+)\]", r"\1", text)
+        return [*expand(without), *expand(within)]
     words = text.split(" ")
     for i, word in enumerate(words):
         if "|" in word:
