@@ -28,8 +28,9 @@ from typing import Any
 
 from benchmarks.harness import REPO, row
 from daemon.models import Item
+from daemon.rules.load import load_rules
 from daemon.rules.matcher import Matcher
-from daemon.rules.ruleset import RuleSet, load_rules
+from daemon.rules.ruleset import RuleSet
 
 RULES = REPO / "rules"
 

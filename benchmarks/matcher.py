@@ -16,8 +16,9 @@ from typing import Any
 from benchmarks.harness import REPO, row
 from benchmarks.newsgen import NewsGen, replicate_rules
 from daemon.models import Item
+from daemon.rules.load import load_rules
 from daemon.rules.matcher import Matcher
-from daemon.rules.ruleset import RuleSet, load_rules
+from daemon.rules.ruleset import RuleSet
 
 SEED = 20201027
 N_RULES = 50

@@ -16,6 +16,16 @@ from typing import Any
 SCHEMA_VERSION = 1
 
 
+# Delivery states of an outbox row (the store keeps them; alert policy decides the first one).
+OUTBOX_PENDING = "pending"
+OUTBOX_DELIVERED = "delivered"
+OUTBOX_DEAD = "dead"
+OUTBOX_HELD = "held"  # storm control: folded into one grouped message later
+OUTBOX_DIGEST = "digest"  # waits for its digest channel's schedule
+OUTBOX_FOLDED = "folded"  # delivered as part of a grouped or digest message
+OUTBOX_SILENCED = "silenced"  # recorded, never sent: a silence matched
+
+
 class Severity(enum.IntEnum):
     """Ordered so a rise can be compared with ``>``."""
 

@@ -11,9 +11,9 @@ import pytest
 from daemon.errors import ConfigError
 from daemon.models import Item
 from daemon.rules.backtest import ANY_RULE, Case, apply_labels, language_from_why, measure_any, parse_jsonl
+from daemon.rules.load import load_rules
 from daemon.rules.matcher import Matcher
 from daemon.rules.misses import by_language, by_reason, find_misses
-from daemon.rules.ruleset import load_rules
 from tests.conftest import CLI, REPO, cli_env
 
 RULES = """\

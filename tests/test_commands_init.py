@@ -12,7 +12,7 @@ import pytest
 
 from daemon.cli.init import LOCAL_STORE, SERVER_STORE, UNIT_CONFIG, UNIT_EXECUTABLE, render_config, template
 from daemon.config.load import load_config
-from daemon.rules.ruleset import check_examples, load_rules
+from daemon.rules.load import check_examples, load_rules
 from tests.conftest import CLI, REPO, cli_env
 
 DATA = REPO / "daemon" / "data"

@@ -161,7 +161,7 @@ class TestChannelExamples:
         """Each [channels.*] TOML example in docs/channels.md is a valid configuration."""
         doc = (Path(__file__).parent.parent / "docs" / "channels.md").read_text()
         monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
-        for name in ("smtp-password", "slack-webhook", "webhook-hmac", "webhook-url"):
+        for name in ("smtp-password", "slack-webhook", "webhook-hmac", "webhook-url", "apprise-urls", "slack-bot"):
             (tmp_path / name).write_text("https://hooks.example.org/T000/B000/xyz\n")
         examples = [b for b in re.findall(r"```toml\n(.*?)```", doc, re.S) if "[channels." in b]
         assert examples

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from daemon.models import Hit, Item, Severity
+from daemon.rules.load import load_rules
 from daemon.rules.matcher import MAX_HITS_PER_TERM, Evaluation, Matcher
-from daemon.rules.ruleset import RuleSet, load_rules
+from daemon.rules.ruleset import RuleSet
 from daemon.util.text import html_to_text
 
 

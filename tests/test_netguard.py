@@ -18,7 +18,7 @@ from pytest_httpserver import HTTPServer
 from daemon.config.settings import load_config
 from daemon.errors import FetchError
 from daemon.intake.fetch import Fetcher, FetchSettings, make_client
-from daemon.intake.netguard import refusal
+from daemon.intake.netguard import peer_refusal, refusal
 from tests.conftest import CLI, cli_env
 
 FEED = b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title></channel></rss>'
@@ -129,6 +129,33 @@ class TestRedirectHops:
         )
         httpserver.expect_request("/new").respond_with_data(FEED)
         assert await fetch(httpserver.url_for("/old"), LoopbackOnly()) == FEED
+
+
+class TestRebinding:
+    async def test_peer_address_is_read_from_the_real_connection(self, httpserver: HTTPServer) -> None:
+        """The client reports the address it really connected to; loopback passes the check."""
+        httpserver.expect_request("/feed").respond_with_data(FEED)
+        async with httpx.AsyncClient(trust_env=False) as client, client.stream("GET", httpserver.url_for("/feed")) as r:
+            assert r.extensions["network_stream"].get_extra_info("server_addr")[0] == "127.0.0.1"
+            assert peer_refusal(httpserver.url_for("/feed"), r.extensions, allow_private=False) is None
+
+    def test_connection_rebound_to_metadata_is_refused(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A name that resolved to a public address but was connected at 169.254.169.254 is refused.
+
+        A connection to that address cannot be made here: the stream stands for one (the only stand-in).
+        """
+        for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+            monkeypatch.delenv(name, raising=False)
+
+        class Stream:
+            def get_extra_info(self, key: str) -> object:
+                return ("169.254.169.254", 80) if key == "server_addr" else None
+
+        reason = peer_refusal("http://rebind.test/feed", {"network_stream": Stream()}, allow_private=True)
+        assert reason is not None
+        assert "link-local" in reason
+        monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:3128")  # through a proxy the peer is the proxy
+        assert peer_refusal("http://rebind.test/feed", {"network_stream": Stream()}, allow_private=True) is None
 
 
 class TestConfig:

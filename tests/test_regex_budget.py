@@ -12,8 +12,8 @@ import pytest
 
 from daemon.models import Item
 from daemon.rules.backtrack import backtrack_risk
+from daemon.rules.load import load_rules
 from daemon.rules.matcher import Matcher
-from daemon.rules.ruleset import load_rules
 from tests.conftest import CLI, cli_env
 
 HOSTILE = "a" * 24 + "!"  # `re` needs over a second per field on this; longer titles take days

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from daemon.models import Item
+from daemon.rules.load import load_rules
 from daemon.rules.matcher import Evaluation, Matcher
-from daemon.rules.ruleset import LoadReport, load_rules
+from daemon.rules.ruleset import LoadReport
 
 
 def load(tmp_path: Path, text: str) -> LoadReport:

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from daemon.models import Item
+from daemon.rules.load import load_rules
 from daemon.rules.matcher import Matcher
-from daemon.rules.ruleset import LoadReport, load_rules
+from daemon.rules.ruleset import LoadReport
 from tests.conftest import CLI, REPO, cli_env
 
 LIST = """\

@@ -11,7 +11,8 @@ import pytest
 
 from daemon.errors import RuleError
 from daemon.models import Severity
-from daemon.rules.ruleset import LoadReport, check_examples, load_rules
+from daemon.rules.load import check_examples, load_rules
+from daemon.rules.ruleset import LoadReport
 from daemon.util.durations import parse_duration
 
 FULL = """\

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from daemon.models import Item
+from daemon.rules.load import load_rules
 from daemon.rules.matcher import Matcher
-from daemon.rules.ruleset import load_rules
 from daemon.util.scripts import PROCLITICS, Left, attaches, left_rule, proclitics_before, stem
 from daemon.util.text import fold
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from daemon.models import Item
+from daemon.rules.load import check_examples, load_rules
 from daemon.rules.matcher import Matcher
-from daemon.rules.ruleset import check_examples, load_rules
 
 REPO = Path(__file__).resolve().parent.parent
 RULES = REPO / "rules"

@@ -17,11 +17,20 @@ from daemon.alerting import policy as alerts
 from daemon.alerting import silences as muting
 from daemon.alerting import stories
 from daemon.alerting.policy import Outcome
+from daemon.alerting.ports import FeedRow, IngestStore
 from daemon.alerting.silences import Silence
 from daemon.config.model import AlertConfig, FeedConfig
-from daemon.models import Alert, AlertKind, Item, RuleMatch, Severity
-from daemon.store.rows import OUTBOX_DIGEST, OUTBOX_HELD, OUTBOX_PENDING, OUTBOX_SILENCED, FeedState
-from daemon.store.sqlite import Store
+from daemon.models import (
+    OUTBOX_DIGEST,
+    OUTBOX_HELD,
+    OUTBOX_PENDING,
+    OUTBOX_SILENCED,
+    Alert,
+    AlertKind,
+    Item,
+    RuleMatch,
+    Severity,
+)
 from daemon.util.urls import canonical_url
 
 if TYPE_CHECKING:
@@ -121,9 +130,9 @@ def _snippet(item: Item, match: RuleMatch) -> str:
 
 
 def ingest(
-    store: Store,
+    store: IngestStore,
     feed: FeedConfig,
-    state: FeedState,
+    state: FeedRow,
     items: Sequence[Item],
     *,
     scorer: Scorer,
@@ -140,7 +149,7 @@ def ingest(
 
 
 def preview(
-    store: Store,
+    store: IngestStore,
     feed: FeedConfig,
     items: Sequence[Item],
     *,
@@ -166,9 +175,9 @@ def preview(
 
 
 def _ingest(
-    store: Store,
+    store: IngestStore,
     feed: FeedConfig,
-    state: FeedState,
+    state: FeedRow,
     items: Sequence[Item],
     scorer: Scorer,
     rules: Mapping[str, RuleInfo],
@@ -222,7 +231,7 @@ def _ingest(
 
 
 def _outcome(
-    store: Store,
+    store: IngestStore,
     result: IngestResult,
     item: Item,
     item_id: int,
@@ -236,7 +245,7 @@ def _outcome(
 
 
 def _alert_for(
-    store: Store,
+    store: IngestStore,
     feed: FeedConfig,
     item: Item,
     item_id: int,

@@ -21,7 +21,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     config = load(args, secrets=False)
     started = seconds_since_start()  # interpreter, imports and config: what every command pays
     t0 = timer()
-    from daemon.rules.ruleset import check_examples, load_rules, no_rules_error
+    from daemon.rules.load import check_examples, load_rules, no_rules_error
 
     rules_dir = Path(args.rules) if args.rules else config.rules_dir
     report = load_rules(rules_dir, channels=list(config.channels))

@@ -14,7 +14,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from daemon.cli.common import load, show
+from daemon.cli.configfile import write_validated
 from daemon.cli.exitcodes import ExitCode
+from daemon.config.load import resolve_feed_url
 from daemon.config.model import Config, FeedConfig
 
 RELOAD_HINT = "run `systemctl reload feedwatch` (or send SIGHUP) to apply it to a running daemon"
@@ -65,8 +67,8 @@ async def _fetch(config: Config, url: str, feed: FeedConfig | None) -> tuple[int
 def cmd_test(args: argparse.Namespace) -> int:
     from daemon.errors import FeedwatchError
     from daemon.intake.parse import parse_feed
+    from daemon.rules.load import load_rules
     from daemon.rules.matcher import Matcher
-    from daemon.rules.ruleset import load_rules
 
     config = load(args)
     feed = _find(config, args.url)
@@ -107,8 +109,6 @@ def _set_enabled(config: Config, feed: FeedConfig, enabled: bool) -> bool:
     import tomlkit
     from tomlkit.items import AoT
 
-    from daemon.cli.feeds import _write_validated
-
     source = Path(feed.source)
     document = tomlkit.parse(source.read_text(encoding="utf-8"))
     array = document.get("feeds")
@@ -124,15 +124,14 @@ def _set_enabled(config: Config, feed: FeedConfig, enabled: bool) -> bool:
         del table["enabled"]
     else:
         table["enabled"] = False
-    _write_validated(source, document)
+    write_validated(source, document)
     return True
 
 
 def _resolved(source: Path, table: object) -> str | None:
-    from daemon.cli.feeds import _probe_url
 
     url = table.get("url") if isinstance(table, dict) else None
-    return _probe_url(source, str(url)) if url else None
+    return resolve_feed_url(str(url), source) if url else None
 
 
 def cmd_disable(args: argparse.Namespace) -> int:

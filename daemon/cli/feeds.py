@@ -19,11 +19,11 @@ from tomlkit.items import AoT, Table
 
 from daemon.cli import feed_controls
 from daemon.cli.common import load, show
+from daemon.cli.configfile import write_validated
 from daemon.cli.exitcodes import ExitCode
-from daemon.config.load import find_config, load_config
+from daemon.config.load import find_config, load_config, resolve_feed_url
 from daemon.errors import ConfigError, StoreError
 from daemon.store.sqlite import Store
-from daemon.util.files import replace_keeping_owner
 from daemon.util.urls import missing_scheme
 
 RELOAD_HINT = "run `systemctl reload feedwatch` (or send SIGHUP) to apply it to a running daemon"
@@ -103,23 +103,6 @@ def _feed_table(feed: NewFeed) -> Table:
     return table
 
 
-def _write_validated(path: Path, document: tomlkit.TOMLDocument) -> None:
-    """Validate the edited file by loading it, then replace the original keeping owner, group and mode."""
-
-    def validate(tmp: Path) -> None:
-        try:
-            load_config(tmp, secrets=False)
-        except ConfigError as exc:
-            # The check reads a temporary copy; the operator only knows the file they edit.
-            raise ConfigError(
-                exc.reason.replace(str(tmp), str(path)),
-                path=path if exc.path == str(tmp) else exc.path,
-                key=exc.key,
-            ) from None
-
-    replace_keeping_owner(path, tomlkit.dumps(document), validate=validate)
-
-
 def add_feeds(config_path: Path, feeds: list[NewFeed]) -> int:
     """Append feeds to config_path; URLs already configured (here or in feeds.d) are skipped."""
     current = load_config(config_path, secrets=False)
@@ -133,23 +116,15 @@ def add_feeds(config_path: Path, feeds: list[NewFeed]) -> int:
         raise ConfigError("feeds: expected an array of [[feeds]] tables", path=config_path)
     added = 0
     for feed in feeds:
-        resolved = _probe_url(config_path, feed.url)
+        resolved = resolve_feed_url(feed.url, config_path)
         if resolved in known or feed.url in known or (feed.name and feed.name in known):
             continue
         array.append(_feed_table(feed))
         known.add(resolved)
         added += 1
     if added:
-        _write_validated(config_path, document)
+        write_validated(config_path, document)
     return added
-
-
-def _probe_url(config_path: Path, url: str) -> str:
-    """The URL as the config loader will normalise it (paths become file:// URLs)."""
-    if "://" in url or url.startswith("file:"):
-        return url
-    path = Path(url).expanduser()
-    return (path if path.is_absolute() else (config_path.parent / path).resolve()).as_uri()
 
 
 def cmd_add(args: argparse.Namespace) -> int:
@@ -176,10 +151,10 @@ def cmd_remove(args: argparse.Namespace) -> int:
     for index, table in enumerate(array):
         name = table.get("name")
         url = table.get("url")
-        if name == match.name or url == args.feed or _probe_url(source, str(url)) == match.url:
+        if name == match.name or url == args.feed or resolve_feed_url(str(url), source) == match.url:
             del array[index]
             break
-    _write_validated(source, document)
+    write_validated(source, document)
     show(f"removed {match.name} ({match.url}) from {source}; {RELOAD_HINT}")
     return ExitCode.OK
 

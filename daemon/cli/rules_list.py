@@ -48,7 +48,7 @@ def _activity(config: Any, now: datetime) -> tuple[dict[str, int], dict[str, lis
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from daemon.rules.ruleset import load_rules
+    from daemon.rules.load import load_rules
 
     config = load(args, secrets=False)
     report = load_rules(config.rules_dir, channels=list(config.channels))

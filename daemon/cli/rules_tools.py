@@ -19,9 +19,9 @@ from daemon.errors import ConfigError, FetchError
 from daemon.intake.parse import parse_feed
 from daemon.models import FIELDS, hit_to_dict
 from daemon.rules.backtest import Case, apply_labels, highlight, item_from, measure, measure_any, parse_jsonl
+from daemon.rules.load import load_rules
 from daemon.rules.matcher import Evaluation, Matcher
 from daemon.rules.misses import by_language, by_reason, find_misses
-from daemon.rules.ruleset import load_rules
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

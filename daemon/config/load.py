@@ -271,6 +271,17 @@ def normalise_feed_url(raw: str, reader: Reader, where: KeyPath) -> str | None:
     return reader.resolve(raw).as_uri()
 
 
+def resolve_feed_url(raw: str, config_path: Path) -> str:
+    """``raw`` as a feed URL of ``config_path`` is stored (paths become file:// URLs); ConfigError if refused."""
+    problems = Problems()
+    url = normalise_feed_url(raw, Reader(config_path.absolute(), problems), ("feeds", 0))
+    error = problems.error()
+    if error is not None:
+        raise error
+    assert url is not None
+    return url
+
+
 def default_feed_name(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme == "file":

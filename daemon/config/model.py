@@ -15,9 +15,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
-from daemon.alerting.schedule import parse_schedule
 from daemon.models import Severity
 from daemon.util.fields import Duration, FieldError, Parse, Relative, Size, StringTable, duration_value
+from daemon.util.schedule import parse_schedule
 from daemon.util.secret import Secret
 
 DEFAULT_INTERVAL = 15 * 60.0

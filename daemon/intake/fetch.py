@@ -23,7 +23,8 @@ from daemon.intake.decode import DecodeError, TooBig, body_decoder
 from daemon.intake.fetch_errors import network_error, status_error, too_big
 from daemon.intake.headers import Validators, first_header, parse_expires_in, server_now
 from daemon.intake.local import read_local
-from daemon.intake.netguard import Resolver, check_url, system_resolve
+from daemon.intake.netguard import Resolver, check_url, peer_refusal, system_resolve
+from daemon.intake.pools import PooledTransport
 from daemon.util.redact import redact_url
 
 log = structlog.get_logger(__name__)
@@ -50,6 +51,8 @@ class FetchSettings:
     max_redirects: int = 5
     user_agent: str = f"feedwatch/{__version__} (+https://github.com/feedwatch/feedwatch)"
     ca_bundle: str | None = None
+    concurrency: int = 16  # fetches at once ([polling] max_concurrency): sizes the connection pools
+    per_host: int = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +76,7 @@ def make_client(settings: FetchSettings, *, transport: httpx.AsyncBaseTransport 
         verify = _tls_context(settings.ca_bundle)
     except (OSError, ssl.SSLError) as exc:
         raise ConfigError(f"cannot load CA bundle: {exc}", path=settings.ca_bundle) from exc
+    pooled = PooledTransport(verify=verify, concurrency=settings.concurrency, per_host=settings.per_host)
     return httpx.AsyncClient(
         timeout=httpx.Timeout(
             connect=settings.connect_timeout,
@@ -84,6 +88,9 @@ def make_client(settings: FetchSettings, *, transport: httpx.AsyncBaseTransport 
         trust_env=True,
         verify=verify,
         transport=transport,
+        # A mount, not the transport: httpx reads proxies from the environment only when it makes its own
+        # transport; requests that no proxy takes come here.
+        mounts=None if transport else {"all://": pooled},
         headers={"User-Agent": settings.user_agent},
     )
 
@@ -193,6 +200,9 @@ class Fetcher:
                     auth=auth if trusted else None,
                     follow_redirects=False,
                 ) as response:
+                    rebound = peer_refusal(current, response.extensions, allow_private=allow_private)
+                    if rebound is not None:
+                        raise FetchError(f"refused: {rebound}", feed_url=redact_url(url))
                     status = response.status_code
                     if status in REDIRECT_STATUSES:
                         location = first_header(response.headers, "location")

@@ -152,7 +152,7 @@ class Poller:
 
     async def poll(self, feed: FeedConfig) -> None:
         """Fetch, parse, score and enqueue one feed; raises only for store faults."""
-        state = await self._store.call(Store.ensure_feed, feed.name, feed.url)
+        state = await self._store.batched(Store.ensure_feed, feed.name, feed.url)
         if state.disabled:
             return
         now = self._clock()
@@ -354,7 +354,7 @@ class Poller:
         # slow cycle does not drift every later one.
         next_at = now + timedelta(seconds=delay)
         fields["next_poll_at"] = next_at
-        await self._store.call(Store.update_feed, state.id, **fields)
+        await self._store.batched(Store.update_feed, state.id, **fields)
         self._reschedule(feed, next_at)
         for ev in (event, stale):
             if ev is not None:
@@ -376,7 +376,7 @@ class Poller:
         )
         fields = health_fields(h)
         fields["next_poll_at"] = None if h.disabled else now + timedelta(seconds=delay)
-        await self._store.call(Store.update_feed, state.id, **fields)
+        await self._store.batched(Store.update_feed, state.id, **fields)
         log.error(
             "feed_failed",
             feed=feed.name,

@@ -32,6 +32,7 @@ CHANNEL_MODULES: Mapping[str, str] = {
     "email": "daemon.notify.email",
     "slack": "daemon.notify.slack",
     "webhook": "daemon.notify.webhook",
+    "apprise": "daemon.notify.apprise_channel",
 }
 
 

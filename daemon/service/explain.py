@@ -13,8 +13,8 @@ from daemon.alerting.explain import Recorded, verdicts
 from daemon.alerting.policy import route
 from daemon.config.settings import Config
 from daemon.models import Hit, Item, Severity, alert_from_dict, hit_from_dict
+from daemon.rules.load import load_rules
 from daemon.rules.matcher import Matcher
-from daemon.rules.ruleset import load_rules
 from daemon.store.controls import ITEM_TEXT_MAX, ItemRow
 from daemon.store.sqlite import Store
 

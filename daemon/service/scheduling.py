@@ -17,10 +17,10 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from daemon.alerting.schedule import parse_schedule
 from daemon.config.model import Config, FeedConfig
 from daemon.store.rows import FeedState
 from daemon.util.redact import redact_url
+from daemon.util.schedule import parse_schedule
 
 log = structlog.get_logger("daemon.service.app")
 

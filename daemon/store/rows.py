@@ -5,15 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from daemon.models import OUTBOX_DEAD as OUTBOX_DEAD
+from daemon.models import OUTBOX_DELIVERED as OUTBOX_DELIVERED
+from daemon.models import OUTBOX_DIGEST as OUTBOX_DIGEST
+from daemon.models import OUTBOX_FOLDED as OUTBOX_FOLDED
+from daemon.models import OUTBOX_HELD as OUTBOX_HELD
+from daemon.models import OUTBOX_PENDING as OUTBOX_PENDING
+from daemon.models import OUTBOX_SILENCED as OUTBOX_SILENCED
 from daemon.models import Alert, Severity
-
-OUTBOX_PENDING = "pending"
-OUTBOX_DELIVERED = "delivered"
-OUTBOX_DEAD = "dead"
-OUTBOX_HELD = "held"  # storm control: folded into one grouped message later
-OUTBOX_DIGEST = "digest"  # waits for its digest channel's schedule
-OUTBOX_FOLDED = "folded"  # delivered as part of a grouped or digest message
-OUTBOX_SILENCED = "silenced"  # recorded, never sent: a silence matched
 
 
 def iso(dt: datetime) -> str:

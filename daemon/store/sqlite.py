@@ -8,6 +8,8 @@ one transaction (:meth:`Store.transaction`), which is what makes delivery exactl
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from daemon.store.controls import ControlTables
 from daemon.store.feeds import FeedTables
 from daemon.store.outbox import OutboxTables
@@ -15,3 +17,10 @@ from daemon.store.outbox import OutboxTables
 
 class Store(FeedTables, OutboxTables, ControlTables):
     """The only code that speaks SQL."""
+
+
+if TYPE_CHECKING:
+    from daemon.alerting.ports import IngestStore
+
+    def _serves_ingest(store: Store) -> IngestStore:
+        return store  # mypy checks here that the store gives ingest every call it makes
