@@ -55,6 +55,19 @@ class TestAlertHistory:
         shown = json.loads(feedwatch(demo, "alerts", "show", alert_id, "--json").stdout)
         assert all(d["state"] == "delivered" for d in shown["deliveries"])
 
+    def test_prefix_and_readable_hits(self, demo: Path) -> None:
+        """resend takes the unique prefix show takes; show names each hit by the alternative that matched."""
+        alert_id = json.loads(feedwatch(demo, "alerts", "list", "--json", "-n", "1").stdout)[0]["alert"]["alert_id"]
+        shown = feedwatch(demo, "alerts", "show", alert_id[:9])
+        hits = [line for line in shown.stdout.splitlines() if line.lstrip().startswith("hit ")]
+        assert hits
+        assert all("|" not in line and len(line) < 160 for line in hits), hits
+        resent = feedwatch(demo, "alerts", "resend", alert_id[:9])
+        assert resent.returncode == 0, resent.stderr
+        assert alert_id in resent.stdout
+        again = json.loads(feedwatch(demo, "alerts", "show", alert_id, "--json").stdout)
+        assert again["deliveries"][0]["state"] == "pending"
+
     def test_show_unknown(self, demo: Path) -> None:
         """An unknown id is exit 2 with a clear message."""
         out = feedwatch(demo, "alerts", "show", "fw-nope")

@@ -83,6 +83,13 @@ class TestAlertsList:
         assert by_id["karabakh-diplomacy"]["silenced_by"]
         assert by_id["karabakh-fighting"]["silenced_by"] == []
 
+    def test_rules_list_text_reads(self, demo: Path) -> None:
+        """rules list for people puts a fixed severity in words beside the threshold, never glued to the number."""
+        out = feedwatch(demo, "rules", "list")
+        assert out.returncode == 0, out.stderr
+        assert "karabakh-diplomacy  threshold 1 (info)  →" in out.stdout
+        assert "threshold 1 (warning 1, critical 4)" in out.stdout
+
 
 class TestOutboxList:
     def test_dead_letter_listed(self, tmp_path: Path) -> None:
@@ -115,8 +122,10 @@ class TestFeedsCommands:
         assert "Harvest in Goris" not in out.stdout
         assert "1 of 2 items fire a rule" in out.stdout
         assert not (tmp_path / "fw.db").exists()
-        failing = feedwatch(tmp_path, "feeds", "test", f"http://127.0.0.1:{free_port()}/feed")
+        dead_url = f"http://127.0.0.1:{free_port()}/feed"
+        failing = feedwatch(tmp_path, "feeds", "test", dead_url)
         assert failing.returncode == 1
+        assert failing.stderr.count(dead_url) == 1, failing.stderr  # one clear line, the URL named once
 
     def test_disable_enable_and_410(self, tmp_path: Path, httpserver: HTTPServer) -> None:
         """disable/enable edit the feed's `enabled`; enable also lifts the stop a 410 recorded."""

@@ -141,7 +141,13 @@ def collect(store: Store, config: Config | None, now: datetime, *, config_error:
             "dead": counts["dead"],
             "held_by_storm_control": counts["held"],
             "waiting_for_digest": counts["digest"],
+            "silenced": counts.get("silenced", 0),
         },
+        "silences": [
+            {"id": x.id, "matches": x.describe(), "ends_at": x.ends_at.isoformat(), "comment": x.comment}
+            for x in store.silences(now=now)
+            if x.active(now)
+        ],
         "dead_letters": dead,
         "recent_alerts": recent,
     }
@@ -217,6 +223,10 @@ def render(report: dict[str, Any]) -> str:
         f" · held (storm) {o['held_by_storm_control']} · waiting for digest {o['waiting_for_digest']}",
     ]
     lines += [f"  dead {x['alert_id']} → {x['channel']} ({x['rule']}): {x['error']}" for x in report["dead_letters"]]
+    silences = report.get("silences") or []
+    if silences:
+        lines += ["", f"silences ({len(silences)} active)"]
+        lines += [f"  {x['id']}  {x['matches']} until {x['ends_at'][:16]}  {x['comment']}".rstrip() for x in silences]
     lines += ["", "recent alerts"]
     lines += [
         f"  {a['created_at'][:19]} [{a['severity']}] {a['rule'] or a['kind']}: {a['title']} ({a['feed']})"
