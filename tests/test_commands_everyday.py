@@ -93,7 +93,7 @@ class TestAlertsList:
 
 class TestOutboxList:
     def test_dead_letter_listed(self, tmp_path: Path) -> None:
-        """A delivery that failed for good is listed as dead with its error; delivered ones are not."""
+        """A delivery that failed for good makes `run --once` exit 1 and is listed as dead with its error."""
         (tmp_path / "feed.xml").write_bytes(rss(entry("a", "Shelling near Martuni")))
         config = write_config(tmp_path, feed_toml("wire", "feed.xml", backfill="all"), alerts={"max_attempts": 1})
         port = free_port()
@@ -101,7 +101,9 @@ class TestOutboxList:
             config.read_text().replace('default_channels = ["console"]', 'default_channels = ["hook"]')
             + f'[channels.hook]\ntype = "webhook"\nurl = "http://127.0.0.1:{port}/hook"\ntimeout = "1s"\n'
         )
-        feedwatch(tmp_path, "run", "--once")
+        once = feedwatch(tmp_path, "run", "--once")
+        assert once.returncode == 1, once.stderr  # degraded: cron must notice an alert that was never delivered
+        assert "1 delivery failed for good" in once.stderr
         [dead] = json.loads(feedwatch(tmp_path, "outbox", "list", "--json").stdout)
         assert (dead["channel"], dead["state"], dead["rule_id"], dead["attempts"]) == ("hook", "dead", "watch", 1)
         assert f"127.0.0.1:{port}" in dead["error"]

@@ -45,7 +45,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     left = asyncio.run(service.run_once())
     if sys.stdout.isatty():
         print(summary(config, service.delivered, left))
-    return ExitCode.QUEUED if left else ExitCode.OK
+    if left:
+        return ExitCode.QUEUED
+    if service.dead:
+        # A dead letter is an alert nobody received: a cron job running --once must notice.
+        plural = "delivery" if service.dead == 1 else "deliveries"
+        show(f"feedwatch: {service.dead} {plural} failed for good; see `feedwatch outbox list`", file=sys.stderr)
+        return ExitCode.DEGRADED
+    return ExitCode.OK
 
 
 def summary(config: Config, delivered: int, left: int) -> str:

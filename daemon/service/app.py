@@ -158,6 +158,11 @@ class Service:
         """Deliveries made so far (for the summary after ``run --once``)."""
         return self.worker.delivered if self.worker is not None else 0
 
+    @property
+    def dead(self) -> int:
+        """Deliveries that failed for good so far (``run --once`` then exits 1)."""
+        return self.worker.dead if self.worker is not None else 0
+
     async def run_once(self) -> int:
         """Poll every feed once, deliver, wait for the outbox up to the bound; how many alerts stay queued."""
         try:
