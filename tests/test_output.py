@@ -82,7 +82,11 @@ class TestDemoOnATerminal:
             [*CLI, "run", "--once"], cwd=demo, env=cli_env(), capture_output=True, text=True, timeout=60, check=False
         )
         assert out.returncode == 0, out.stderr
-        assert re.search(pattern, out.stdout), out.stdout[:2000]
+        first = out.stdout.split("\n" + "─" * 72 + "\n")[0]
+        assert re.search(pattern, out.stdout), (
+            "README.md's sample alert is not what the demo prints (rules changed?): put the demo's first "
+            f"alert there, with its id written fw-…:\n{first}"
+        )
 
 
 class TestMachineOutput:
