@@ -198,7 +198,8 @@ def render(report: dict[str, Any]) -> str:
     elif d["heartbeat_at"]:
         lines.append(f"  NOT RUNNING: no daemon heartbeat since {d['heartbeat_at']} (not running, or stuck)")
     else:
-        lines.append("  NOT RUNNING: no daemon has run with this database")
+        # `run --once` cycles poll and deliver but keep no heartbeat: say so, or the feeds below look odd.
+        lines.append("  NOT RUNNING: no daemon has run with this database (`run --once` cycles leave no heartbeat)")
     lines.append("")
     lines.append(f"feeds ({len(report['feeds'])})")
     for f in report["feeds"]:
