@@ -91,6 +91,13 @@ class TestAlertsList:
         assert "threshold 1 (warning 1, critical 4)" in out.stdout
 
 
+def test_status_after_a_once_cycle(demo: Path) -> None:
+    """After `run --once` alone, status says no daemon runs (exit 4) and why, not that nothing ever ran."""
+    out = feedwatch(demo, "status")
+    assert out.returncode == 4, out.stderr
+    assert "NOT RUNNING: no daemon has run with this database (`run --once` cycles leave no heartbeat)" in out.stdout
+
+
 class TestOutboxList:
     def test_dead_letter_listed(self, tmp_path: Path) -> None:
         """A delivery that failed for good makes `run --once` exit 1 and is listed as dead with its error."""
