@@ -46,6 +46,15 @@ class TestAlertHistory:
         assert rerun.returncode == 0
         assert alert_id in rerun.stdout  # delivered again, same idempotency key
 
+    def test_resend_to_unknown_channel(self, demo: Path) -> None:
+        """resend --channel with a channel that is not configured exits 2 listing the channels; nothing queued."""
+        alert_id = json.loads(feedwatch(demo, "alerts", "list", "--json").stdout)[0]["alert"]["alert_id"]
+        out = feedwatch(demo, "alerts", "resend", alert_id, "--channel", "slak")
+        assert out.returncode == 2
+        assert "no channel 'slak' (configured: console)" in out.stderr
+        shown = json.loads(feedwatch(demo, "alerts", "show", alert_id, "--json").stdout)
+        assert all(d["state"] == "delivered" for d in shown["deliveries"])
+
     def test_prefix_and_readable_hits(self, demo: Path) -> None:
         """resend takes the unique prefix show takes; show names each hit by the alternative that matched."""
         alert_id = json.loads(feedwatch(demo, "alerts", "list", "--json", "-n", "1").stdout)[0]["alert"]["alert_id"]

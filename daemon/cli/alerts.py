@@ -162,6 +162,12 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_resend(args: argparse.Namespace) -> int:
     config = load(args, secrets=False)
+    unknown = sorted(set(args.channel or ()) - set(config.channels))
+    if unknown:
+        # Checked before the store is touched: a typo must not quietly queue nothing.
+        known = ", ".join(sorted(config.channels)) or "none"
+        show(f"feedwatch: no channel {', '.join(map(repr, unknown))} (configured: {known})", file=sys.stderr)
+        return ExitCode.USAGE
     store = _store(config, readonly=False)
     try:
         row = store.alert_row(args.alert_id)  # an id or a unique prefix, as `alerts show` takes

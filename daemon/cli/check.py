@@ -27,7 +27,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     config = load(args, secrets=False)
     started = seconds_since_start()  # interpreter, imports and config: what every command pays
     t0 = timer()
-    from daemon.rules.load import check_examples, load_rules
+    from daemon.rules.load import check_examples, load_rules, no_rules_error
 
     rules_dir = Path(args.rules) if args.rules else config.rules_dir
     report = load_rules(rules_dir, channels=list(config.channels))
@@ -48,6 +48,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         groups = ", ".join(f"{g.name}({len(g.terms)})" for g in rule.groups)
         state = "" if rule.enabled else " [disabled]"
         print(f"rule {rule.id}{state}: {groups}")
+    if not report.errors and not report.ruleset.rules:
+        print(f"error: {no_rules_error(rules_dir)}", file=sys.stderr)
+        return ExitCode.USAGE
     if report.errors or failures:
         return ExitCode.USAGE
     examples = sum(len(r.examples) for r in report.ruleset.rules)
