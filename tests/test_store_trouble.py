@@ -100,6 +100,18 @@ class TestExitOne:
         assert f"disk full under {small_disk}" in out.stderr
         assert "Traceback" not in out.stderr
 
+    def test_backup_to_a_full_disk_names_the_file_not_a_temp_file(self, small_disk: Path, tmp_path: Path) -> None:
+        """`db backup` onto a full disk exits 1 naming FILE and the cause, never its temporary copy."""
+        write_site(tmp_path, tmp_path / "var" / "feedwatch.db")
+        assert feedwatch(tmp_path, "run", "--once").returncode == 0
+        fill(small_disk / "filler")
+        out = feedwatch(tmp_path, "db", "backup", str(small_disk / "copy.db"))
+        assert out.returncode == ExitCode.DEGRADED, out.stderr
+        assert str(small_disk / "copy.db") in out.stderr
+        assert ".tmp" not in out.stderr
+        assert f"disk full under {small_disk}" in out.stderr
+        assert sorted(p.name for p in small_disk.iterdir()) == ["filler"]  # nothing left behind
+
     def test_locked_database_says_so(self, tmp_path: Path) -> None:
         """A database another process keeps locked past busy_timeout: exit 1 saying it is locked."""
         write_site(tmp_path, tmp_path / "var" / "feedwatch.db", extra='busy_timeout = "1s"')
