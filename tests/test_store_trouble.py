@@ -89,6 +89,17 @@ class TestExitOne:
         assert f"directory {state} is not writable by user {user}" in out.stderr
         assert "Traceback" not in out.stderr
 
+    def test_init_into_a_folder_not_writable_is_exit_1(self, open_dir: Path) -> None:
+        """`init` into a folder the user may not write exits 1 (not a usage error), naming the folder."""
+        if os.geteuid() == 0 and shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv: cannot run as another user")
+        prefix = ("setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups") if os.geteuid() == 0 else ()
+        locked = open_dir / "etc"
+        locked.mkdir(mode=0o755)
+        out = feedwatch(open_dir, "init", str(locked / "feedwatch"), prefix=prefix)
+        assert out.returncode == ExitCode.DEGRADED, out.stderr
+        assert f"cannot write into {locked / 'feedwatch'}: Permission denied" in out.stderr
+
     def test_disk_full_says_so(self, small_disk: Path, tmp_path: Path) -> None:
         """A full file system under the store: exit 1 with "disk full under <folder>"."""
         site = tmp_path / "site"
