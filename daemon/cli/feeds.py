@@ -65,12 +65,12 @@ def cmd_list(args: argparse.Namespace) -> int:
         store = None
     if store is not None:
         for state in store.feeds():
-            if state.disabled:
-                health[state.name] = f"disabled: {state.last_error or ''}".strip()
-            elif state.consecutive_failures:
-                health[state.name] = f"failing ({state.consecutive_failures}): {state.last_error}"
-            elif state.last_success_at:
-                health[state.name] = f"ok {state.last_success_at:%Y-%m-%d %H:%M}"
+            if state.health.disabled:
+                health[state.name] = f"disabled: {state.health.last_error or ''}".strip()
+            elif state.health.consecutive_failures:
+                health[state.name] = f"failing ({state.health.consecutive_failures}): {state.health.last_error}"
+            elif state.health.last_success:
+                health[state.name] = f"ok {state.health.last_success:%Y-%m-%d %H:%M}"
         store.close()
     for feed in config.feeds:
         interval = "auto" if feed.auto_interval else f"{feed.interval or config.polling.interval:g}s"
