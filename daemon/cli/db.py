@@ -11,6 +11,7 @@ from pathlib import Path
 
 from daemon.cli.common import load
 from daemon.cli.exitcodes import ExitCode
+from daemon.errors import StoreError
 from daemon.store.backup import CopyInfo, finish_copy
 from daemon.store.sqlite import Store
 from daemon.util.durations import format_size
