@@ -172,3 +172,15 @@ class TestCheckCrossReferences:
             f"warning: {site / 'rules' / 'typo.toml'}:1: rule 'typo': feeds names 'dmeo', which no [[feeds]] entry"
             " defines (configured: demo)"
         ]
+
+
+def test_every_config_error_line_says_it_is_an_error(site: Path) -> None:
+    """Config errors reported all at once each get the `feedwatch: error:` prefix, one per line."""
+    config = site / "config.toml"
+    text = config.read_text().replace('interval = "5m"', 'interval = "5q"').replace("[store]", "[store]\nbogus = 1")
+    config.write_text(text)
+    out = feedwatch(site, "check")
+    assert out.returncode == 2
+    lines = out.stderr.splitlines()
+    assert len(lines) == 2, out.stderr
+    assert all(line.startswith(f"feedwatch: error: {config}:") for line in lines), lines

@@ -9,7 +9,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from daemon.cli.common import load, show
+from daemon.cli.common import count, load, show
 from daemon.cli.exitcodes import ExitCode
 from daemon.config.model import Config
 from daemon.errors import ConfigError, DeliveryError
@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     asub = al.add_subparsers(dest="alerts_command", metavar="ACTION")
     asub.required = True
     ls = asub.add_parser("list", help="recent alerts with their delivery state")
-    ls.add_argument("-n", "--limit", type=int, default=20, help="how many alerts, newest first (default 20)")
+    ls.add_argument("-n", "--limit", type=count, default=20, help="how many alerts, newest first (default 20)")
     ls.add_argument("--json", action="store_true", help="print only JSON on stdout")
     ls.add_argument("--rule", help="only alerts of this rule")
     ls.add_argument("--since", help='only alerts this recent: a duration ("24h", "7d") or an ISO date/time')
@@ -55,7 +55,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         choices=["pending", "dead", "held", "digest", "silenced", "delivered", "folded"],
         help="only this state (repeatable; default: pending, dead, held, digest)",
     )
-    ols.add_argument("-n", "--limit", type=int, default=100, help="how many deliveries, oldest first (default 100)")
+    ols.add_argument("-n", "--limit", type=count, default=100, help="how many deliveries, oldest first (default 100)")
     ols.add_argument("--json", action="store_true", help="print only JSON on stdout")
     ols.set_defaults(func=cmd_outbox_list)
 
