@@ -28,9 +28,9 @@ from daemon.cli.main import build_parser
 from daemon.errors import StoreError
 from daemon.store.sqlite import Store
 from tests.conftest import REPO, cli_env
-from tests.daemon_harness import NotifyListener
-from tests.doc_commands import DocCommand, all_commands, extract, words
-from tests.servers import SmtpSink
+from tests.kit.doc_commands import DocCommand, all_commands, extract, words
+from tests.kit.process import NotifyListener
+from tests.kit.smtp import SmtpSink
 
 COMMANDS = all_commands(REPO)
 MENTION = re.compile(r"^feedwatch(?: [a-z][a-z-]*)+$")  # only command words: a name, not a command line

@@ -90,7 +90,7 @@ def test_try_it_on_a_fresh_venv(tmp_path: Path) -> None:
     assert installed.stdout.strip().startswith(str(src))  # the venv runs the copy, not this checkout
 
     tests = subprocess.run(
-        ["bash", "-c", f"{second} -q -p no:cacheprovider tests/test_cli.py"],
+        ["bash", "-c", f"{second} -q -p no:cacheprovider tests/cli/test_cli.py"],
         cwd=src,
         env=venv_env(venv),
         capture_output=True,

@@ -22,7 +22,7 @@ from pytest_httpserver import HTTPServer
 from daemon.cli.init import UNIT_CONFIG, UNIT_EXECUTABLE
 from daemon.cli.main import build_parser
 from tests.conftest import REPO, cli_env
-from tests.daemon_harness import FeedServer, NotifyListener, write_site
+from tests.kit.process import FeedServer, NotifyListener, write_site
 
 PACKAGED_UNIT = REPO / "packaging" / "feedwatch.service"
 WATCHDOG_SEC = 60

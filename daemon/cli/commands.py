@@ -3,7 +3,7 @@ runs (``feedwatch --version`` and ``status`` must start in a blink), so every mo
 imports — httpx, the scheduler, the matcher, tomlkit — out of its top level or behind its handler.
 
 Each module has ``register(subparsers)``, which may add several commands: list every one of them here
-(``tests/test_startup.py`` checks that this table and the parsers agree).
+(``tests/cli/test_startup.py`` checks that this table and the parsers agree).
 """
 
 from __future__ import annotations

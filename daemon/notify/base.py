@@ -1,6 +1,6 @@
 """The one interface every delivery channel implements.
 
-Contract (checked by ``tests/test_channels_contract.py`` for every channel):
+Contract (checked by ``tests/notify/test_channels_contract.py`` for every channel):
 
 * ``send(alert)`` returns only once the receiver has *accepted* the alert (SMTP 250, HTTP 2xx).
 * It is safe to call twice with the same alert: receivers can deduplicate on ``alert.alert_id``

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability.harness import Daemon, FeedItem, FeedServer, Setup, WebhookReceiver, place, running, wait_until
+from tests.kit.reliability import Daemon, FeedItem, FeedServer, Setup, WebhookReceiver, place, running, wait_until
 
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]
 

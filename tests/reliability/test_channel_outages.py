@@ -17,7 +17,7 @@ from daemon.notify.worker import OutboxWorker
 from daemon.store.async_store import AsyncStore
 from daemon.store.sqlite import Store
 from daemon.util.retry import RetryPolicy
-from tests.reliability.harness import (
+from tests.kit.reliability import (
     Daemon,
     FeedItem,
     FeedServer,
@@ -28,7 +28,7 @@ from tests.reliability.harness import (
     running,
     wait_until,
 )
-from tests.servers import SmtpSink
+from tests.kit.smtp import SmtpSink
 
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]
 

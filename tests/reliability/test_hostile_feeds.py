@@ -17,7 +17,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
-from tests.reliability.harness import (
+from tests.kit.reliability import (
     Daemon,
     FeedItem,
     FeedServer,

@@ -14,7 +14,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from tests.reliability.harness import (
+from tests.kit.reliability import (
     RULES,
     Daemon,
     FeedItem,
@@ -29,7 +29,7 @@ from tests.reliability.harness import (
     smtp,
     wait_until,
 )
-from tests.trickle import trickler
+from tests.kit.trickle import trickler
 
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]
 

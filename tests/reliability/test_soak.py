@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, cli_env
-from tests.reliability.harness import Daemon, FeedItem, FeedServer, Setup, WebhookReceiver, place
+from tests.kit.reliability import Daemon, FeedItem, FeedServer, Setup, WebhookReceiver, place
 
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability.harness import (
+from tests.kit.reliability import (
     Daemon,
     FeedItem,
     FeedServer,

@@ -15,7 +15,7 @@ from daemon.cli.exitcodes import ExitCode
 from daemon.errors import DaemonRunningError
 from daemon.service.status import running_store
 from daemon.store.lock import StoreLock, holder_of, lock_path
-from tests.daemon_harness import Daemon, FeedServer, running_site, write_site
+from tests.kit.process import Daemon, FeedServer, running_site, write_site
 
 
 @pytest.fixture

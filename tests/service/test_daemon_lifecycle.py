@@ -24,7 +24,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from daemon.notify.email import message_id
-from tests.daemon_harness import QUAKE_RULE, Daemon, FeedServer, running_site, write_site
+from tests.kit.process import QUAKE_RULE, Daemon, FeedServer, running_site, write_site
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from daemon.errors import ConfigError, TransientDeliveryError
 from daemon.notify.apprise_channel import AppriseChannel, AppriseSettings, classify, mention_safe
 from daemon.notify.registry import build_channel
 from daemon.util.secret import Secret
-from tests.test_channels_contract import make_alert
+from tests.notify.test_channels_contract import make_alert
 
 
 class Receiver:

@@ -15,7 +15,7 @@ from daemon.models import Item
 from daemon.rules.load import check_examples, load_rules
 from daemon.rules.matcher import Matcher
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 RULES = REPO / "rules"
 WRITTEN = tuple(REPO / "tests" / "data" / name for name in ("labelled.jsonl", "written.jsonl", "written2.jsonl"))
 # Rule ids that scripts and channels refer to; the pack may add more, prefixed "karabakh-".

@@ -11,7 +11,7 @@ import pytest
 
 from daemon.util.urls import ascii_host, host_problem, http_url_problem
 from tests.conftest import CLI, cli_env
-from tests.servers import free_port
+from tests.kit.smtp import free_port
 
 
 class TestHostProblem:

@@ -20,7 +20,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
 from daemon.models import AlertKind
-from tests.daemon_harness import QUAKE_RULE, Daemon, FeedServer, running_site, write_site
+from tests.kit.process import QUAKE_RULE, Daemon, FeedServer, running_site, write_site
 
 pytestmark = pytest.mark.slow
 

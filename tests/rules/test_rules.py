@@ -509,7 +509,7 @@ class TestDocs:
         from daemon.models import Item
         from daemon.rules.matcher import Matcher
 
-        doc = (Path(__file__).resolve().parent.parent / "docs" / "rules.md").read_text(encoding="utf-8")
+        doc = (Path(__file__).resolve().parents[2] / "docs" / "rules.md").read_text(encoding="utf-8")
         blocks = doc.split("```toml\n")
         rule_text = blocks[1].split("```")[0]
         list_text = blocks[2].split("```")[0]

@@ -13,8 +13,8 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from tests.conftest import CLI, REPO, cli_env
-from tests.polling_kit import FeedServer, entry, feed_toml, rss, write_config
-from tests.servers import free_port
+from tests.kit.polling import FeedServer, entry, feed_toml, rss, write_config
+from tests.kit.smtp import free_port
 
 pytestmark = pytest.mark.slow  # a dozen CLI subprocesses and two full runs
 

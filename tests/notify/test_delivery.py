@@ -10,7 +10,7 @@ from daemon.config.load import load_config
 from daemon.service.app import Service
 from daemon.service.systemd import Notifier
 from daemon.store.sqlite import Store
-from tests.servers import SmtpSink, free_port
+from tests.kit.smtp import SmtpSink, free_port
 
 RULES = """
 [rule.fighting]

@@ -31,7 +31,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from tests.conftest import CLI, cli_env
-from tests.servers import SinkHandler, SmtpSink
+from tests.kit.smtp import SinkHandler, SmtpSink
 
 logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request would drown the test output
 

@@ -35,7 +35,7 @@ class TestLoad:
 
     def test_shipped_config_loads(self) -> None:
         """The repository's config.toml is valid and points at the demo feed with backfill."""
-        cfg = load_config(Path(__file__).parent.parent / "config.toml")
+        cfg = load_config(Path(__file__).resolve().parents[2] / "config.toml")
         assert cfg.feeds[0].backfill == float("inf")
         assert cfg.feeds[0].url.endswith("seeds/demo.xml")
 
@@ -159,7 +159,7 @@ class TestFindConfig:
 class TestChannelExamples:
     def test_every_channel_example_in_the_docs_loads(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """Each [channels.*] TOML example in docs/channels.md is a valid configuration."""
-        doc = (Path(__file__).parent.parent / "docs" / "channels.md").read_text()
+        doc = (Path(__file__).resolve().parents[2] / "docs" / "channels.md").read_text()
         monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
         for name in ("smtp-password", "slack-webhook", "webhook-hmac", "webhook-url", "apprise-urls", "slack-bot"):
             (tmp_path / name).write_text("https://hooks.example.org/T000/B000/xyz\n")

@@ -17,8 +17,8 @@ from werkzeug import Request, Response
 from daemon.config.load import load_config
 from daemon.errors import ConfigError
 from tests.conftest import REPO, cli_env
-from tests.daemon_harness import FeedServer, running_site, write_site
-from tests.servers import free_port
+from tests.kit.process import FeedServer, running_site, write_site
+from tests.kit.smtp import free_port
 
 
 def get(url: str) -> tuple[int, str, str]:

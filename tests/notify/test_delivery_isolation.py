@@ -23,8 +23,8 @@ from daemon.notify.worker import OutboxWorker
 from daemon.store.async_store import AsyncStore
 from daemon.store.sqlite import Store
 from daemon.util.retry import RetryPolicy
-from tests.servers import smtp_sink
-from tests.trickle import SlowSmtp, trickler
+from tests.kit.smtp import smtp_sink
+from tests.kit.trickle import SlowSmtp, trickler
 
 DEADLINE = 2.0  # the channels' timeout: a total deadline per send
 # A status line, then header bytes one at a time: the answer never completes.

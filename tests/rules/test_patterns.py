@@ -259,7 +259,7 @@ class TestLoading:
 
 def test_docs_example_matches_what_it_says(tmp_path: Path) -> None:
     """The pattern example in docs/rules.md loads and matches the forms its notes name."""
-    doc = (Path(__file__).parent.parent / "docs" / "rules.md").read_text(encoding="utf-8")
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "rules.md").read_text(encoding="utf-8")
     start = doc.index("[rule.peace-process.groups.talks]")
     block = doc[start : doc.index("```", start)].replace("peace-process", "r")
     m = Matcher(load(tmp_path, block).ruleset)

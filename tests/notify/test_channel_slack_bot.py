@@ -22,8 +22,8 @@ from daemon.service.runtime import StoreThreads
 from daemon.service.systemd import Notifier
 from daemon.store.async_store import AsyncStore
 from daemon.util.secret import Secret
-from tests.polling_kit import entry, feed_toml, rss, write_config
-from tests.test_channels_contract import make_alert
+from tests.kit.polling import entry, feed_toml, rss, write_config
+from tests.notify.test_channels_contract import make_alert
 
 TOKEN = "xoxb-1111-never-shown"
 

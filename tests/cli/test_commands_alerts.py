@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import CLI, REPO, cli_env
-from tests.servers import free_port, smtp_sink
+from tests.kit.smtp import free_port, smtp_sink
 
 
 def feedwatch(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:

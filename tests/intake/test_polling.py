@@ -20,7 +20,7 @@ from daemon.service import status
 from daemon.service.scheduling import first_poll_at
 from daemon.store.sqlite import Store
 from tests.conftest import CLI, cli_env
-from tests.polling_kit import (
+from tests.kit.polling import (
     PROXY_VARS,
     T0,
     Clock,

@@ -26,11 +26,11 @@ from daemon.intake.parse import ParsedFeed, build, parse_feed
 from daemon.intake.prepare import prepare
 from daemon.intake.rawfeed import RawFeed
 from tests.conftest import SHARED_CORPUS
-from tests.feedfuzz import document, odd_date, rfc822, w3dtf
-from tests.polling_kit import Daemon, FeedServer, entry, feed_toml, rss, write_config
+from tests.kit.feedfuzz import document, odd_date, rfc822, w3dtf
+from tests.kit.polling import Daemon, FeedServer, entry, feed_toml, rss, write_config
 
 URL = "https://feeds.example/feed.xml"
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 CORPUS = next(
     (
         p

@@ -14,7 +14,7 @@ import pytest
 from daemon.models import Alert, AlertKind, Severity
 from daemon.notify.email import EmailChannel, EmailSettings
 from daemon.render.mailheader import literal_header
-from tests.servers import SmtpSink
+from tests.kit.smtp import SmtpSink
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 INJECTION = "Shelling =?utf-8?q?=0D=0AReply-To:_x@evil.example=0D=0A=0D=0AYour_mailbox_is_full?="

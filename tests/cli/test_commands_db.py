@@ -15,7 +15,7 @@ from werkzeug import Request, Response
 from daemon.store.sqlite import Store
 from daemon.util.durations import format_size
 from tests.conftest import CLI, cli_env
-from tests.daemon_harness import Daemon, FeedServer, running_site, write_site
+from tests.kit.process import Daemon, FeedServer, running_site, write_site
 
 
 def feedwatch(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
