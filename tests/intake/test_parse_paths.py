@@ -254,7 +254,7 @@ class TestHostile:
             "from daemon.intake.parse import parse_feed\n"
             "from daemon.intake.bounded import ParseLimits\n"
             "from daemon.errors import FeedParseError\n"
-            "from tests.test_parse_paths import HOSTILE, namespace_heavy\n"
+            "from tests.intake.test_parse_paths import HOSTILE, namespace_heavy\n"
             "docs = [*HOSTILE.values(), namespace_heavy(9 * 1024 * 1024)]\n"
             "for body in docs:\n"
             "    try:\n"
