@@ -42,6 +42,7 @@ from daemon.notify.console import ConsoleSettings
 from daemon.notify.email import EmailChannel, EmailSettings
 from daemon.notify.registry import CHANNEL_TYPES, SETTINGS_TYPES, build_channel
 from daemon.notify.slack import SlackChannel, SlackSettings
+from daemon.notify.slack_bot import SlackBotChannel
 from daemon.notify.webhook import WebhookChannel, WebhookSettings, encode_body
 from daemon.util.secret import Secret
 
@@ -55,7 +56,9 @@ WEBHOOK_PATH = "/hooks/feedwatch"
 WEBHOOK_AUTH = "Bearer hdr-token-never-shown"
 APPRISE_PASSWORD = "apprise-Pa55-never-shown"
 APPRISE_PATH = "/apprise/hook"
-SECRETS = (SMTP_PASSWORD, SLACK_TOKEN, HMAC_KEY, WEBHOOK_AUTH, APPRISE_PASSWORD)
+SLACK_BOT_TOKEN = "xoxb-bot-T0ken-never-shown"
+SLACK_API_PATH = "/api/chat.postMessage"
+SECRETS = (SMTP_PASSWORD, SLACK_TOKEN, HMAC_KEY, WEBHOOK_AUTH, APPRISE_PASSWORD, SLACK_BOT_TOKEN)
 FAST_TIMEOUT = 0.3
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -368,10 +371,45 @@ class AppriseHarness(HttpHarness):
         return out
 
 
-Harness = EmailHarness | SlackHarness | WebhookHarness | AppriseHarness
+class SlackBotHarness(HttpHarness):
+    """A local fake of Slack's Web API: chat.postMessage answers {"ok": true, "ts": …} with a bearer token."""
+
+    kind = "slack-bot"
+    path = SLACK_API_PATH
+    bad_request_body = '{"ok": false, "error": "invalid_arguments"}'
+
+    def _handle(self, request: Request) -> Response:
+        if request.headers.get("Authorization") != f"Bearer {SLACK_BOT_TOKEN}":
+            return Response('{"ok": false, "error": "invalid_auth"}', status=200)
+        if self.outcome == "ok":
+            self.requests.append((dict(request.headers), request.get_data()))
+            ts = f"1714564800.{len(self.requests):06d}"
+            return Response(json.dumps({"ok": True, "channel": "C0FEED", "ts": ts}), content_type="application/json")
+        return super()._handle(request)
+
+    def channel(self, port: int | None = None) -> Channel:
+        api = f"http://127.0.0.1:{port}/api" if port else self.server.url_for("/api")
+        settings = SlackSettings(
+            bot_token=Secret(SLACK_BOT_TOKEN),
+            channel="#caucasus",
+            api_url=api,
+            min_interval=0.0,
+            timeout=FAST_TIMEOUT if port else 5.0,
+        )
+        return SlackBotChannel("slack-bot", settings, self.client)
+
+    def deliveries(self) -> list[Delivery]:
+        # No idempotency key in the Web API: a re-send is recognisable by its identical body.
+        return [
+            Delivery(key=hashlib.sha256(body).hexdigest(), text=json.dumps(json.loads(body)), raw=body, headers=h)
+            for h, body in self.requests
+        ]
 
 
-@pytest.fixture(params=["email", "slack", "webhook", "apprise"])
+Harness = EmailHarness | SlackHarness | WebhookHarness | AppriseHarness | SlackBotHarness
+
+
+@pytest.fixture(params=["email", "slack", "webhook", "apprise", "slack-bot"])
 async def harness(request: pytest.FixtureRequest, http_client: httpx.AsyncClient) -> AsyncIterator[Harness]:
     made: Harness
     if request.param == "email":
@@ -380,6 +418,8 @@ async def harness(request: pytest.FixtureRequest, http_client: httpx.AsyncClient
         made = SlackHarness(request.getfixturevalue("http_server"), http_client)
     elif request.param == "apprise":
         made = AppriseHarness(request.getfixturevalue("http_server"), http_client)
+    elif request.param == "slack-bot":
+        made = SlackBotHarness(request.getfixturevalue("http_server"), http_client)
     else:
         made = WebhookHarness(request.getfixturevalue("http_server"), http_client)
     yield made
@@ -424,10 +464,15 @@ class TestChannelContract:
         await channel.send(make_alert("same-id"))
         await channel.send(make_alert("other-id"))
         await channel.aclose()
+        if harness.kind == "slack-bot":
+            # It remembers what it posted (the message ts): a re-send is not posted twice.
+            first, other = harness.deliveries()
+            assert other.key != first.key
+            return
         first, again, other = harness.deliveries()
         assert first.key == again.key
         assert other.key != first.key
-        if harness.kind not in ("slack", "apprise"):
+        if harness.kind not in ("slack", "apprise", "slack-bot"):
             assert "same-id" in first.key
 
     @pytest.mark.parametrize(

@@ -10,46 +10,25 @@ import json
 import time
 
 import httpx
-import msgspec
 import structlog
 
 from daemon.models import Alert
 from daemon.notify._http import post, settle
 from daemon.notify.base import Channel, ChannelType
-from daemon.render import slack_payload
-from daemon.util.fields import Duration
+from daemon.notify.slack_settings import SlackSettings, payload_for
 from daemon.util.redact import redact_url
-from daemon.util.secret import Secret
-from daemon.util.urls import http_url_problem
 
 log = structlog.get_logger(__name__)
-
-DEFAULT_SLACK_TIMEOUT = 10.0
-
-
-class SlackSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """``icon`` is an emoji code (``:satellite:``) or an http(s) image URL."""
-
-    webhook_url: Secret
-    timeout: Duration = DEFAULT_SLACK_TIMEOUT
-    username: str | None = None
-    icon: str | None = None
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.webhook_url, Secret) or not self.webhook_url:
-            raise ValueError("webhook_url must be a non-empty Secret")
-        if (problem := http_url_problem(self.webhook_url.reveal())) is not None:
-            raise ValueError(f"webhook_url {redact_url(self.webhook_url)!r}: {problem}")
-        if not self.timeout > 0:
-            raise ValueError(f"timeout must be > 0 seconds, got {self.timeout!r}")
 
 
 class SlackChannel:
     """Delivers to one Slack incoming webhook through a shared ``httpx.AsyncClient`` (not closed here)."""
 
     def __init__(self, name: str, settings: SlackSettings, client: httpx.AsyncClient) -> None:
+        assert settings.webhook_url is not None
         self.name = name
         self._settings = settings
+        self._webhook_url = settings.webhook_url
         self._client = client
         self.target = redact_url(settings.webhook_url)
 
@@ -57,13 +36,7 @@ class SlackChannel:
         return f"SlackChannel(name={self.name!r}, target={self.target!r})"
 
     def payload(self, alert: Alert) -> dict[str, object]:
-        payload: dict[str, object] = dict(slack_payload(alert))
-        if self._settings.username:
-            payload["username"] = self._settings.username
-        icon = self._settings.icon
-        if icon:
-            payload["icon_emoji" if icon.startswith(":") else "icon_url"] = icon
-        return payload
+        return payload_for(alert, self._settings)
 
     async def send(self, alert: Alert) -> None:
         """Post the alert; 2xx is delivered, 429/5xx/timeout transient, other 4xx permanent."""
@@ -71,7 +44,7 @@ class SlackChannel:
         started = time.monotonic()
         outcome = await post(
             self._client,
-            self._settings.webhook_url,
+            self._webhook_url,
             body=body,
             headers={"Content-Type": "application/json; charset=utf-8"},
             request_timeout=self._settings.timeout,
@@ -85,6 +58,10 @@ class SlackChannel:
 
 
 def _build(name: str, settings: SlackSettings, http: httpx.AsyncClient) -> Channel:
+    if settings.bot_token is not None:
+        from daemon.notify.slack_bot import SlackBotChannel
+
+        return SlackBotChannel(name, settings, http)
     return SlackChannel(name, settings, http)
 
 

@@ -40,6 +40,7 @@ from daemon.service.runtime import (
     close_channels,
     fetch_settings,
     heartbeat_interval,
+    keep_threads,
     metrics_for,
     rules_or_raise,
 )
@@ -119,6 +120,7 @@ class Service:
             observer=self.observer,
         )
         self.channels = build_channels(cfg, client)
+        keep_threads(self.channels, self.store)
         self._stack.push_async_callback(close_channels, self.channels)
         policy = RetryPolicy(attempts=cfg.alerts.max_attempts, base=cfg.alerts.retry_base, cap=cfg.alerts.retry_cap)
         concurrency = {name: c.concurrency for name, c in cfg.channels.items()}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -16,6 +17,8 @@ from daemon.notify.base import Channel
 from daemon.rules.load import load_rules
 from daemon.rules.matcher import Matcher
 from daemon.rules.ruleset import LoadReport
+from daemon.store.async_store import AsyncStore
+from daemon.store.sqlite import Store
 
 if TYPE_CHECKING:
     from daemon.service.metrics import Metrics
@@ -103,3 +106,25 @@ def metrics_for(config: Config) -> Metrics | None:
     from daemon.service.metrics import Metrics
 
     return Metrics()
+
+
+class StoreThreads:
+    """Slack message ts kept in the database, so a restarted daemon still replies in the same threads."""
+
+    def __init__(self, store: AsyncStore) -> None:
+        self._store = store
+
+    async def get(self, channel: str, key: str) -> tuple[str, str] | None:
+        return await self._store.call(Store.slack_thread, channel, key)
+
+    async def put(self, channel: str, key: str, slack_channel: str, ts: str) -> None:
+        await self._store.call(Store.save_slack_thread, channel, key, slack_channel, ts, datetime.now(UTC))
+
+
+def keep_threads(channels: Mapping[str, Channel], store: AsyncStore) -> None:
+    """Give channels that thread their messages (Slack with a bot token) the database to keep them in."""
+    threads = StoreThreads(store)
+    for channel in channels.values():
+        use = getattr(channel, "use_threads", None)
+        if use is not None:
+            use(threads)
