@@ -33,6 +33,7 @@ SEED = 5000
 ITEMS = 10
 INTERVAL = 300.0  # for 5,000 feeds: 16.7 polls/s; --quick keeps the rate with 1,000 feeds every 60 s
 CHANGE_PER_CYCLE = 0.05
+WARMUP = 15.0  # seconds from the daemon's spawn to the window: 5,000 feeds to configure and schedule
 WORDS = (
     "council", "budget", "vote", "harbour", "storm", "rail", "strike", "court", "ruling", "festival", "market",
     "bridge", "school", "water", "energy", "grid", "league", "final", "border", "talks", "summit", "drought",
@@ -106,16 +107,23 @@ type = "console"
 {feeds}"""
 
 
-def seed_store(db: Path, fleet: Fleet, now: datetime, rng: Random, interval: float) -> None:
-    """Every feed known: validators of its current document, its items stored, its next poll spread."""
+def seed_store(db: Path, fleet: Fleet, rng: Random, interval: float) -> None:
+    """Every feed known: validators of its current document, its items stored, its next poll spread.
+
+    The documents are parsed first; the due times are taken after, so that none of them is already
+    overdue when the daemon starts (the first fall due after its start-up, inside the window).
+    """
     store = Store(db)
     store.close()
+    parsed = [parse_feed(fleet.server._docs[f"/f/{f}.xml"].body, feed=f"f{f:05d}", url=fleet.url(f)) for f in
+              range(fleet.n)]  # fmt: skip
+    now = datetime.now(UTC)
     conn = sqlite3.connect(db)
     try:
         with conn:
             for f in range(fleet.n):
                 doc = fleet.server._docs[f"/f/{f}.xml"]
-                due = now + timedelta(seconds=rng.uniform(5.0, interval + 5.0))
+                due = now + timedelta(seconds=rng.uniform(WARMUP + 2.0, interval + WARMUP + 2.0))
                 conn.execute(
                     "INSERT INTO feeds(name, url, etag, last_modified, first_polled_at, last_attempt_at, "
                     "last_success_at, last_status, next_poll_at, items_seen) VALUES (?, ?, ?, ?, ?, ?, ?, 200, ?, ?)",
@@ -123,13 +131,12 @@ def seed_store(db: Path, fleet: Fleet, now: datetime, rng: Random, interval: flo
                      iso(due - timedelta(seconds=interval)), iso(due - timedelta(seconds=interval)), iso(due), ITEMS),
                 )  # fmt: skip
                 feed_id = conn.execute("SELECT id FROM feeds WHERE name = ?", (f"f{f:05d}",)).fetchone()[0]
-                parsed = parse_feed(doc.body, feed=f"f{f:05d}", url=fleet.url(f))
                 conn.executemany(
                     "INSERT INTO items(feed_id, key, content_hash, title, link, published, first_seen) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
                     [
                         (feed_id, i.key, i.content_hash, i.title, i.link, i.published and iso(i.published), iso(now))
-                        for i in parsed.items
+                        for i in parsed[f].items
                     ],
                 )
     finally:
@@ -191,12 +198,12 @@ def one_run(n: int, window: float, workdir: Path, *, interval: float, changes: b
         config.write_text(config_text(fleet, interval), encoding="utf-8")
         db = workdir / "var" / "feedwatch.db"
         db.parent.mkdir()
-        seed_store(db, fleet, datetime.now(UTC), rng, interval)
+        seed_store(db, fleet, rng, interval)
         server.reset_counts()
         daemon = Daemon(config, workdir / "daemon.log").start()
         watch = LagWatch(db).start()
         try:
-            time.sleep(8.0)  # start-up: config, rules, store, schedule; the first polls are due from 5 s
+            time.sleep(WARMUP)  # start-up: config, rules, store, schedule; the first polls fall due after it
             if not daemon.alive():
                 raise RuntimeError(f"the daemon exited: {daemon.log_tail()}")
             server.reset_counts()
