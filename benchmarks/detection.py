@@ -2,7 +2,7 @@
 
 Reads ``../shared/realnews/dev.jsonl`` (real headlines and ledes, labelled 0/1 for "news about the
 Armenia-Azerbaijan conflict"; override the path with ``FEEDWATCH_REALNEWS_DEV``) and our own written
-sets (``tests/data/labelled.jsonl``, ``tests/data/written.jsonl``). An item counts as predicted positive
+sets (``tests/data/labelled.jsonl``, ``written.jsonl``, ``written2.jsonl``). An item counts as predicted positive
 when ANY shipped rule fires. The baseline fires on any place name of the ``karabakh-places`` list
 alone (Karabakh, Artsakh, Stepanakert, Shusha ... in every language the list spells them), run through
 the same loader and matcher in the same process.
@@ -44,16 +44,18 @@ def _find_dev() -> Path:
 
 
 DEV = _find_dev()
-WRITTEN = (REPO / "tests" / "data" / "labelled.jsonl", REPO / "tests" / "data" / "written.jsonl")
+WRITTEN = tuple(REPO / "tests" / "data" / name for name in ("labelled.jsonl", "written.jsonl", "written2.jsonl"))
 PLACES_LIST = "karabakh-places"
 TARGET_PRECISION = 0.92
 TARGET_RECALL = 0.85
 # Languages a dev item's `why` may start with; anything else there is a topic, and the item is English.
 LANGUAGES = frozenset(
     (
-        "Arabic", "Armenian", "Azerbaijani", "Bengali", "Bosnian", "Bulgarian", "Czech", "Dutch", "French",
-        "Georgian", "German", "Hindi", "Icelandic", "Indonesian", "Italian", "Persian", "Polish", "Portuguese",
-        "Romanian", "Russian", "Spanish", "Tagalog", "Turkish", "Ukrainian",
+        "Arabic", "Armenian", "Azerbaijani", "Bengali", "Bosnian", "Bulgarian", "Chinese", "Croatian", "Czech",
+        "Danish", "Dutch", "English", "French", "Georgian", "German", "Greek", "Hebrew", "Hindi", "Hungarian",
+        "Icelandic", "Indonesian", "Italian", "Japanese", "Kazakh", "Korean", "Norwegian", "Persian", "Polish",
+        "Portuguese", "Romanian", "Russian", "Serbian", "Slovak", "Spanish", "Swedish", "Tagalog", "Turkish",
+        "Ukrainian", "Uzbek",
     )
 )  # fmt: skip
 
@@ -68,6 +70,7 @@ class Row:
     label: bool
     language: str
     rule_labels: dict[str, bool] = field(default_factory=dict)
+    source: str = ""
 
     def item(self) -> Item:
         return Item(feed="realnews", key=self.id, title=self.title, link=None, summary=self.summary)
@@ -148,6 +151,7 @@ def load_written(paths: Iterable[Path] = WRITTEN) -> list[Row]:
                         any(labels.values()),
                         language(d.get("note", "")),
                         labels,
+                        path.name,
                     )
                 )
     return rows
@@ -269,6 +273,9 @@ def run(quick: bool) -> dict[str, Any]:
     print(f"  written sets ({len(written)} items, ours):")
     print(_line("any rule", w_item, w_item_b))
     print(_line("per (item, rule) label", micro))
+    for path in WRITTEN:
+        part = [r for r in written if r.source == path.name]
+        print(_line(f"  {path.name}", item_counts(part, w_fires), item_counts(part, w_base)))
     details: dict[str, Any] = {"written": {"items": w_item.as_dict(), "per_rule_micro": micro.as_dict()}}
     rows = [
         _target_row("detection: written P (any rule)", w_item.precision, w_item_b.precision, 0.95),

@@ -42,8 +42,22 @@ def baseline_pattern(ruleset: RuleSet) -> re.Pattern[str]:
         terms = [t for g in rule.groups for t in g.terms] + list(rule.exclude_terms)
         for term in terms:
             for alias in term.aliases:
+                if alias.steps:  # a pattern alias: "*" ends a word, "~N" is up to N words
+                    alts.add(_pattern_alt(alias.text.lower()))
+                    continue
                 alts.add(re.escape(alias.text.lower()) + (r"\w*" if alias.prefix else ""))
     return re.compile(r"\b(?:" + "|".join(sorted(alts, key=len, reverse=True)) + r")\b")
+
+
+def _pattern_alt(text: str) -> str:
+    """The baseline's regex for a pattern alias: a word's "*" is ``\\w*``; a gap ``~N`` is up to N words."""
+    parts = []
+    for word in text.split():
+        if re.fullmatch(r"~\d", word):
+            parts.append(rf"(?:\w+\s+){{0,{word[1:]}}}")
+        else:
+            parts.append(re.escape(word.rstrip("*")) + (r"\w*" if word.endswith("*") else "") + r"\s+")
+    return "".join(parts).removesuffix(r"\s+")
 
 
 class _Clock:

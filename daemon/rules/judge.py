@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from daemon.models import FIELDS, Hit, RuleMatch, Severity
-from daemon.rules.ruleset import EXCLUDE_GROUP, Rule
+from daemon.rules.pattern import gap_words
+from daemon.rules.ruleset import EXCLUDE_GROUP, Rule, Term
 from daemon.util.text import FoldedText, fold, tokenize
 
 __all__ = ["EXCLUDE", "MAX_HITS_PER_TERM", "Evaluation", "Failure", "Raw", "Scan", "judge", "not_applied"]
@@ -125,6 +126,8 @@ def judge(rule: Rule, scan: Scan, raws: list[Raw]) -> Evaluation:
         contribution = weight * factors[_field(best)] if gi in met else 0.0
         score += contribution
         shown = [best, *[r for r in group_raws if r is not best][: MAX_HITS_PER_TERM - 1]]
+        if (gap := _gap_note(term, scan, best)) is not None:
+            notes.append(gap)
         for r in shown:
             hit = _hit(rule, scan, r, contribution if r is best else 0.0)
             hits.append((_field(r), hit.start, hit))
@@ -196,6 +199,19 @@ def _unmask(rule: Rule, scan: Scan, raws: list[Raw], notes: list[str]) -> list[R
     return kept
 
 
+def _gap_note(term: Term, scan: Scan, r: Raw) -> str | None:
+    """For a hit of an alias with a ``~N`` gap: the words the gap took, so the match can be checked."""
+    alias = next((a for a in term.aliases if a.text == r.alias and a.steps), None)
+    if alias is None or not any(s.gap for s in alias.steps) or r.field < 0:
+        return None
+    ft = scan.folded[r.field]
+    assert ft is not None
+    n = gap_words(alias, ft.text[r.start : r.end])
+    gaps = [str(s.gap) for s in alias.steps if s.gap]
+    took = f"{n} word{'s' if n != 1 else ''} in the gap{'s' if len(gaps) > 1 else ''} (up to {' + '.join(gaps)})"
+    return f"{alias.text!r} matched {ft.original_text(r.start, r.end)!r} in {FIELDS[r.field]}: {took}"
+
+
 def _met_groups(rule: Rule, by_term: dict[tuple[int, int], list[Raw]], notes: list[str]) -> set[int]:
     """Groups whose distinct matched terms reach their ``min_distinct``; a note for each group that
     needs more than one, met or not.
@@ -210,7 +226,8 @@ def _met_groups(rule: Rule, by_term: dict[tuple[int, int], list[Raw]], notes: li
         if len(tis) >= group.min_distinct:
             met.add(gi)
         if group.min_distinct > 1:
-            found = ", ".join(repr(group.terms[ti].source) for ti in sorted(tis))
+            # The alternative that matched, not the whole term: shared lists make terms of fifty alternatives.
+            found = ", ".join(repr(by_term[gi, ti][0].alias) for ti in sorted(tis))
             verdict = "met" if gi in met else "not met, its hits count nothing"
             notes.append(
                 f"group {group.name!r} needs {group.min_distinct} distinct terms, found {len(tis)} ({found}): {verdict}"

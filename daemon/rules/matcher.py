@@ -22,7 +22,9 @@ from rapidfuzz import fuzz
 
 from daemon.models import FIELDS, Item, RuleMatch
 from daemon.rules.judge import EXCLUDE, MAX_HITS_PER_TERM, Evaluation, Raw, Scan, judge, not_applied
-from daemon.rules.ruleset import Rule, RuleSet, Term
+from daemon.rules.pattern import cased_regex, tail_regex
+from daemon.rules.ruleset import Alias, Rule, RuleSet, Term
+from daemon.rules.sre import parse_pattern
 from daemon.util.scripts import Left, attaches, left_rule, proclitics_before, stem
 from daemon.util.text import FoldedText, fold, fold_pattern, fold_term, tokenize, word_pattern
 
@@ -56,6 +58,8 @@ class _Entry(NamedTuple):
     cased: str | None  # keep-case fold when the term is case-sensitive
     prefix: bool
     context: bool = False  # an ``unless`` phrase of the term, not the term
+    tail: re.Pattern[str] | None = None  # a pattern alias: verifies the rest of a hit where the anchor ends
+    cased_rx: re.Pattern[str] | None = None  # a case-sensitive pattern alias: the whole hit, case kept
 
 
 class _FuzzyEntry(NamedTuple):
@@ -105,15 +109,13 @@ class Matcher:
                     self._needs_case_fold |= term.case
                     continue
                 for alias in term.aliases:
-                    cased = alias.cased if term.case else None
-                    words[stem(alias.folded)].append(_Entry(ri, gi, ti, alias.text, cased, alias.prefix))
+                    words[stem(alias.folded)].append(_entry(ri, gi, ti, alias, term.case))
                     if term.fuzzy and alias.single_word and not alias.prefix:
                         window = max(2, round(len(alias.folded) * 0.25))
                         fe = _FuzzyEntry(ri, gi, ti, alias.text, alias.folded, term.fuzzy, window)
                         self._fuzzy.append(fe)
                 for alias in term.unless:
-                    entry = _Entry(ri, gi, ti, alias.text, None, alias.prefix, context=True)
-                    words[stem(alias.folded)].append(entry)
+                    words[stem(alias.folded)].append(_entry(ri, gi, ti, alias, False, context=True))
         if self._fuzzy:
             shortest = min(len(fe.folded) - fe.window for fe in self._fuzzy)
             self._fuzzy_token_re = word_pattern(max(1, shortest))
@@ -122,9 +124,10 @@ class Matcher:
             for key, entries in words.items():
                 left = left_rule(key)
                 right = attaches(key[-1])
-                exact = tuple(e for e in entries if not e.prefix)
-                prefix = tuple(e for e in entries if e.prefix)
-                automaton.add_word(key, (len(key), left, right, exact, prefix))
+                exact = tuple(e for e in entries if not e.prefix and e.tail is None)
+                prefix = tuple(e for e in entries if e.prefix and e.tail is None)
+                tailed = tuple(e for e in entries if e.tail is not None)
+                automaton.add_word(key, (len(key), left, right, exact, prefix, tailed))
             automaton.make_automaton()
             self._automaton = automaton
         self._compile_regex_gates()
@@ -150,7 +153,7 @@ class Matcher:
         text = ft.text
         n = len(text)
         hits = scan.hits
-        for end, (klen, left, right, exact, prefix) in self._automaton.iter(text):
+        for end, (klen, left, right, exact, prefix, tailed) in self._automaton.iter(text):
             start = end - klen + 1
             # A term starting inside a word is no hit, unless the script attaches proclitics.
             if (
@@ -170,6 +173,13 @@ class Matcher:
                 for e in prefix:
                     if e.cased is None or self._case_ok(ft, start, stop, e):
                         hits[e.rule].append(Raw(e.group, e.term, e.alias, fi, start, word_end, None, e.context))
+            for e in tailed:  # pattern aliases: the rest of the hit is checked where the anchor ends
+                assert e.tail is not None
+                if (m := e.tail.match(text, stop)) is not None and (
+                    e.cased_rx is None
+                    or e.cased_rx.fullmatch(fold_term(ft.original_text(start, m.end()), keep_case=True))
+                ):
+                    hits[e.rule].append(Raw(e.group, e.term, e.alias, fi, start, m.end(), None, e.context))
 
     @staticmethod
     def _case_ok(ft: FoldedText, start: int, stop: int, e: _Entry) -> bool:
@@ -318,9 +328,8 @@ def required_literals(pattern: str, flags: int, case: bool) -> frozenset[str] | 
     a group that is an alternation of pure literals. The candidate whose shortest literal is longest
     wins. Case-insensitive literals are lower-cased, like the folded text they are checked against.
     """
-    try:
-        parsed = re._parser.parse(pattern, flags)  # type: ignore[attr-defined]
-    except re.error:
+    parsed = parse_pattern(pattern, flags)
+    if parsed is None:
         return None
     if case and flags & re.IGNORECASE:
         return None  # matched against cased text, yet ignoring case: a substring test would not do
@@ -367,6 +376,14 @@ def _literal_branch(sub: Any) -> frozenset[str] | None:
             chars.append(chr(av))
         out.add("".join(chars))
     return frozenset(out)
+
+
+def _entry(ri: int, gi: int, ti: int, alias: Alias, case: bool, *, context: bool = False) -> _Entry:
+    cased = alias.cased if case else None
+    if not alias.steps:
+        return _Entry(ri, gi, ti, alias.text, cased, alias.prefix, context)
+    cased_rx = cased_regex(alias) if case else None
+    return _Entry(ri, gi, ti, alias.text, cased, alias.prefix, context, tail_regex(alias), cased_rx)
 
 
 def _word_end(text: str, pos: int) -> int:

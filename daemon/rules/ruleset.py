@@ -10,6 +10,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from types import MappingProxyType
+from typing import NamedTuple
 
 from daemon.errors import RuleError
 from daemon.models import Severity
@@ -27,6 +28,7 @@ __all__ = [
     "Rule",
     "RuleSet",
     "SeverityBands",
+    "Step",
     "Term",
 ]
 
@@ -38,18 +40,37 @@ EXCLUDE_GROUP = "exclude"  # the group name reported for hits of `exclude.terms`
 # --- the model -------------------------------------------------------------------------------------
 
 
+class Step(NamedTuple):
+    """A later part of a pattern alias: after up to ``gap`` other words, the words ``folded``."""
+
+    gap: int  # 0: right after the previous words
+    folded: str
+    cased: str
+    prefix: bool  # its last word ends in "*"
+
+
 @dataclass(frozen=True, slots=True)
 class Alias:
-    """One alternative of a term: ``Karabakh`` in ``"Karabakh|Artsakh"``."""
+    """One alternative of a term: ``Karabakh`` in ``"Karabakh|Artsakh"``.
 
-    text: str  # as written, without a trailing "*"
+    A *pattern* alias (an inner ``*`` or a ``~N`` gap: ``"мирн* договор*"``, ``"halt ~2 fighting"``) is
+    its first words (``folded``, ``prefix``: what the automaton finds) followed by ``steps``.
+    """
+
+    text: str  # as written, without a trailing "*" (a pattern alias: exactly as written)
     folded: str  # fold_term(text): what is searched for in folded item text
     cased: str  # fold_term(text, keep_case=True): compared for case-sensitive terms
     prefix: bool = False  # written with a trailing "*": matches words that start with it
+    steps: tuple[Step, ...] = ()
 
     @property
     def single_word(self) -> bool:
-        return bool(self.folded) and " " not in self.folded
+        return bool(self.folded) and " " not in self.folded and not self.steps
+
+    @property
+    def key(self) -> tuple[str, bool, tuple[tuple[int, str, bool], ...]]:
+        """What makes two aliases the same after folding (letter case aside)."""
+        return self.folded, self.prefix, tuple((s.gap, s.folded, s.prefix) for s in self.steps)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,9 +9,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from daemon.rules.check import Checker, common_word_collisions
-from daemon.rules.ruleset import Alias, Group, Term
+from daemon.rules.pattern import PatternError, parse_alias
+from daemon.rules.ruleset import Alias, Group, Step, Term
 from daemon.util.scripts import attaches, is_arabic, stem
-from daemon.util.text import fold_term
 from daemon.util.tomlpos import close_match
 
 __all__ = ["parse_list", "parse_terms", "warn_duplicates"]
@@ -32,7 +32,7 @@ def parse_list(c: Checker, name: str, body: Any) -> tuple[Term, ...]:
         c.error((*where, "terms"), "expected a non-empty array of terms")
         return ()
     terms: list[Term] = []
-    seen: dict[tuple[str, bool], Term] = {}
+    seen: dict[tuple[str, bool, tuple[tuple[int, str, bool], ...]], Term] = {}
     for i, value in enumerate(raw):
         if isinstance(value, str) and value.startswith("@"):
             c.error((*where, "terms", i), f"lists cannot refer to other lists ({value!r})", needle=value)
@@ -44,7 +44,7 @@ def parse_list(c: Checker, name: str, body: Any) -> tuple[Term, ...]:
         own = term.weight if term.weight is not None else weight
         term = dataclasses.replace(term, list_name=name, path=c.path, weight=own)
         for alias in term.aliases:
-            first = seen.setdefault((alias.folded, alias.prefix), term)
+            first = seen.setdefault(alias.key, term)
             if first is not term:
                 c.warn(f"list {name!r}: {alias.text!r} duplicates {first.source!r} (line {first.line})", term.line)
         terms.append(term)
@@ -170,9 +170,15 @@ def _parse_unless(c: Checker, w: tuple[str | int, ...], raw: Any, term: Term) ->
 
 def _contains(context: Alias, alias: Alias) -> bool:
     """Whether ``alias`` can occur inside text that ``context`` matches (judged on the folded forms)."""
-    if context.prefix:
-        return True  # the context's open end may complete the term: no warning on a guess
-    text, needle = f" {context.folded} ", stem(alias.folded)
+    if context.prefix or any(s.prefix for s in context.steps) or alias.steps:
+        return True  # an open end may complete the term, or a pattern term: no warning on a guess
+    if context.steps and " " in alias.folded:
+        return True  # a gap may hold part of the phrase
+    return any(_within(run, alias) for run in (context.folded, *(s.folded for s in context.steps)))
+
+
+def _within(run: str, alias: Alias) -> bool:
+    text, needle = f" {run} ", stem(alias.folded)
     at = text.find(needle)
     while at >= 0:
         before, after = text[at - 1], text[at + len(needle)] if at + len(needle) < len(text) else " "
@@ -186,23 +192,24 @@ def _alias_term(c: Checker, w: tuple[str | int, ...], text: str, *, line: int | 
     aliases: list[Alias] = []
     for part in text.split("|"):
         raw = part.strip()
-        prefix = raw.endswith("*")
-        core = raw[:-1].rstrip() if prefix else raw
-        if not core:
+        if not raw.rstrip("*").strip():
             c.error(w, f"empty alias in term {text!r}", needle=text)
             return None
-        if "*" in core:
-            c.error(w, f"'*' is allowed only at the end of an alias (in {text!r}); use a regex", needle=text)
+        try:
+            alias = parse_alias(raw)
+        except PatternError as exc:
+            c.error(w, str(exc), needle=text)
             return None
-        folded = fold_term(core)
-        if not folded or not any(ch.isalnum() for ch in folded):
-            c.warn(f"term {text!r}: alias {core!r} can never match after folding", line)
+        if alias is None:
+            c.warn(f"term {text!r}: alias {raw.rstrip('*').strip()!r} can never match after folding", line)
             continue
-        if prefix and len(folded) < 3:
-            c.warn(f"wildcard {raw!r} is very short and will match many words", line)
-        if any((a.folded, a.prefix) == (folded, prefix) for a in aliases):
+        runs: list[Alias | Step] = [alias, *alias.steps]
+        for run in runs:
+            if run.prefix and len(run.folded) < 3:
+                c.warn(f"wildcard {run.folded + '*'!r} in {raw!r} is very short and will match many words", line)
+        if any(a.key == alias.key for a in aliases):
             continue  # the same after folding (Qarabağ|Qarabag): a spelling kept for readers, nothing to add
-        aliases.append(Alias(core, folded, fold_term(core, keep_case=True), prefix))
+        aliases.append(alias)
     if not aliases:
         return None
     return Term(text, tuple(aliases), line=line)
@@ -210,11 +217,11 @@ def _alias_term(c: Checker, w: tuple[str | int, ...], text: str, *, line: int | 
 
 def warn_duplicates(c: Checker, rule_id: str, groups: list[Group], exclude: tuple[Term, ...]) -> None:
     """Warn about a spelling that two terms of one rule share, at the second one's own file and line."""
-    seen: dict[tuple[str, bool], tuple[str, Term]] = {}
+    seen: dict[tuple[str, bool, tuple[tuple[int, str, bool], ...]], tuple[str, Term]] = {}
     for group in groups:
         for term in group.terms:
             for alias in term.aliases:
-                key = (alias.folded, alias.prefix)
+                key = alias.key
                 if key not in seen:
                     seen[key] = (group.name, term)
                     continue
@@ -239,7 +246,7 @@ def warn_duplicates(c: Checker, rule_id: str, groups: list[Group], exclude: tupl
                 )
     for term in exclude:
         for alias in term.aliases:
-            if (alias.folded, alias.prefix) in seen:
+            if alias.key in seen:
                 message = f"rule {rule_id!r}: {alias.text!r} is both a term and an exclude term"
                 c.warn(message, term.line, path=term.path)
 

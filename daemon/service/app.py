@@ -32,7 +32,6 @@ from daemon.intake.poller import Poller
 from daemon.notify.base import Channel
 from daemon.notify.worker import OutboxWorker
 from daemon.rules.load import load_rules
-from daemon.rules.matcher import Matcher
 from daemon.service.runtime import (
     HEARTBEAT_EVERY,
     Active,
@@ -47,6 +46,7 @@ from daemon.service.runtime import (
 from daemon.service.scheduling import schedule_digests, schedule_every, schedule_feeds
 from daemon.service.systemd import Notifier, format_status, watchdog_loop
 from daemon.store.async_store import AsyncStore
+from daemon.store.lock import StoreLock
 from daemon.store.rows import FeedState
 from daemon.store.sqlite import Store
 from daemon.util.observe import NULL_OBSERVER, Observer
@@ -72,7 +72,7 @@ class Service:
         self.notifier = notifier or Notifier.from_env()
         self._last_alert: datetime | None = None
         self._last_heartbeat = 0.0
-        self.active = Active(config, report, Matcher(report.ruleset))
+        self.active = Active.build(config, report)
         self._clock = clock
         self._rng = random.Random()
         self._stop = asyncio.Event()
@@ -98,6 +98,9 @@ class Service:
 
     async def _start(self) -> None:
         cfg = self.active.config
+        # One daemon per store, before anything is written: a second one would poll every feed twice.
+        lock = await asyncio.to_thread(StoreLock.acquire, cfg.store.path, config=cfg.path)
+        self._stack.callback(lock.release)
         await self.store.open()
         self._stack.push_async_callback(self.store.aclose)
         settings = fetch_settings(cfg)
@@ -148,6 +151,16 @@ class Service:
 
     async def aclose(self) -> None:
         await self._stack.aclose()
+
+    @property
+    def delivered(self) -> int:
+        """Deliveries made so far (for the summary after ``run --once``)."""
+        return self.worker.delivered if self.worker is not None else 0
+
+    @property
+    def dead(self) -> int:
+        """Deliveries that failed for good so far (``run --once`` then exits 1)."""
+        return self.worker.dead if self.worker is not None else 0
 
     async def run_once(self) -> int:
         """Poll every feed once, deliver, wait for the outbox up to the bound; how many alerts stay queued."""
@@ -377,7 +390,7 @@ class Service:
             feeds = await self.store.call(Store.feeds)
         except FeedwatchError:
             return "store unavailable"
-        failing = sum(1 for f in feeds if f.consecutive_failures)
+        failing = sum(1 for f in feeds if f.health.consecutive_failures)
         enabled = sum(1 for f in self.active.config.feeds if f.enabled)
         return format_status(
             feeds=enabled, failing=failing, outbox=counts["pending"], last_alert=self._last_alert, now=self._clock()
@@ -401,7 +414,7 @@ class Service:
         def load() -> Active:
             cfg = load_config(old.config.path) if config else old.config
             report = load_rules(cfg.rules_dir, channels=list(cfg.channels), previous=old.report)
-            return Active(cfg, report, Matcher(report.ruleset))
+            return Active.build(cfg, report)
 
         try:
             new = await asyncio.to_thread(load)

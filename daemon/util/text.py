@@ -10,6 +10,7 @@ from html.parser import HTMLParser
 from typing import NamedTuple
 
 __all__ = [
+    "MARK_CLASS",
     "FoldedText",
     "Token",
     "fold",
@@ -36,6 +37,7 @@ def _mark_ranges() -> str:
 
 
 _MARKS = _mark_ranges()
+MARK_CLASS = _MARKS  # the body of a regex class of every combining mark, for patterns built elsewhere
 _MARK_RE = re.compile(f"[{_MARKS}]")
 # A piece is either a run of ASCII characters not followed by a combining mark (folded in bulk), or one
 # character with its combining marks (folded as a unit, so "e" + U+0301 becomes "e", not "e" + nothing).
