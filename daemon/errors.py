@@ -5,7 +5,8 @@
     ├── RuleError                rules/*.toml: file, line, column, rule id
     ├── FetchError               one feed could not be fetched (feed_url, status, transient?, retry_after)
     │   └── FeedParseError       bytes arrived but are not a usable feed
-    ├── StoreError               SQLite trouble (locked, full, corrupt)
+    ├── StoreError               SQLite trouble (locked, full, corrupt); may pass, so exit 1
+    │   └── DaemonRunningError   another daemon holds this store's lock (pid)
     └── DeliveryError            a channel could not deliver (channel, alert_id)
         ├── TransientDeliveryError   try again later (5xx, 421, 429, timeout, refused)
         └── PermanentDeliveryError   retrying will not help (4xx, 550, bad payload)
@@ -125,6 +126,14 @@ class FeedParseError(FetchError):
 
 class StoreError(FeedwatchError):
     """The SQLite store failed (locked for too long, disk or size limit full, corrupt)."""
+
+
+class DaemonRunningError(StoreError):
+    """Another daemon runs on this store (it holds the store's lock file); ``pid`` when known."""
+
+    def __init__(self, message: str, *, pid: int | None = None) -> None:
+        super().__init__(message)
+        self.pid = pid
 
 
 class DeliveryError(FeedwatchError):

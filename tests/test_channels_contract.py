@@ -567,6 +567,7 @@ class TestChannelContract:
         assert event["channel"] == channel.name
         assert event["alert_id"] == "logged"
         assert "127.0.0.1" in event["target"]
+        assert event["elapsed_ms"] >= 0
         assert leaks(json.dumps(event, default=str)) == []
 
 

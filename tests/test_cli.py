@@ -150,3 +150,18 @@ class TestBrokenPipe:
         assert "Traceback" not in err
         assert "BrokenPipeError" not in err
         assert "Exception ignored" not in err
+
+
+class TestCheckCrossReferences:
+    def test_rule_naming_an_unknown_feed_is_warned(self, site: Path) -> None:
+        """A rule whose `feeds` or `except_feeds` names no configured feed (a typo) is warned about with file:line."""
+        (site / "rules" / "typo.toml").write_text(
+            '[rule.typo]\nfeeds = ["dmeo"]\nexcept_feeds = ["demo"]\n[rule.typo.groups.g]\nterms = ["Martuni"]\n'
+        )
+        out = feedwatch(site, "check")
+        assert out.returncode == 0, out.stderr
+        warnings = [line for line in out.stderr.splitlines() if line.startswith("warning:")]
+        assert warnings == [
+            f"warning: {site / 'rules' / 'typo.toml'}:1: rule 'typo': feeds names 'dmeo', which no [[feeds]] entry"
+            " defines (configured: demo)"
+        ]

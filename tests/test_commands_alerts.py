@@ -46,6 +46,28 @@ class TestAlertHistory:
         assert rerun.returncode == 0
         assert alert_id in rerun.stdout  # delivered again, same idempotency key
 
+    def test_resend_to_unknown_channel(self, demo: Path) -> None:
+        """resend --channel with a channel that is not configured exits 2 listing the channels; nothing queued."""
+        alert_id = json.loads(feedwatch(demo, "alerts", "list", "--json").stdout)[0]["alert"]["alert_id"]
+        out = feedwatch(demo, "alerts", "resend", alert_id, "--channel", "slak")
+        assert out.returncode == 2
+        assert "no channel 'slak' (configured: console)" in out.stderr
+        shown = json.loads(feedwatch(demo, "alerts", "show", alert_id, "--json").stdout)
+        assert all(d["state"] == "delivered" for d in shown["deliveries"])
+
+    def test_prefix_and_readable_hits(self, demo: Path) -> None:
+        """resend takes the unique prefix show takes; show names each hit by the alternative that matched."""
+        alert_id = json.loads(feedwatch(demo, "alerts", "list", "--json", "-n", "1").stdout)[0]["alert"]["alert_id"]
+        shown = feedwatch(demo, "alerts", "show", alert_id[:9])
+        hits = [line for line in shown.stdout.splitlines() if line.lstrip().startswith("hit ")]
+        assert hits
+        assert all("|" not in line and len(line) < 160 for line in hits), hits
+        resent = feedwatch(demo, "alerts", "resend", alert_id[:9])
+        assert resent.returncode == 0, resent.stderr
+        assert alert_id in resent.stdout
+        again = json.loads(feedwatch(demo, "alerts", "show", alert_id, "--json").stdout)
+        assert again["deliveries"][0]["state"] == "pending"
+
     def test_show_unknown(self, demo: Path) -> None:
         """An unknown id is exit 2 with a clear message."""
         out = feedwatch(demo, "alerts", "show", "fw-nope")

@@ -83,10 +83,24 @@ class TestAlertsList:
         assert by_id["karabakh-diplomacy"]["silenced_by"]
         assert by_id["karabakh-fighting"]["silenced_by"] == []
 
+    def test_rules_list_text_reads(self, demo: Path) -> None:
+        """rules list for people puts a fixed severity in words beside the threshold, never glued to the number."""
+        out = feedwatch(demo, "rules", "list")
+        assert out.returncode == 0, out.stderr
+        assert "karabakh-diplomacy  threshold 1 (info)  →" in out.stdout
+        assert "threshold 1 (warning 1, critical 4)" in out.stdout
+
+
+def test_status_after_a_once_cycle(demo: Path) -> None:
+    """After `run --once` alone, status says no daemon runs (exit 4) and why, not that nothing ever ran."""
+    out = feedwatch(demo, "status")
+    assert out.returncode == 4, out.stderr
+    assert "NOT RUNNING: no daemon has run with this database (`run --once` cycles leave no heartbeat)" in out.stdout
+
 
 class TestOutboxList:
     def test_dead_letter_listed(self, tmp_path: Path) -> None:
-        """A delivery that failed for good is listed as dead with its error; delivered ones are not."""
+        """A delivery that failed for good makes `run --once` exit 1 and is listed as dead with its error."""
         (tmp_path / "feed.xml").write_bytes(rss(entry("a", "Shelling near Martuni")))
         config = write_config(tmp_path, feed_toml("wire", "feed.xml", backfill="all"), alerts={"max_attempts": 1})
         port = free_port()
@@ -94,7 +108,9 @@ class TestOutboxList:
             config.read_text().replace('default_channels = ["console"]', 'default_channels = ["hook"]')
             + f'[channels.hook]\ntype = "webhook"\nurl = "http://127.0.0.1:{port}/hook"\ntimeout = "1s"\n'
         )
-        feedwatch(tmp_path, "run", "--once")
+        once = feedwatch(tmp_path, "run", "--once")
+        assert once.returncode == 1, once.stderr  # degraded: cron must notice an alert that was never delivered
+        assert "1 delivery failed for good" in once.stderr
         [dead] = json.loads(feedwatch(tmp_path, "outbox", "list", "--json").stdout)
         assert (dead["channel"], dead["state"], dead["rule_id"], dead["attempts"]) == ("hook", "dead", "watch", 1)
         assert f"127.0.0.1:{port}" in dead["error"]
@@ -115,8 +131,10 @@ class TestFeedsCommands:
         assert "Harvest in Goris" not in out.stdout
         assert "1 of 2 items fire a rule" in out.stdout
         assert not (tmp_path / "fw.db").exists()
-        failing = feedwatch(tmp_path, "feeds", "test", f"http://127.0.0.1:{free_port()}/feed")
+        dead_url = f"http://127.0.0.1:{free_port()}/feed"
+        failing = feedwatch(tmp_path, "feeds", "test", dead_url)
         assert failing.returncode == 1
+        assert failing.stderr.count(dead_url) == 1, failing.stderr  # one clear line, the URL named once
 
     def test_disable_enable_and_410(self, tmp_path: Path, httpserver: HTTPServer) -> None:
         """disable/enable edit the feed's `enabled`; enable also lifts the stop a 410 recorded."""

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
+import stat
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 from daemon.config.load import load_config
+from daemon.util.urls import missing_scheme
 from tests.conftest import CLI, cli_env
 
 CONFIG = """# my watch desk
@@ -16,6 +25,8 @@ interval = "10m"   # keep it polite
 name = "local"
 url = "local.xml"
 """
+
+NOBODY = 65534
 
 OPML = """<?xml version="1.0"?>
 <opml version="2.0"><head><title>export</title></head><body>
@@ -90,3 +101,141 @@ class TestFeedsCommands:
         assert "local" in out.stdout
         assert "every 600s" in out.stdout
         assert "never polled" in out.stdout
+
+
+def as_nobody() -> list[str]:
+    """A prefix running a command as an unprivileged user (nobody), or [] when we are not root."""
+    if os.geteuid() != 0:
+        return []
+    if shutil.which("setpriv") is None:
+        pytest.skip("running as root without setpriv: cannot run a command as another user")
+    return ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+
+
+@pytest.fixture
+def open_dir() -> Iterator[Path]:
+    """A folder every user can reach (pytest's tmp_path is private to root)."""
+    folder = Path(tempfile.mkdtemp(prefix="feedwatch-test-"))
+    folder.chmod(0o755)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder)
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+class TestFilesKeepTheirOwner:
+    @pytest.mark.parametrize(
+        "argv",
+        [["feeds", "add", "https://news.example.org/rss"], ["feeds", "remove", "local"], ["feeds", "import", "x.opml"]],
+        ids=" ".join,
+    )
+    def test_mode_640_stays_640(self, tmp_path: Path, argv: list[str]) -> None:
+        """`chmod 640 config.toml; feedwatch feeds add|remove|import …` leaves the file 0640."""
+        config = tmp_path / "config.toml"
+        config.write_text(CONFIG)
+        (tmp_path / "x.opml").write_text(OPML)
+        config.chmod(0o640)
+        out = feedwatch(tmp_path, *argv)
+        assert out.returncode == 0, out.stderr
+        assert mode(config) == 0o640
+        assert config.read_text() != CONFIG  # it was really rewritten
+        assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+    def test_feeds_d_file_keeps_mode_and_owner(self, tmp_path: Path) -> None:
+        """remove edits the feeds.d file that defines the feed and keeps its mode (and owner, as root)."""
+        (tmp_path / "config.toml").write_text('[polling]\ninterval = "10m"\n')
+        extra = tmp_path / "feeds.d" / "wire.toml"
+        extra.parent.mkdir()
+        extra.write_text(
+            '[[feeds]]\nname = "wire"\nurl = "https://wire.example.org/rss"\n\n[[feeds]]\nname = "b"\n'
+            'url = "https://b.example.org/rss"\n'
+        )
+        extra.chmod(0o604)
+        if os.geteuid() == 0:
+            os.chown(extra, NOBODY, NOBODY)
+        out = feedwatch(tmp_path, "feeds", "remove", "wire")
+        assert out.returncode == 0, out.stderr
+        assert "wire.example.org" not in extra.read_text()
+        assert mode(extra) == 0o604
+        if os.geteuid() == 0:
+            assert (extra.stat().st_uid, extra.stat().st_gid) == (NOBODY, NOBODY)
+
+    @pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
+    def test_root_edit_keeps_service_owner(self, tmp_path: Path) -> None:
+        """`sudo feedwatch feeds add` on a config owned by the service's user and group keeps that owner."""
+        config = tmp_path / "config.toml"
+        config.write_text(CONFIG)
+        os.chown(config, NOBODY, NOBODY)
+        config.chmod(0o640)
+        assert feedwatch(tmp_path, "feeds", "add", "https://news.example.org/rss").returncode == 0
+        assert (config.stat().st_uid, config.stat().st_gid, mode(config)) == (NOBODY, NOBODY, 0o640)
+
+    def test_user_who_may_write_only_the_file(self, open_dir: Path) -> None:
+        """A user who may write the config but not its folder still adds a feed; the file keeps its owner."""
+        config = open_dir / "config.toml"
+        config.write_text(CONFIG)
+        config.chmod(0o666)
+        owner = config.stat().st_uid
+        out = subprocess.run(
+            [*as_nobody(), *CLI, "feeds", "add", "https://news.example.org/rss"],
+            cwd=open_dir,
+            env=cli_env(),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert out.returncode == 0, out.stderr
+        assert "news.example.org" in config.read_text()
+        assert (config.stat().st_uid, mode(config)) == (owner, 0o666)
+
+
+class TestPreciseErrors:
+    def test_url_without_scheme_is_refused(self, tmp_path: Path) -> None:
+        """A web address typed without https:// is refused with the likely fix; the file is untouched."""
+        (tmp_path / "config.toml").write_text(CONFIG)
+        out = feedwatch(tmp_path, "feeds", "add", "news.example.org/rss")
+        assert out.returncode == 2
+        assert "did you mean 'https://news.example.org/rss'?" in out.stderr
+        assert (tmp_path / "config.toml").read_text() == CONFIG
+
+    def test_url_without_scheme_in_config_is_refused(self, tmp_path: Path) -> None:
+        """The same address written into config.toml is a config error naming the key, not a missing file."""
+        (tmp_path / "config.toml").write_text('[[feeds]]\nname = "x"\nurl = "news.example.org:8080/rss"\n')
+        out = feedwatch(tmp_path, "check")
+        assert out.returncode == 2
+        assert re.search(r"config\.toml:3:\d+: feeds\[0\]\.url:", out.stderr), out.stderr
+        assert "did you mean 'https://news.example.org:8080/rss'?" in out.stderr
+
+    def test_errors_name_the_operators_file_not_a_temp_file(self, tmp_path: Path) -> None:
+        """A rejected edit is reported against config.toml, never an internal temporary file."""
+        (tmp_path / "config.toml").write_text(CONFIG)
+        out = feedwatch(tmp_path, "feeds", "add", "https://x.example.org/rss", "--interval", "fast")
+        assert out.returncode == 2
+        assert re.search(r"error: config\.toml(:\d+:\d+)?: feeds\[1\]\.interval: expected a duration", out.stderr), (
+            out.stderr
+        )
+        assert ".tmp" not in out.stderr
+        assert "feedwatch-" not in out.stderr.replace("feedwatch: error", "")
+
+
+@pytest.mark.parametrize(
+    ("raw", "suggestion"),
+    [
+        ("news.example.org/rss", "https://news.example.org/rss"),
+        ("www.example.org", "https://www.example.org"),
+        ("example.org:8080/feed?x=1", "https://example.org:8080/feed?x=1"),
+        ("seeds/demo.xml", None),
+        ("local.xml", None),
+        ("feeds/world.rss", None),
+        ("./news.example.org/rss", None),
+        ("https://news.example.org/rss", None),
+        ("file:///srv/feed.xml", None),
+    ],
+)
+def test_missing_scheme(raw: str, suggestion: str | None) -> None:
+    """Web addresses typed without a scheme are recognised; file paths are not mistaken for them."""
+    assert missing_scheme(raw) == suggestion

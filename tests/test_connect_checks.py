@@ -83,6 +83,8 @@ CHANNELS = {
 
 def site(tmp_path: Path, channel: str, *, feed: str = "feed.xml") -> Path:
     (tmp_path / "rules").mkdir(exist_ok=True)
+    # One rule: a rules folder without any is an error of its own (fatal at start, and for check).
+    (tmp_path / "rules" / "one.toml").write_text('[rule.one]\n[rule.one.groups.g]\nterms = ["quake"]\n')
     (tmp_path / "config.toml").write_text(
         f'[daemon]\nrules_dir = "rules"\n[channels.out]\n{channel}\n[[feeds]]\nurl = "{feed}"\n'
     )

@@ -160,6 +160,7 @@ class TestCommand:
         assert alert["alert_id"] == alert_id
         assert [(c["channel"], c["state"]) for c in alert["channels"]] == [("console", "delivered")]
         assert [a["outcome"] for a in alert["attempts"]] == ["delivered"]
+        assert alert["hits"] == listed["alert"]["hits"]  # one JSON shape for a hit, wherever it is shown
 
         text = feedwatch(tmp_path, "explain", str(by_alert["item"]["id"]))
         assert text.returncode == 0

@@ -212,13 +212,13 @@ class TestMinDistinct:
                 "Sudan and Chad report border clashes",
                 True,
                 8.0,
-                "group 'countries' needs 2 distinct terms, found 2 ('Sudan|Sudanese', 'Chad|Chadian'): met",
+                "group 'countries' needs 2 distinct terms, found 2 ('Sudan', 'Chad'): met",
             ),
             (
                 "Sudanese shelling: Sudan says",
                 False,
                 4.0,
-                "group 'countries' needs 2 distinct terms, found 1 ('Sudan|Sudanese'): not met, its hits count nothing",
+                "group 'countries' needs 2 distinct terms, found 1 ('Sudanese'): not met, its hits count nothing",
             ),
         ],
     )

@@ -144,12 +144,26 @@ class TestCommand:
 
         listed = json.loads(feedwatch(tmp_path, "silence", "list", "--json").stdout)
         assert [(s["id"], s["rule"], s["active"], s["comment"]) for s in listed] == [(sil_id, "watch", True, "noisy")]
+        status = json.loads(feedwatch(tmp_path, "status", "--json").stdout)
+        assert [(s["id"], s["comment"]) for s in status["silences"]] == [(sil_id, "noisy")]
+        assert status["outbox"]["silenced"] == 0
 
         expired = feedwatch(tmp_path, "silence", "expire", sil_id[:8])
         assert expired.returncode == 0, expired.stderr
         assert json.loads(feedwatch(tmp_path, "silence", "list", "--json").stdout) == []
         ended = json.loads(feedwatch(tmp_path, "silence", "list", "--all", "--json").stdout)
         assert [s["active"] for s in ended] == [False]
+
+    def test_unknown_rule_is_warned(self, tmp_path: Path) -> None:
+        """A rule id no rule file defines (a typo) is still stored but warned about, naming the rules folder."""
+        write_config(tmp_path, "")
+        typo = feedwatch(tmp_path, "silence", "add", "--rule", "wacth", "--for", "1h")
+        assert typo.returncode == 0, typo.stderr
+        assert "warning: no rule 'wacth'" in typo.stderr
+        assert str(tmp_path / "rules") in typo.stderr
+        for known in ("watch", "*"):
+            out = feedwatch(tmp_path, "silence", "add", "--rule", known, "--for", "1h")
+            assert "warning" not in out.stderr
 
     def test_refusals(self, tmp_path: Path) -> None:
         """A bad duration, --ops without --feed and an unknown id are usage errors (exit 2)."""

@@ -151,7 +151,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     for hit in alert.hits:
         fuzzy = f" ≈{hit.fuzzy:.0f}" if hit.fuzzy is not None else ""
         show(
-            f"  hit {hit.group}/{hit.term!r}: {hit.text!r}{fuzzy} in {hit.field}[{hit.start}:{hit.end}]"
+            # The alternative that matched: a term from a shared list can hold fifty of them.
+            f"  hit {hit.group}/{hit.alias or hit.term!r}: {hit.text!r}{fuzzy} in {hit.field}[{hit.start}:{hit.end}]"
             f" {hit.contribution:+g}"
         )
     for d in deliveries:
@@ -161,15 +162,26 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_resend(args: argparse.Namespace) -> int:
     config = load(args, secrets=False)
+    unknown = sorted(set(args.channel or ()) - set(config.channels))
+    if unknown:
+        # Checked before the store is touched: a typo must not quietly queue nothing.
+        known = ", ".join(sorted(config.channels)) or "none"
+        show(f"feedwatch: no channel {', '.join(map(repr, unknown))} (configured: {known})", file=sys.stderr)
+        return ExitCode.USAGE
     store = _store(config, readonly=False)
     try:
-        if store.alert(args.alert_id) is None:
+        row = store.alert_row(args.alert_id)  # an id or a unique prefix, as `alerts show` takes
+        if row is None:
             show(f"feedwatch: no alert {args.alert_id!r}", file=sys.stderr)
             return ExitCode.USAGE
-        count = store.requeue(args.alert_id, args.channel, datetime.now(UTC))
+        alert_id = str(row["id"])
+        count = store.requeue(alert_id, args.channel, datetime.now(UTC))
+    except AmbiguousId as exc:
+        show(f"feedwatch: {exc}", file=sys.stderr)
+        return ExitCode.USAGE
     finally:
         store.close()
-    show(f"queued {args.alert_id} again for {count} channel(s); the running daemon delivers it")
+    show(f"queued {alert_id} again for {count} channel(s); the running daemon delivers it")
     return ExitCode.OK
 
 

@@ -65,7 +65,7 @@ async def _fetch(config: Config, url: str, feed: FeedConfig | None) -> tuple[int
 
 
 def cmd_test(args: argparse.Namespace) -> int:
-    from daemon.errors import FeedwatchError
+    from daemon.errors import FeedwatchError, FetchError
     from daemon.intake.parse import parse_feed
     from daemon.rules.load import load_rules
     from daemon.rules.matcher import Matcher
@@ -80,7 +80,9 @@ def cmd_test(args: argparse.Namespace) -> int:
         status, body, ctype, final = asyncio.run(_fetch(config, url, feed))
         parsed = parse_feed(body, feed=name, url=final, content_type=ctype)
     except FeedwatchError as exc:
-        show(f"feedwatch: {url}: {exc}", file=sys.stderr)
+        # A FetchError names its (redacted) URL already; the others do not.
+        where = "" if isinstance(exc, FetchError) else f"{url}: "
+        show(f"feedwatch: {where}{exc}", file=sys.stderr)
         return ExitCode.DEGRADED
     moved = f" (from {final})" if final != url else ""
     show(f"fetched {url}{moved}: HTTP {status}, {len(body)} bytes, {ctype or 'no content type'}")

@@ -24,6 +24,7 @@ from daemon.cli.exitcodes import ExitCode
 from daemon.config.load import find_config, load_config, resolve_feed_url
 from daemon.errors import ConfigError, StoreError
 from daemon.store.sqlite import Store
+from daemon.util.urls import missing_scheme
 
 RELOAD_HINT = "run `systemctl reload feedwatch` (or send SIGHUP) to apply it to a running daemon"
 
@@ -128,6 +129,7 @@ def add_feeds(config_path: Path, feeds: list[NewFeed]) -> int:
 
 def cmd_add(args: argparse.Namespace) -> int:
     path = find_config(args.config)
+    refuse_missing_scheme(args.url, path)
     feed = NewFeed(args.url, args.name, args.interval, tuple(args.tags), args.backfill)
     if add_feeds(path, [feed]) == 0:
         show(f"feedwatch: {args.url} is already configured", flush=True)
@@ -183,6 +185,13 @@ def parse_opml(path: Path) -> list[NewFeed]:
 
 def _tag(folder: str) -> str:
     return "-".join(folder.lower().split())
+
+
+def refuse_missing_scheme(url: str, config_path: Path) -> None:
+    """ "news.example.org/rss" is a web address without its scheme, not a file beside the config."""
+    suggestion = missing_scheme(url)
+    if suggestion and not (config_path.parent / url).exists():
+        raise ConfigError(f"feed URL {url!r} has no scheme: did you mean {suggestion!r}?")
 
 
 def opml_verdict(url: str) -> tuple[bool, str | None]:

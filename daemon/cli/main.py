@@ -17,6 +17,7 @@ from daemon import __version__
 from daemon.cli import commands
 from daemon.cli.exitcodes import ExitCode
 from daemon.errors import ConfigError, FeedwatchError, RuleError, StoreError
+from daemon.util.startup import after_import
 
 Handler = Callable[[argparse.Namespace], int]
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -97,6 +98,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser(command, bare=bare)
     try:
         args = parser.parse_args(argv)  # --help writes to stdout too
+        # Every command logs to stderr (structlog's default is stdout, where `--json` output goes),
+        # set up when structlog is first imported; `run` sets its own level from the config.
+        after_import("structlog", lambda: _setup_logging(args.log_level or "warning"))
         code = run_handler(args.func, args)
         # Flush inside the guard: a reader that went away (`| head`) shows up here, not at exit.
         sys.stdout.flush()
@@ -141,3 +145,9 @@ def _stdout_gone() -> int:
     os.dup2(devnull, sys.stdout.fileno())
     os.close(devnull)
     return ExitCode.BROKEN_PIPE
+
+
+def _setup_logging(level: str) -> None:
+    from daemon.service.log import setup_logging
+
+    setup_logging(level)

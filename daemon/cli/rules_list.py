@@ -80,7 +80,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         return ExitCode.USAGE if errors else ExitCode.OK
     for r in rules:
         state = "" if r["enabled"] else " (disabled)"
-        sev = r["severity"] if isinstance(r["severity"], str) else _bands(r["severity"])
+        sev = f" ({r['severity']})" if isinstance(r["severity"], str) else _bands(r["severity"])
         route = ", ".join(r["channels"]) + (" (default)" if r["default_route"] else "")
         muted = f" · silenced by {', '.join(r['silenced_by'])}" if r["silenced_by"] else ""
         show(f"{r['id']}{state}  threshold {r['threshold']:g}{sev}  → {route}  · {r['alerts_7d']} alerts in 7d{muted}")

@@ -16,6 +16,7 @@ from typing import Any
 
 from daemon.cli.common import load, show
 from daemon.cli.exitcodes import ExitCode
+from daemon.config.model import Config
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -75,6 +76,8 @@ def cmd_add(args: argparse.Namespace) -> int:
     known_feeds = {f.name for f in config.feeds}
     if args.feed is not None and args.feed not in known_feeds:
         show(f"feedwatch: warning: no feed {args.feed!r} in {config.path}", file=sys.stderr)
+    if args.rule not in (None, "*"):
+        _warn_unknown_rule(config, args.rule)
     if problems:
         for problem in problems:
             show(f"feedwatch: {problem}", file=sys.stderr)
@@ -99,6 +102,15 @@ def cmd_add(args: argparse.Namespace) -> int:
     show(silence.id)
     show(f"silenced {silence.describe()} until {silence.ends_at:%Y-%m-%d %H:%M} UTC", file=sys.stderr)
     return ExitCode.OK
+
+
+def _warn_unknown_rule(config: Config, rule_id: str) -> None:
+    """A typo in --rule would silence nothing; the silence is still kept (the rule may come later)."""
+    from daemon.rules.load import load_rules
+
+    report = load_rules(config.rules_dir, channels=list(config.channels))
+    if all(r.id != rule_id for r in report.ruleset.rules):
+        show(f"feedwatch: warning: no rule {rule_id!r} in {config.rules_dir}", file=sys.stderr)
 
 
 def as_dict(s: Any, now: datetime) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from daemon.errors import ConfigError
 from daemon.notify.console import ConsoleSettings
 from daemon.notify.registry import CHANNEL_TYPES
 from daemon.util.tomlpos import KeyPath, close_match, syntax_position
-from daemon.util.urls import http_url_problem
+from daemon.util.urls import http_url_problem, missing_scheme
 
 ENV_CONFIG = "FEEDWATCH_CONFIG"
 DEFAULT_CONFIG = Path("config.toml")
@@ -261,6 +261,10 @@ def normalise_feed_url(raw: str, reader: Reader, where: KeyPath) -> str | None:
         return raw
     if parts.scheme == "file":
         return raw
+    suggestion = missing_scheme(raw)
+    if suggestion and not reader.resolve(raw).exists():
+        reader.problem((*where, "url"), f"{raw!r} has no scheme: did you mean {suggestion!r}?")
+        return None
     if parts.scheme and len(parts.scheme) > 1:
         reader.problem((*where, "url"), f"unsupported scheme {parts.scheme!r} (use http, https, file or a path)")
         return None

@@ -11,14 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-import time
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
 import httpx
-import structlog
 
 from daemon.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
+from daemon.notify.base import log_delivered
 from daemon.util.httpdates import parse_retry_after
 from daemon.util.redact import redact_text, redact_url, sensitive_parts
 from daemon.util.secret import Secret
@@ -118,11 +117,4 @@ def settle(outcome: int | DeliveryError, *, channel: str, alert_id: str, target:
     """Raise the delivery error a post returned, or log the delivery (with the redacted target)."""
     if isinstance(outcome, DeliveryError):
         raise outcome  # built outside any except block: no third-party traceback attached
-    structlog.get_logger(__name__).debug(
-        "channel_delivered",
-        channel=channel,
-        alert_id=alert_id,
-        target=target,
-        status=outcome,
-        elapsed_ms=round((time.monotonic() - started) * 1000, 1),
-    )
+    log_delivered(channel, alert_id, target=target, started=started, status=outcome)

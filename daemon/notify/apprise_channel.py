@@ -24,7 +24,7 @@ import structlog
 
 from daemon.errors import ConfigError, DeliveryError, PermanentDeliveryError, TransientDeliveryError
 from daemon.models import Alert, Severity
-from daemon.notify.base import Channel, ChannelType
+from daemon.notify.base import Channel, ChannelType, log_delivered
 from daemon.render import email_subject, render_text
 from daemon.render.common import truncate
 from daemon.util.fields import Duration
@@ -195,13 +195,7 @@ class AppriseChannel:
             kind = PermanentDeliveryError if permanent else TransientDeliveryError
             raise kind(reason, channel=self.name, alert_id=alert.alert_id)
         self._done.pop(alert.alert_id, None)
-        log.debug(
-            "channel_delivered",
-            channel=self.name,
-            alert_id=alert.alert_id,
-            target=self.target,
-            elapsed_ms=round((time.monotonic() - started) * 1000, 1),
-        )
+        log_delivered(self.name, alert.alert_id, target=self.target, started=started)
 
     async def aclose(self) -> None:
         """Nothing to release: Apprise opens a connection per send."""

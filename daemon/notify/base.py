@@ -15,6 +15,7 @@ Contract (checked by ``tests/test_channels_contract.py`` for every channel):
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_checkable
@@ -28,6 +29,20 @@ if TYPE_CHECKING:
     import httpx
 
 S = TypeVar("S", bound=msgspec.Struct)
+
+
+def log_delivered(channel: str, alert_id: str, *, target: str, started: float, **extra: object) -> None:
+    """The one ``channel_delivered`` event every channel logs: ``target`` must be redacted already."""
+    import structlog  # here, not at the top: `status` and `check` import this module and must stay light
+
+    structlog.get_logger(__name__).debug(
+        "channel_delivered",
+        channel=channel,
+        alert_id=alert_id,
+        target=target,
+        **extra,
+        elapsed_ms=round((time.monotonic() - started) * 1000, 1),
+    )
 
 
 @runtime_checkable

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Literal, TextIO
 
 import msgspec
 
+from daemon.errors import PermanentDeliveryError
 from daemon.models import Alert, AlertKind, Hit
 from daemon.notify.base import Channel, ChannelType
 
@@ -62,7 +63,11 @@ class ConsoleChannel:
         self._out = out or (sys.stderr if stream == "stderr" else sys.stdout)
 
     async def send(self, alert: Alert) -> None:
-        print(format_alert(alert), file=self._out, flush=True)
+        try:
+            print(format_alert(alert), file=self._out, flush=True)
+        except BrokenPipeError:
+            # `feedwatch run --once | head`: the reader has gone; retrying cannot bring it back.
+            raise PermanentDeliveryError("the console's reader has gone (stdout is a closed pipe)") from None
 
     async def aclose(self) -> None:
         return None

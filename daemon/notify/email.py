@@ -27,7 +27,7 @@ import structlog
 
 from daemon.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
 from daemon.models import Alert, AlertKind
-from daemon.notify.base import Channel, ChannelType
+from daemon.notify.base import Channel, ChannelType, log_delivered
 from daemon.render import clean, email_subject, render_html, render_text
 from daemon.render.mailheader import literal_header
 from daemon.util.fields import Alias, Duration, Parse
@@ -233,13 +233,7 @@ class EmailChannel:
                 alert_id=alert.alert_id,
                 refused={addr: f"{r.code} {r.message}" for addr, r in refused.items()},
             )
-        log.debug(
-            "channel_delivered",
-            channel=self.name,
-            alert_id=alert.alert_id,
-            target=self.target,
-            elapsed_ms=round((time.monotonic() - started) * 1000, 1),
-        )
+        log_delivered(self.name, alert.alert_id, target=self.target, started=started)
 
     def _classify(self, exc: BaseException, alert: Alert) -> DeliveryError:
         """Transient for timeouts, refused/lost connections and 4xx replies; permanent otherwise."""

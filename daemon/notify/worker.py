@@ -76,6 +76,7 @@ class OutboxWorker:
         self._stop: asyncio.Event | None = None
         self.delivered = 0
         self.failed = 0
+        self.dead = 0  # deliveries that failed for good (dead letters) since start
 
     async def run_once(self) -> int:
         """Deliver everything due now; returns how many deliveries succeeded."""
@@ -112,6 +113,7 @@ class OutboxWorker:
         if channel is None:
             await self._store.call(Store.mark_failed, entry.id, f"channel {entry.channel!r} is not configured", None)
             bound.error("delivery_dead", reason="channel not configured")
+            self.dead += 1
             self._observer.delivery(entry.channel, "dead")
             return False
         # The slot is held until the outcome is recorded: at most ``concurrency`` deliveries per channel are
@@ -156,6 +158,7 @@ class OutboxWorker:
         if isinstance(exc, PermanentDeliveryError) or self._policy.exhausted(attempt):
             await self._store.call(Store.mark_failed, entry.id, exc.reason, None)
             bound.error("delivery_dead", attempt=attempt, error=exc.reason)
+            self.dead += 1
             self._observer.delivery(entry.channel, "dead")
             return
         delay = self._policy.delay(attempt, self._rng, exc.retry_after)

@@ -184,8 +184,25 @@ def highlight(text: str, hits: Iterable[Hit], field: str, *, start: str = "[", e
     return "".join(out)
 
 
+class Confusion:
+    """Precision and recall from the counts of a confusion matrix (``tp``, ``fp``, ``fn``)."""
+
+    __slots__ = ()
+    tp: int
+    fp: int
+    fn: int
+
+    @property
+    def precision(self) -> float | None:
+        return self.tp / (self.tp + self.fp) if self.tp + self.fp else None
+
+    @property
+    def recall(self) -> float | None:
+        return self.tp / (self.tp + self.fn) if self.tp + self.fn else None
+
+
 @dataclass(slots=True)
-class RuleStats:
+class RuleStats(Confusion):
     fired: int = 0
     tp: int = 0
     fp: int = 0
@@ -197,14 +214,6 @@ class RuleStats:
     @property
     def labelled(self) -> int:
         return self.tp + self.fp + self.fn + self.tn
-
-    @property
-    def precision(self) -> float | None:
-        return self.tp / (self.tp + self.fp) if self.tp + self.fp else None
-
-    @property
-    def recall(self) -> float | None:
-        return self.tp / (self.tp + self.fn) if self.tp + self.fn else None
 
     def add(self, case_id: str, fired: bool, want: bool | None) -> None:
         self.fired += fired

@@ -228,7 +228,8 @@ def _met_groups(rule: Rule, by_term: dict[tuple[int, int], list[Raw]], notes: li
         if len(tis) >= group.min_distinct:
             met.add(gi)
         if group.min_distinct > 1:
-            found = ", ".join(repr(group.terms[ti].source) for ti in sorted(tis))
+            # The alternative that matched, not the whole term: shared lists make terms of fifty alternatives.
+            found = ", ".join(repr(by_term[gi, ti][0].alias) for ti in sorted(tis))
             verdict = "met" if gi in met else "not met, its hits count nothing"
             notes.append(
                 f"group {group.name!r} needs {group.min_distinct} distinct terms, found {len(tis)} ({found}): {verdict}"

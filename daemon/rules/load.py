@@ -190,3 +190,12 @@ def check_examples(ruleset: RuleSet) -> list[ExampleFailure]:
                     )
                 )  # fmt: skip
     return failures
+
+
+def no_rules_error(rules_dir: Path) -> RuleError:
+    """The error for a rules folder without any rule: fatal at start, and for `feedwatch check`."""
+    return RuleError(
+        "no rules: the folder has no rule file (*.toml with a [rule.ID] table); "
+        "`feedwatch init DIR` writes an example, docs/rules.md explains the format",
+        path=rules_dir,
+    )

@@ -8,7 +8,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from daemon.rules.backtest import ANY_RULE, Case
+from daemon.rules.backtest import ANY_RULE, Case, Confusion
 from daemon.rules.judge import Evaluation
 
 __all__ = ["UNKNOWN_LANGUAGE", "LanguageRow", "Miss", "ReasonCount", "by_language", "by_reason", "find_misses"]
@@ -57,21 +57,13 @@ class ReasonCount:
 
 
 @dataclass(frozen=True, slots=True)
-class LanguageRow:
+class LanguageRow(Confusion):
     lang: str
     items: int
     tp: int
     fp: int
     fn: int
     tn: int
-
-    @property
-    def precision(self) -> float | None:
-        return self.tp / (self.tp + self.fp) if self.tp + self.fp else None
-
-    @property
-    def recall(self) -> float | None:
-        return self.tp / (self.tp + self.fn) if self.tp + self.fn else None
 
 
 def find_misses(results: Iterable[tuple[Case, Sequence[Evaluation]]]) -> list[Miss]:

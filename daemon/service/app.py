@@ -47,6 +47,7 @@ from daemon.service.runtime import (
 from daemon.service.scheduling import schedule_digests, schedule_every, schedule_feeds
 from daemon.service.systemd import Notifier, format_status, watchdog_loop
 from daemon.store.async_store import AsyncStore
+from daemon.store.lock import StoreLock
 from daemon.store.rows import FeedState
 from daemon.store.sqlite import Store
 from daemon.util.observe import NULL_OBSERVER, Observer
@@ -98,6 +99,9 @@ class Service:
 
     async def _start(self) -> None:
         cfg = self.active.config
+        # One daemon per store, before anything is written: a second one would poll every feed twice.
+        lock = await asyncio.to_thread(StoreLock.acquire, cfg.store.path, config=cfg.path)
+        self._stack.callback(lock.release)
         await self.store.open()
         self._stack.push_async_callback(self.store.aclose)
         settings = fetch_settings(cfg)
@@ -148,6 +152,16 @@ class Service:
 
     async def aclose(self) -> None:
         await self._stack.aclose()
+
+    @property
+    def delivered(self) -> int:
+        """Deliveries made so far (for the summary after ``run --once``)."""
+        return self.worker.delivered if self.worker is not None else 0
+
+    @property
+    def dead(self) -> int:
+        """Deliveries that failed for good so far (``run --once`` then exits 1)."""
+        return self.worker.dead if self.worker is not None else 0
 
     async def run_once(self) -> int:
         """Poll every feed once, deliver, wait for the outbox up to the bound; how many alerts stay queued."""

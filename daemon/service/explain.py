@@ -12,7 +12,7 @@ from typing import Any
 from daemon.alerting.explain import Recorded, verdicts
 from daemon.alerting.policy import route
 from daemon.config.settings import Config
-from daemon.models import Hit, Item, Severity, alert_from_dict, hit_from_dict
+from daemon.models import Item, Severity, alert_from_dict, hit_from_dict, hit_to_dict
 from daemon.rules.load import load_rules
 from daemon.rules.matcher import Matcher
 from daemon.store.controls import ITEM_TEXT_MAX, ItemRow
@@ -149,7 +149,7 @@ class Explainer:
             "feed": alert.feed,
             "created_at": alert.created_at.isoformat(),
             "thread_id": alert.thread_id,
-            "hits": [_hit(h) for h in alert.hits],
+            "hits": [hit_to_dict(h) for h in alert.hits],
             "silence": None
             if silence is None
             else {
@@ -186,13 +186,3 @@ class Explainer:
             for name in wanted
             if name not in kept and name not in queued
         ]
-
-
-def _hit(hit: Hit) -> dict[str, Any]:
-    return {
-        "term": hit.term,
-        "text": hit.text,
-        "group": hit.group,
-        "field": hit.field,
-        "contribution": hit.contribution,
-    }

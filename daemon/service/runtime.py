@@ -14,7 +14,7 @@ import structlog
 from daemon.config.model import Config
 from daemon.intake.fetch import FetchSettings
 from daemon.notify.base import Channel
-from daemon.rules.load import load_rules
+from daemon.rules.load import load_rules, no_rules_error
 from daemon.rules.matcher import Matcher
 from daemon.rules.ruleset import LoadReport
 from daemon.store.async_store import AsyncStore
@@ -42,9 +42,15 @@ class Active:
 
 
 def rules_or_raise(config: Config, previous: LoadReport | None = None) -> LoadReport:
+    """The rules to start with; at start, an error or a folder without any rule is fatal (exit 2).
+
+    A daemon with no rules would poll every feed and never alert: worse than not starting.
+    """
     report = load_rules(config.rules_dir, channels=list(config.channels), previous=previous)
     if previous is None and report.errors:
         raise report.errors[0]
+    if previous is None and not report.ruleset.rules:
+        raise no_rules_error(config.rules_dir)
     return report
 
 

@@ -7,10 +7,14 @@ one JSON document. ``health`` is what monitoring keys on (the command maps it to
 from __future__ import annotations
 
 import os
+import re
+import tomllib
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
-from daemon.config.model import Config
+from daemon.config.model import Config, PollingConfig
+from daemon.store.lock import holder_of, lock_path
 from daemon.store.rows import from_iso
 from daemon.store.sqlite import Store
 from daemon.util.durations import format_duration
@@ -28,22 +32,34 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def collect(store: Store, config: Config, now: datetime) -> dict[str, Any]:
-    """Everything `status` shows, as plain JSON-ready values."""
+def collect(store: Store, config: Config | None, now: datetime, *, config_error: str | None = None) -> dict[str, Any]:
+    """Everything `status` shows, as plain JSON-ready values.
+
+    ``config`` is None when the config on disk does not load (``config_error`` says why): the report
+    then shows every feed the store knows, with the default thresholds.
+    """
+    polling = config.polling if config is not None else PollingConfig()
     daemon = store.get_meta("daemon") or {}
     stopped = store.get_meta("daemon_stopped") or {}
     heartbeat = from_iso(daemon.get("heartbeat_at"))
-    interval = float(daemon.get("interval") or config.polling.interval)
+    interval = float(daemon.get("interval") or polling.interval)
     age = (now - heartbeat).total_seconds() if heartbeat else None
     running = age is not None and age <= HEARTBEAT_INTERVALS * interval
     stopped_at = from_iso(stopped.get("at"))
     if running and stopped_at and heartbeat and stopped_at >= heartbeat:
         running = False
-    if running and daemon.get("pid") and not _pid_alive(int(daemon["pid"])):
+    holder = holder_of(store.path)
+    pid = daemon.get("pid")
+    if holder is not None:
+        pid = holder.pid or pid  # the lock names the daemon that runs now, whatever its heartbeat says
+    elif lock_path(store.path).exists() and os.access(lock_path(store.path), os.R_OK):
+        running = False  # nobody holds the lock: the daemon is gone, even if its last heartbeat is recent
+    if running and pid and not _pid_alive(int(pid)):
         running = False
     daemon_section = {
         "running": running,
-        "pid": daemon.get("pid"),
+        "pid": pid,
+        "holds_lock": holder is not None,
         "version": daemon.get("version"),
         "started_at": daemon.get("started_at"),
         "heartbeat_at": daemon.get("heartbeat_at"),
@@ -51,10 +67,10 @@ def collect(store: Store, config: Config, now: datetime) -> dict[str, Any]:
         "stopped_at": stopped.get("at"),
     }
 
-    configured = {f.name: f for f in config.feeds}
+    configured = {f.name: f for f in config.feeds} if config is not None else None
     feeds = []
     for state in store.feeds():
-        if state.name not in configured:
+        if configured is not None and state.name not in configured:
             continue
         failing_for = (now - state.failing_since).total_seconds() if state.failing_since else None
         if state.disabled:
@@ -79,12 +95,12 @@ def collect(store: Store, config: Config, now: datetime) -> dict[str, Any]:
                 "next_poll_at": _iso(state.next_poll_at),
                 "items_seen": state.items_seen,
                 "past_threshold": bool(
-                    state.disabled or (failing_for is not None and failing_for >= config.polling.status_fail_threshold)
+                    state.disabled or (failing_for is not None and failing_for >= polling.status_fail_threshold)
                 ),
             }
         )
     polled = {f["name"] for f in feeds}
-    for name, feed in configured.items():
+    for name, feed in (configured or {}).items():
         if name not in polled:
             feeds.append({"name": name, "url": feed.url, "health": "never polled", "past_threshold": False})
 
@@ -109,6 +125,8 @@ def collect(store: Store, config: Config, now: datetime) -> dict[str, Any]:
     ]
     return {
         "now": now.isoformat(),
+        "config_error": config_error,
+        "store": str(store.path),
         "daemon": daemon_section,
         "feeds": sorted(feeds, key=lambda f: f["name"]),
         "rules": {
@@ -123,7 +141,13 @@ def collect(store: Store, config: Config, now: datetime) -> dict[str, Any]:
             "dead": counts["dead"],
             "held_by_storm_control": counts["held"],
             "waiting_for_digest": counts["digest"],
+            "silenced": counts.get("silenced", 0),
         },
+        "silences": [
+            {"id": x.id, "matches": x.describe(), "ends_at": x.ends_at.isoformat(), "comment": x.comment}
+            for x in store.silences(now=now)
+            if x.active(now)
+        ],
         "dead_letters": dead,
         "recent_alerts": recent,
     }
@@ -141,6 +165,8 @@ def health(report: dict[str, Any]) -> str:
     """``no daemon`` (no heartbeat), ``degraded`` (failing feeds, dead letters, rule errors) or ``ok``."""
     if not report["daemon"]["running"]:
         return "no daemon"
+    if report.get("config_error"):
+        return "degraded"
     degraded = (
         any(f.get("past_threshold") for f in report["feeds"]) or report["outbox"]["dead"] or report["rules"]["errors"]
     )
@@ -149,18 +175,31 @@ def health(report: dict[str, Any]) -> str:
 
 def render(report: dict[str, Any]) -> str:
     d = report["daemon"]
-    lines = ["daemon"]
+    lines = []
+    if report.get("config_error"):
+        lines += [
+            f"CONFIG ERROR: {report['config_error']}",
+            f"  (showing the running daemon's store {report['store']})",
+            "",
+        ]
+    lines.append("daemon")
     if d["running"]:
         lines.append(
             f"  running  pid {d['pid']} · version {d['version']} · started {d['started_at']} · "
             f"heartbeat {d['heartbeat_age_seconds']:.0f}s ago"
+        )
+    elif d.get("holds_lock"):
+        lines.append(
+            f"  NOT RESPONDING: pid {d['pid']} holds the store but wrote no heartbeat since {d['heartbeat_at']}"
+            " (stuck, or still starting)"
         )
     elif d["stopped_at"] and d["stopped_at"] >= (d["heartbeat_at"] or ""):
         lines.append(f"  NOT RUNNING: no daemon is running (the last one stopped at {d['stopped_at']})")
     elif d["heartbeat_at"]:
         lines.append(f"  NOT RUNNING: no daemon heartbeat since {d['heartbeat_at']} (not running, or stuck)")
     else:
-        lines.append("  NOT RUNNING: no daemon has run with this database")
+        # `run --once` cycles poll and deliver but keep no heartbeat: say so, or the feeds below look odd.
+        lines.append("  NOT RUNNING: no daemon has run with this database (`run --once` cycles leave no heartbeat)")
     lines.append("")
     lines.append(f"feeds ({len(report['feeds'])})")
     for f in report["feeds"]:
@@ -185,9 +224,58 @@ def render(report: dict[str, Any]) -> str:
         f" · held (storm) {o['held_by_storm_control']} · waiting for digest {o['waiting_for_digest']}",
     ]
     lines += [f"  dead {x['alert_id']} → {x['channel']} ({x['rule']}): {x['error']}" for x in report["dead_letters"]]
+    silences = report.get("silences") or []
+    if silences:
+        lines += ["", f"silences ({len(silences)} active)"]
+        lines += [f"  {x['id']}  {x['matches']} until {x['ends_at'][:16]}  {x['comment']}".rstrip() for x in silences]
     lines += ["", "recent alerts"]
     lines += [
         f"  {a['created_at'][:19]} [{a['severity']}] {a['rule'] or a['kind']}: {a['title']} ({a['feed']})"
         for a in report["recent_alerts"]
     ] or ["  none"]
     return "\n".join(lines)
+
+
+SERVER_STORE = Path("/var/lib/feedwatch/feedwatch.db")  # the unit's StateDirectory=, as `init` writes it
+
+
+def running_store(config_path: Path) -> Path | None:
+    """The store of the daemon that runs with ``config_path``, found through its lock file.
+
+    For a config on disk that no longer loads: its ``[store] path`` is read leniently (the file may
+    not even be TOML now), with the usual places as fallbacks; a candidate counts only when a live
+    daemon holds its lock and that daemon's lock file names this very config.
+    """
+    config_path = config_path.absolute()
+    folder = config_path.parent
+    candidates = [folder / p for p in _store_paths(config_path)]
+    candidates += [folder / "var" / "feedwatch.db", SERVER_STORE]
+    for database in dict.fromkeys(candidates):
+        holder = holder_of(database)
+        if holder is not None and holder.config is not None and _same(holder.config, config_path):
+            return database
+    return None
+
+
+def _store_paths(config_path: Path) -> list[Path]:
+    try:
+        text = config_path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    try:
+        store = tomllib.loads(text).get("store", {})
+        path = store.get("path") if isinstance(store, dict) else None
+        return [Path(path)] if isinstance(path, str) else []
+    except tomllib.TOMLDecodeError:
+        pass
+    # Not TOML any more: the `path = "…"` line of the [store] section, if it survived the edit.
+    section = re.search(r"(?ms)^\[store\]\s*$(.*?)(?=^\[)", text + "\n[")
+    found = re.findall(r"""(?m)^\s*path\s*=\s*["']([^"'\n]+)["']""", section.group(1)) if section else []
+    return [Path(p) for p in found]
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except OSError:
+        return a == b

@@ -13,25 +13,34 @@ from typing import Any
 from daemon.errors import StoreError
 from daemon.store import schema
 from daemon.store.schema import MIGRATIONS
+from daemon.store.trouble import store_error
 from daemon.util.durations import format_size
 from daemon.util.startup import LazyLogger
 
 log = LazyLogger("daemon.store.sqlite")  # structlog loads only if the store logs
 
 
+def private_folder(folder: Path, *, for_file: Path) -> None:
+    """Create ``folder`` and missing parents 0700; existing folders (a systemd StateDirectory=) keep theirs."""
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    try:
+        for each in reversed(missing):
+            each.mkdir(mode=0o700, exist_ok=True)
+            os.chmod(each, 0o700)  # mkdir's mode is cut by the umask
+    except OSError as exc:
+        raise store_error(for_file, exc, doing="cannot create its folder: ") from exc
+
+
 def private_file(path: Path) -> None:
     """Create ``path`` empty and 0600 (folders we make 0700) unless it exists; SQLite gives its -wal and
-    -shm files the database's mode. Existing folders (a systemd StateDirectory=) keep theirs."""
-    missing = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
-    for folder in reversed(missing):
-        folder.mkdir(mode=0o700, exist_ok=True)
-        os.chmod(folder, 0o700)  # mkdir's mode is cut by the umask
+    -shm files the database's mode."""
+    private_folder(path.parent, for_file=path)
     try:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     except FileExistsError:
         return
     except OSError as exc:
-        raise StoreError(f"{path}: cannot create: {exc.strerror}") from exc
+        raise store_error(path, exc, doing="cannot create: ") from exc
 
 
 class StoreBase:
@@ -70,7 +79,7 @@ class StoreBase:
                 if version > len(MIGRATIONS):
                     raise StoreError(f"{self.path}: schema version {version} is newer than this feedwatch")
         except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: {exc}") from exc
+            raise store_error(self.path, exc) from exc
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -87,10 +96,21 @@ class StoreBase:
 
     def _error(self, exc: sqlite3.Error, doing: str = "") -> StoreError:
         """A StoreError naming the database, what was being done and, when it is full, the limit."""
-        text = f"{self.path}: {doing}{exc}"
-        if self.max_size and "full" in str(exc):
-            text += f" (store.max_size is {format_size(self.max_size)}; raise it and reload, or free disk space)"
-        return StoreError(text)
+        if self.max_size and "full" in str(exc) and self._at_max_size():
+            return StoreError(
+                f"{self.path}: {doing}{exc} (store.max_size is {format_size(self.max_size)}; raise it and reload, "
+                "or free disk space)"
+            )
+        return store_error(self.path, exc, doing=doing)
+
+    def _at_max_size(self) -> bool:
+        """Whether the database has reached ``[store] max_size`` (else a "full" error means the disk)."""
+        try:
+            pages = int(self.conn.execute("PRAGMA page_count").fetchone()[0])
+            limit = int(self.conn.execute("PRAGMA max_page_count").fetchone()[0])
+        except sqlite3.Error:
+            return True
+        return pages >= limit - 1
 
     def close(self) -> None:
         self.conn.close()

@@ -21,6 +21,9 @@ from daemon.store.rows import iso as _iso
 ITEM_TEXT_MAX = 32_000  # characters of summary and of content kept per item for explain
 
 
+SCHEMA_SILENCES = 3  # the migration that added silences and the other control tables
+
+
 class AmbiguousId(StoreError):
     """A prefix that names several rows: the command should ask for more characters (a usage error)."""
 
@@ -102,6 +105,8 @@ class ControlTables(StoreBase):
 
     def silences(self, *, now: datetime | None = None) -> list[Silence]:
         """Every silence (or, given ``now``, those not yet ended), the latest-ending first."""
+        if self.schema_version() < SCHEMA_SILENCES:
+            return []  # read-only on a database an older daemon still runs: it has none
         if now is None:
             rows = self.conn.execute("SELECT * FROM silences ORDER BY ends_at DESC")
         else:

@@ -7,8 +7,14 @@ structlog pulls in asyncio (~30 ms): modules that log rarely and sit on the path
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.util
 import os
+import sys
 import time
+from collections.abc import Callable
+from importlib.machinery import ModuleSpec
+from types import ModuleType
 from typing import Any
 
 
@@ -42,3 +48,49 @@ def seconds_since_start() -> float | None:
 
 def timer() -> float:
     return time.perf_counter()
+
+
+def after_import(name: str, callback: Callable[[], None]) -> None:
+    """Run ``callback`` right after module ``name`` is first imported (at once if it already is).
+
+    Quick commands never import structlog, and must not pay for it just to be told where logs go;
+    but a command that does log must never log with structlog's defaults, which print to stdout
+    (where `--json` output goes). So the logging set-up waits for structlog's import.
+    """
+    if name in sys.modules:
+        callback()
+        return
+    sys.meta_path.insert(0, _AfterImport(name, callback))
+
+
+class _AfterImport(importlib.abc.MetaPathFinder):
+    def __init__(self, name: str, callback: Callable[[], None]) -> None:
+        self._name = name
+        self._callback = callback
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> ModuleSpec | None:
+        if fullname != self._name:
+            return None
+        sys.meta_path.remove(self)  # once; and so the lookup below finds the real module
+        spec = importlib.util.find_spec(fullname)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _ThenCall(spec.loader, self._callback)
+        return spec
+
+
+class _ThenCall(importlib.abc.Loader):
+    """A module's own loader, with ``callback`` run once the module has executed."""
+
+    def __init__(self, loader: importlib.abc.Loader, callback: Callable[[], None]) -> None:
+        self._loader = loader
+        self._callback = callback
+
+    def create_module(self, spec: ModuleSpec) -> ModuleType | None:
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module: ModuleType) -> None:
+        self._loader.exec_module(module)
+        self._callback()
+
+    def __getattr__(self, attr: str) -> Any:  # resource readers and the like
+        return getattr(self._loader, attr)

@@ -127,3 +127,23 @@ def http_url_problem(url: str) -> str | None:
     if port == 0:
         return "invalid port 0; expected 1-65535"
     return host_problem(parts.hostname)
+
+
+# A first path segment that reads as a host name (news.example.org, example.org:8080), not a file.
+_HOSTLIKE = re.compile(r"^(?:[a-z0-9-]+\.)+(?P<tld>[a-z]{2,63})(?::\d{1,5})?$", re.I)
+_FILE_SUFFIXES = {"xml", "rss", "atom", "rdf", "json", "jsonl", "txt", "feed", "opml", "html", "htm", "toml"}
+
+
+def missing_scheme(raw: str) -> str | None:
+    """``https://`` + ``raw`` when ``raw`` is a web address typed without its scheme, else None.
+
+    "news.example.org/rss" would otherwise be taken for a file path beside the config and fail at
+    every poll with "file not found"; "seeds/demo.xml" and "local.xml" stay paths.
+    """
+    if "://" in raw or raw.startswith(("/", ".", "~", "file:")):
+        return None
+    first = re.split(r"[/?#]", raw, maxsplit=1)[0]
+    match = _HOSTLIKE.match(first)
+    if match is None or match["tld"].lower() in _FILE_SUFFIXES:
+        return None
+    return f"https://{raw}"
