@@ -26,6 +26,32 @@ OUTBOX_FOLDED = "folded"  # delivered as part of a grouped or digest message
 OUTBOX_SILENCED = "silenced"  # recorded, never sent: a silence matched
 
 
+@dataclass(frozen=True, slots=True)
+class FeedHealth:
+    """A feed's polling health: what the store keeps per feed and the poll policy updates (one shape)."""
+
+    consecutive_failures: int = 0
+    last_attempt: datetime | None = None
+    last_success: datetime | None = None
+    last_status: int | None = None
+    last_error: str | None = None
+    failing_since: datetime | None = None
+    last_new_item: datetime | None = None
+    alerted_failing: bool = False
+    alerted_stale: bool = False
+    disabled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FeedDocument:
+    """What one fetched document changes on its feed, saved with its items (so a 304 never hides any)."""
+
+    etag: str | None
+    last_modified: str | None
+    current_url: str | None = None  # a permanent redirect's target, to poll from now on
+    problem_logged: bool = False  # its ill-formedness was reported (once per feed)
+
+
 class Severity(enum.IntEnum):
     """Ordered so a rise can be compared with ``>``."""
 

@@ -91,6 +91,15 @@ class TestAlertsList:
         assert "threshold 1 (warning 1, critical 4)" in out.stdout
 
 
+@pytest.mark.parametrize("command", [["alerts", "list"], ["outbox", "list"]])
+@pytest.mark.parametrize("limit", ["0", "-5", "many"])
+def test_limit_must_be_positive(demo: Path, command: list[str], limit: str) -> None:
+    """-n takes a positive count: SQLite would read a negative LIMIT as "no limit at all"."""
+    out = feedwatch(demo, *command, "-n", limit)
+    assert out.returncode == 2
+    assert "expected a whole number of at least 1" in out.stderr
+
+
 def test_status_after_a_once_cycle(demo: Path) -> None:
     """After `run --once` alone, status says no daemon runs (exit 4) and why, not that nothing ever ran."""
     out = feedwatch(demo, "status")

@@ -64,6 +64,28 @@ class TestFeedsCommands:
         assert out.returncode == 2
         assert (tmp_path / "config.toml").read_text() == before
 
+    def test_add_refusals_name_the_clash_on_stderr(self, tmp_path: Path) -> None:
+        """A known URL and a taken name are refused on stderr, each saying which one clashes."""
+        (tmp_path / "config.toml").write_text(CONFIG)
+        url = feedwatch(tmp_path, "feeds", "add", "local.xml")
+        assert (url.returncode, url.stdout) == (2, "")
+        assert "local.xml: already configured (feed 'local')" in url.stderr
+        name = feedwatch(tmp_path, "feeds", "add", "https://other.example.org/rss", "--name", "local")
+        assert (name.returncode, name.stdout) == (2, "")
+        assert "a feed is already named 'local'" in name.stderr
+        gone = feedwatch(tmp_path, "feeds", "remove", "nope")
+        assert (gone.returncode, gone.stdout) == (2, "")
+        assert "no feed 'nope'" in gone.stderr
+
+    def test_import_names_what_it_skips(self, tmp_path: Path) -> None:
+        """import says which feeds it skipped because they are configured already."""
+        (tmp_path / "config.toml").write_text(CONFIG)
+        (tmp_path / "export.opml").write_text(OPML)
+        assert feedwatch(tmp_path, "feeds", "import", "export.opml").returncode == 0
+        again = feedwatch(tmp_path, "feeds", "import", "export.opml")
+        assert "imported 0 of 3" in again.stdout
+        assert "not imported: https://wire.example.org/rss: already configured (feed '" in again.stderr
+
     def test_add_invalid_value_leaves_file_untouched(self, tmp_path: Path) -> None:
         """An invalid interval is rejected with the config error and the file is not modified."""
         (tmp_path / "config.toml").write_text(CONFIG)

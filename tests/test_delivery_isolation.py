@@ -119,15 +119,15 @@ class TestSlowReceiver:
                 mail_took = await until(lambda: len(sink.handler.messages) == 2, 10, "the second mail")
                 print(f"second mail delivered {mail_took:.3f} s after it was queued, webhook still trickling")
                 rows = await store.call(Store.deliveries, "a1")
-                hook_row = next(r for r in rows if r["channel"] == "hook")
-                assert hook_row["state"] == "pending"
-                assert hook_row["attempts"] == 0  # still in flight
+                hook_row = next(r for r in rows if r.channel == "hook")
+                assert hook_row.state == "pending"
+                assert hook_row.attempts == 0  # still in flight
                 hooks = []
-                while len(hooks) < 2 or any(r["attempts"] != 1 for r in hooks):
+                while len(hooks) < 2 or any(r.attempts != 1 for r in hooks):
                     assert time.monotonic() - queued < 2 * DEADLINE + 4, [dict(r) for r in hooks]
                     await asyncio.sleep(0.05)
                     rows = [*(await store.call(Store.deliveries, "a1")), *(await store.call(Store.deliveries, "a2"))]
-                    hooks = [r for r in rows if r["channel"] == "hook"]
+                    hooks = [r for r in rows if r.channel == "hook"]
                 failed_after = time.monotonic() - queued
             finally:
                 stop.set()
@@ -135,8 +135,8 @@ class TestSlowReceiver:
         assert mail_took < 1.0
         assert failed_after < 2 * DEADLINE + 2.0  # a1's send started earlier; a2's within its own deadline
         for row in hooks:
-            assert row["state"] == "pending", dict(row)  # transient: retried later, not dead
-            assert "within 2s" in row["last_error"], row["last_error"]
+            assert row.state == "pending", row  # transient: retried later, not dead
+            assert "within 2s" in (row.last_error or ""), row.last_error
 
     @pytest.mark.slow
     async def test_webhook_send_has_a_total_deadline(self, client: httpx.AsyncClient) -> None:
@@ -193,7 +193,7 @@ class TestEveryFailureCounts:
                 break
             await asyncio.sleep(0.05)
         [row] = await store.call(Store.deliveries, "d1")
-        assert row["state"] == "dead", dict(row)
-        assert row["attempts"] == 3
-        assert "ValueError" in row["last_error"]
+        assert row.state == "dead", row
+        assert row.attempts == 3
+        assert "ValueError" in (row.last_error or "")
         assert (await store.call(Store.outbox_counts))["pending"] == 0

@@ -163,7 +163,7 @@ class TestEntityExpansion:
         with capture_logs() as logs:
             async with Daemon(config) as d:
                 state = await d.poll("news")
-                assert (state.last_status, state.consecutive_failures) == (200, 0)
+                assert (state.health.last_status, state.health.consecutive_failures) == (200, 0)
                 assert await d.count_items() == 1
                 (title,) = [t for (t,) in await d.sql("SELECT title FROM items")]
                 assert title == "x"
@@ -255,7 +255,7 @@ class TestLargeFeeds:
                 started = time.perf_counter()
                 state = await d.poll("news")
                 seconds.append(time.perf_counter() - started)
-                assert (state.last_status, state.consecutive_failures) == (200, 0)
+                assert (state.health.last_status, state.health.consecutive_failures) == (200, 0)
                 assert await d.count_items() == 10_000
             assert state.items_seen == 10_000
             assert await d.alerts() == []

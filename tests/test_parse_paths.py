@@ -306,7 +306,7 @@ class TestInDaemon:
             bad, good = await asyncio.gather(d.poll("hostile"), d.poll("healthy"))
             elapsed = time.perf_counter() - started
             tick.cancel()
-        assert (bad.consecutive_failures, bad.last_error) == (1, "parse took longer than 1.5 s")
-        assert (good.last_status, good.consecutive_failures, good.items_seen) == (200, 0, 1)
+        assert (bad.health.consecutive_failures, bad.health.last_error) == (1, "parse took longer than 1.5 s")
+        assert (good.health.last_status, good.health.consecutive_failures, good.items_seen) == (200, 0, 1)
         assert elapsed < 4.0
         assert max(gaps) < 0.5, f"event loop stalled {max(gaps):.2f} s"

@@ -53,7 +53,7 @@ class TestConditionalGet:
             first = await d.poll("news")
             items, alerts = await d.count_items(), len(await d.alerts())
             second = await d.poll("news")
-            assert (first.last_status, second.last_status) == (200, 304)
+            assert (first.health.last_status, second.health.last_status) == (200, 304)
             assert (items, alerts) == (2, 1)
             assert await d.count_items() == items
             assert len(await d.alerts()) == alerts
@@ -106,7 +106,7 @@ class TestValidatorsWithItems:
         clock.advance(600)
         async with Daemon(normal, clock) as d:
             state = await d.poll("news")
-            assert state.last_status == 200
+            assert state.health.last_status == 200
             assert state.etag == server.etag
             assert await d.count_items() == 301
         assert server.requests[-1].headers.get("If-None-Match") == old_etag
@@ -119,9 +119,9 @@ class TestGoneAndMoved:
         config = write_config(tmp_path, feed_toml("news", httpserver.url_for("/feed")))
         async with Daemon(config) as d:
             state = await d.poll("news")
-            assert state.disabled
-            assert state.last_status == 410
-            assert "410 Gone" in (state.last_error or "")
+            assert state.health.disabled
+            assert state.health.last_status == 410
+            assert "410 Gone" in (state.health.last_error or "")
             assert state.next_poll_at is None
             await d.poll("news")
             assert await d.ops() == ["gone"]
@@ -146,7 +146,7 @@ class TestGoneAndMoved:
             async with Daemon(config) as d:
                 state = await d.poll("news")
                 assert (state.url, state.current_url) == (old, server.url)
-                assert (await d.poll("news")).last_status == 304
+                assert (await d.poll("news")).health.last_status == 304
         moved = [e for e in logs if e["event"] == "feed_moved"]
         assert [(e["old"], e["new"]) for e in moved] == [(old, server.url)]
         assert [req.path for req, _ in httpserver.log] == ["/old", "/new", "/new"]
@@ -172,7 +172,7 @@ class TestBackoff:
         async with Daemon(config) as d:
             state = await d.poll("news")
             assert d.delay(state) >= 7200
-            assert "retry after 7200 s" in (state.last_error or "")
+            assert "retry after 7200 s" in (state.health.last_error or "")
 
     async def test_a_short_retry_after_never_shortens_the_backoff(self, httpserver: HTTPServer, tmp_path: Path) -> None:
         """Retry-After only lengthens: "5" after a failure still waits the backoff (60 s here)."""
@@ -197,8 +197,8 @@ class TestBackoff:
                 d.clock.advance(delays[-1])
         assert delays[:7] == [60, 120, 240, 480, 960, 1800, 1800]
         assert set(delays[6:]) == {1800}
-        assert state.consecutive_failures == 25
-        assert not state.disabled
+        assert state.health.consecutive_failures == 25
+        assert not state.health.disabled
         assert state.next_poll_at is not None
         assert len(server.requests) == 25
 
@@ -241,7 +241,7 @@ class TestConcurrency:
             feeds = "".join(feed_toml(f"f{i}", f"{base}/f{i}") for i in range(5))
             async with Daemon(write_config(tmp_path, feeds, polling={"per_host": per_host})) as d:
                 await asyncio.gather(*(d.service.poll(d.feed(f"f{i}")) for i in range(5)))
-                assert [(await d.state(f"f{i}")).last_status for i in range(5)] == [200] * 5
+                assert [(await d.state(f"f{i}")).health.last_status for i in range(5)] == [200] * 5
         assert server.peak == per_host
 
 
@@ -313,7 +313,7 @@ class TestBackfill:
         clock = d.clock
         async with Daemon(write_config(tmp_path, feed_toml("news", second.url)), clock) as d:
             state = await d.poll("news")
-            assert (state.url, state.last_status) == (second.url, 200)
+            assert (state.url, state.health.last_status) == (second.url, 200)
             assert await d.alerts() == []
             second.body = rss(entry("b3", "Artillery fire in Foxtrot"), entry("b1", "Shelling near Bravo"))
             await d.poll("news")
@@ -393,7 +393,7 @@ class TestAutoInterval:
         async with Daemon(config) as d:
             first = await d.poll("news")
             second = await d.poll("news")
-            assert (first.last_status, second.last_status) == (200, 304)
+            assert (first.health.last_status, second.health.last_status) == (200, 304)
             assert d.delay(first) == 3600
             assert d.delay(second) == 3600
 

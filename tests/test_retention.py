@@ -47,7 +47,7 @@ class TestPrune:
             await d.poll("news")
             for _ in range(6):  # two months of "nothing changed"
                 d.clock.advance(10 * DAY)
-                assert (await d.poll("news")).last_status == 304
+                assert (await d.poll("news")).health.last_status == 304
             assert await d.service.prune() == 0
             server.body = rss(entry("b", "Drone strike in Bravo"), entry("a", "Shelling near Alpha"))
             await d.poll("news")

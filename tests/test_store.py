@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from daemon.errors import StoreError
-from daemon.models import Alert, AlertKind, Severity
+from daemon.models import Alert, AlertKind, FeedDocument, Severity
 from daemon.store.schema import MIGRATIONS
 from daemon.store.sqlite import Store
 
@@ -93,7 +93,7 @@ class TestItems:
         for i in range(5):
             store.insert_item(feed.id, f"id:{i}", "h", "t", None, None, NOW - timedelta(days=100))
         store.insert_item(feed.id, "id:new", "h", "t", None, None, NOW)
-        store.update_feed(feed.id, last_content_at=NOW)
+        store.save_document(feed.id, FeedDocument(None, None), now=NOW, first_poll=False, new_items=0)
         assert store.prune(NOW - timedelta(days=90), batch=3) == 3
         assert store.prune(NOW - timedelta(days=90), batch=3) == 2
         assert store.count_items() == 1

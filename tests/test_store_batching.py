@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from daemon.errors import StoreError
+from daemon.models import FeedHealth
 from daemon.store.async_store import AsyncStore
 from daemon.store.sqlite import Store
 
@@ -25,13 +26,17 @@ async def feed_ids(store: AsyncStore, n: int) -> list[int]:
     return [s.id for s in states]
 
 
+def status(code: int) -> FeedHealth:
+    return FeedHealth(last_status=code)
+
+
 class TestBatched:
     async def test_writes_made_together_share_one_commit(self, store: AsyncStore) -> None:
         """200 health writes issued at once reach SQLite in a handful of transactions, not 200, and all land."""
         ids = await feed_ids(store, 200)
         statements: list[str] = []
         await store.call(lambda s: s.conn.set_trace_callback(statements.append))
-        await asyncio.gather(*(store.batched(Store.update_feed, i, last_status=304) for i in ids))
+        await asyncio.gather(*(store.batched(Store.save_poll_outcome, i, status(304), next_poll_at=None) for i in ids))
         await store.call(lambda s: s.conn.set_trace_callback(None))
         commits = sum(1 for s in statements if s.strip().upper() == "COMMIT")
         assert 1 <= commits <= 3, commits
@@ -45,13 +50,13 @@ class TestBatched:
         ids = await feed_ids(store, 3)
 
         def broken(s: Store, feed_id: int) -> None:
-            s.update_feed(feed_id, last_status=500)
+            s.save_poll_outcome(feed_id, status(500), next_poll_at=None)
             raise StoreError("boom")
 
         results = await asyncio.gather(
-            store.batched(Store.update_feed, ids[0], last_status=200),
+            store.batched(Store.save_poll_outcome, ids[0], status(200), next_poll_at=None),
             store.batched(broken, ids[1]),
-            store.batched(Store.update_feed, ids[2], last_status=304),
+            store.batched(Store.save_poll_outcome, ids[2], status(304), next_poll_at=None),
             return_exceptions=True,
         )
         assert results[0] is None

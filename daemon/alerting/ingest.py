@@ -27,6 +27,7 @@ from daemon.models import (
     OUTBOX_SILENCED,
     Alert,
     AlertKind,
+    FeedDocument,
     Item,
     RuleMatch,
     Severity,
@@ -139,12 +140,12 @@ def ingest(
     rules: Mapping[str, RuleInfo],
     routing: Routing,
     now: datetime,
-    feed_updates: Mapping[str, object],
+    document: FeedDocument,
 ) -> IngestResult:
     """Record ``items`` of one successful poll and enqueue their alerts, atomically."""
     result = IngestResult()
     with store.transaction():
-        _ingest(store, feed, state, items, scorer, rules, routing, now, feed_updates, result)
+        _ingest(store, feed, state, items, scorer, rules, routing, now, document, result)
     return result
 
 
@@ -167,7 +168,7 @@ def preview(
     try:
         with store.transaction():
             state = store.ensure_feed(feed.name, feed.url)
-            _ingest(store, feed, state, items, scorer, rules, routing, now, {}, result)
+            _ingest(store, feed, state, items, scorer, rules, routing, now, None, result)
             raise _Rollback
     except _Rollback:
         pass
@@ -183,7 +184,7 @@ def _ingest(
     rules: Mapping[str, RuleInfo],
     routing: Routing,
     now: datetime,
-    feed_updates: Mapping[str, object],
+    document: FeedDocument | None,
     result: IngestResult,
 ) -> None:
     first_poll = state.first_polled_at is None
@@ -221,13 +222,8 @@ def _ingest(
             else:
                 _alert_for(store, feed, item, item_id, match, rules, routing, now, result, silences)
     store.touch_items(state.id, (i.key for i in items), now)  # retention counts from the last sighting
-    fields = dict(feed_updates)
-    if first_poll:
-        fields["first_polled_at"] = now
-    if result.new_items:
-        fields["last_new_item_at"] = now
-        fields["items_seen"] = state.items_seen + result.new_items
-    store.update_feed(state.id, **fields)
+    if document is not None:
+        store.save_document(state.id, document, now=now, first_poll=first_poll, new_items=result.new_items)
 
 
 def _outcome(

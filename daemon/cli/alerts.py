@@ -7,12 +7,13 @@ import asyncio
 import json
 import sys
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from daemon.cli.common import load, show
+from daemon.cli.common import count, load, show
 from daemon.cli.exitcodes import ExitCode
 from daemon.config.model import Config
 from daemon.errors import ConfigError, DeliveryError
-from daemon.models import Alert, AlertKind, Hit, Severity, alert_from_dict, alert_to_dict
+from daemon.models import Alert, AlertKind, Hit, Severity, alert_to_dict
 from daemon.store.controls import AmbiguousId
 from daemon.store.sqlite import Store
 
@@ -22,7 +23,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     asub = al.add_subparsers(dest="alerts_command", metavar="ACTION")
     asub.required = True
     ls = asub.add_parser("list", help="recent alerts with their delivery state")
-    ls.add_argument("-n", "--limit", type=int, default=20, help="how many alerts, newest first (default 20)")
+    ls.add_argument("-n", "--limit", type=count, default=20, help="how many alerts, newest first (default 20)")
     ls.add_argument("--json", action="store_true", help="print only JSON on stdout")
     ls.add_argument("--rule", help="only alerts of this rule")
     ls.add_argument("--since", help='only alerts this recent: a duration ("24h", "7d") or an ISO date/time')
@@ -54,7 +55,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         choices=["pending", "dead", "held", "digest", "silenced", "delivered", "folded"],
         help="only this state (repeatable; default: pending, dead, held, digest)",
     )
-    ols.add_argument("-n", "--limit", type=int, default=100, help="how many deliveries, oldest first (default 100)")
+    ols.add_argument("-n", "--limit", type=count, default=100, help="how many deliveries, oldest first (default 100)")
     ols.add_argument("--json", action="store_true", help="print only JSON on stdout")
     ols.set_defaults(func=cmd_outbox_list)
 
@@ -70,11 +71,11 @@ def _store(config: Config, *, readonly: bool) -> Store:
 def _deliveries(store: Store, alert_id: str) -> list[dict[str, object]]:
     return [
         {
-            "channel": r["channel"],
-            "state": r["state"],
-            "attempts": r["attempts"],
-            "error": r["last_error"],
-            "delivered_at": r["delivered_at"],
+            "channel": r.channel,
+            "state": r.state,
+            "attempts": r.attempts,
+            "error": r.last_error,
+            "delivered_at": r.delivered_at,
         }
         for r in store.deliveries(alert_id)
     ]
@@ -106,7 +107,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             severity=int(Severity.parse(args.severity)) if args.severity else None,
             status=args.status,
         )
-        alerts = [(alert_from_dict(json.loads(r["payload"])), r["silence_id"]) for r in found]
+        alerts = [(r.alert, r.silence_id) for r in found]
         rows = [(a, s, _deliveries(store, a.alert_id)) for a, s in alerts]
     finally:
         store.close()
@@ -128,7 +129,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     store = _store(config, readonly=True)
     try:
         row = store.alert_row(args.alert_id)
-        alert = alert_from_dict(json.loads(row["payload"])) if row else None
+        alert = row.alert if row else None
         deliveries = _deliveries(store, alert.alert_id) if alert else []
     except AmbiguousId as exc:
         show(f"feedwatch: {exc}", file=sys.stderr)
@@ -174,7 +175,7 @@ def cmd_resend(args: argparse.Namespace) -> int:
         if row is None:
             show(f"feedwatch: no alert {args.alert_id!r}", file=sys.stderr)
             return ExitCode.USAGE
-        alert_id = str(row["id"])
+        alert_id = row.alert.alert_id
         count = store.requeue(alert_id, args.channel, datetime.now(UTC))
     except AmbiguousId as exc:
         show(f"feedwatch: {exc}", file=sys.stderr)
@@ -204,18 +205,18 @@ def cmd_outbox_list(args: argparse.Namespace) -> int:
         rows = store.outbox_rows(states=args.state or ["pending", "dead", "held", "digest"], limit=args.limit)
     finally:
         store.close()
-    entries = [
+    entries: list[dict[str, Any]] = [
         {
-            "alert_id": r["alert_id"],
-            "channel": r["channel"],
-            "state": r["state"],
-            "attempts": r["attempts"],
-            "next_attempt_at": r["next_attempt_at"] if r["state"] == "pending" else None,
-            "error": r["last_error"],
-            "rule_id": r["rule_id"],
-            "kind": r["kind"],
-            "severity": str(Severity(r["severity"])),
-            "created_at": r["created_at"],
+            "alert_id": r.alert_id,
+            "channel": r.channel,
+            "state": r.state,
+            "attempts": r.attempts,
+            "next_attempt_at": r.next_attempt_at if r.state == "pending" else None,
+            "error": r.last_error,
+            "rule_id": r.rule_id,
+            "kind": r.kind,
+            "severity": str(Severity(r.severity)),
+            "created_at": r.created_at,
         }
         for r in rows
     ]

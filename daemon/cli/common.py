@@ -21,6 +21,17 @@ def load(args: argparse.Namespace, *, secrets: bool = True) -> Config:
     return load_config(find_config(args.config), secrets=secrets)
 
 
+def count(text: str) -> int:
+    """An argparse type for ``-n``: a positive whole number (SQLite reads a negative LIMIT as none)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
+
+
 def show(text: str, *, file: TextIO | None = None, flush: bool = False) -> None:
     """Print command output: secrets redacted, control and bidi characters removed."""
     print(redact_text(_UNSAFE.sub("", text)), file=file or sys.stdout, flush=flush)

@@ -5,27 +5,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import sqlite3
 import sys
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 from daemon.cli.common import load
 from daemon.cli.exitcodes import ExitCode
-from daemon.errors import StoreError
-from daemon.store.rows import OUTBOX_PENDING
+from daemon.store.backup import CopyInfo, finish_copy
 from daemon.store.sqlite import Store
 from daemon.util.durations import format_size
-
-
-@dataclass(frozen=True, slots=True)
-class CopyInfo:
-    size: int
-    schema: int
-    items: int
-    alerts: int
-    pending: int
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -36,31 +24,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     backup.add_argument("file", metavar="FILE", help="where to write the copy")
     backup.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
     backup.set_defaults(func=cmd_backup)
-
-
-def finish_copy(path: Path) -> CopyInfo:
-    """Make the copy one self-contained file and prove it opens: integrity check and counts.
-
-    The backup API copies the source's WAL flag; a WAL-mode copy would grow ``-wal``/``-shm`` files
-    beside it the first time anything opens it, so it is switched to a rollback journal (the daemon
-    turns WAL back on when it opens a restored copy).
-    """
-    try:
-        conn = sqlite3.connect(path, isolation_level=None)
-        try:
-            conn.execute("PRAGMA journal_mode = DELETE")
-            check = conn.execute("PRAGMA quick_check").fetchone()[0]
-            if check != "ok":
-                raise StoreError(f"backup copy failed its integrity check: {check}")
-            schema = int(conn.execute("PRAGMA user_version").fetchone()[0])
-            items = int(conn.execute("SELECT COUNT(*) FROM items").fetchone()[0])
-            alerts = int(conn.execute("SELECT COUNT(*) FROM alerts").fetchone()[0])
-            pending = int(conn.execute("SELECT COUNT(*) FROM outbox WHERE state = ?", (OUTBOX_PENDING,)).fetchone()[0])
-        finally:
-            conn.close()
-    except sqlite3.Error as exc:
-        raise StoreError(f"backup copy cannot be read back: {exc}") from exc
-    return CopyInfo(size=path.stat().st_size, schema=schema, items=items, alerts=alerts, pending=pending)
 
 
 def backup(source: Path, target: Path, *, busy_timeout: float) -> CopyInfo:

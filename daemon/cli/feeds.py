@@ -65,12 +65,12 @@ def cmd_list(args: argparse.Namespace) -> int:
         store = None
     if store is not None:
         for state in store.feeds():
-            if state.disabled:
-                health[state.name] = f"disabled: {state.last_error or ''}".strip()
-            elif state.consecutive_failures:
-                health[state.name] = f"failing ({state.consecutive_failures}): {state.last_error}"
-            elif state.last_success_at:
-                health[state.name] = f"ok {state.last_success_at:%Y-%m-%d %H:%M}"
+            if state.health.disabled:
+                health[state.name] = f"disabled: {state.health.last_error or ''}".strip()
+            elif state.health.consecutive_failures:
+                health[state.name] = f"failing ({state.health.consecutive_failures}): {state.health.last_error}"
+            elif state.health.last_success:
+                health[state.name] = f"ok {state.health.last_success:%Y-%m-%d %H:%M}"
         store.close()
     for feed in config.feeds:
         interval = "auto" if feed.auto_interval else f"{feed.interval or config.polling.interval:g}s"
@@ -103,10 +103,12 @@ def _feed_table(feed: NewFeed) -> Table:
     return table
 
 
-def add_feeds(config_path: Path, feeds: list[NewFeed]) -> int:
-    """Append feeds to config_path; URLs already configured (here or in feeds.d) are skipped."""
+def add_feeds(config_path: Path, feeds: list[NewFeed], skipped: list[str] | None = None) -> int:
+    """Append feeds to config_path; URLs or names already configured (here or in feeds.d) are skipped,
+    each with its reason appended to ``skipped``."""
     current = load_config(config_path, secrets=False)
-    known = {f.url for f in current.feeds} | {f.name for f in current.feeds}
+    by_url = {f.url: f.name for f in current.feeds}
+    names = {f.name for f in current.feeds}
     document = tomlkit.parse(config_path.read_text(encoding="utf-8"))
     array = document.get("feeds")
     if array is None:
@@ -117,10 +119,14 @@ def add_feeds(config_path: Path, feeds: list[NewFeed]) -> int:
     added = 0
     for feed in feeds:
         resolved = resolve_feed_url(feed.url, config_path)
-        if resolved in known or feed.url in known or (feed.name and feed.name in known):
+        owner = by_url.get(resolved) or by_url.get(feed.url)
+        if owner is not None or (feed.name and feed.name in names):
+            if skipped is not None:
+                why = f"already configured (feed {owner!r})" if owner else f"a feed is already named {feed.name!r}"
+                skipped.append(f"{feed.url}: {why}")
             continue
         array.append(_feed_table(feed))
-        known.add(resolved)
+        by_url[resolved] = feed.name or ""
         added += 1
     if added:
         write_validated(config_path, document)
@@ -131,8 +137,9 @@ def cmd_add(args: argparse.Namespace) -> int:
     path = find_config(args.config)
     refuse_missing_scheme(args.url, path)
     feed = NewFeed(args.url, args.name, args.interval, tuple(args.tags), args.backfill)
-    if add_feeds(path, [feed]) == 0:
-        show(f"feedwatch: {args.url} is already configured", flush=True)
+    skipped: list[str] = []
+    if add_feeds(path, [feed], skipped) == 0:
+        show(f"feedwatch: {skipped[0] if skipped else args.url + ' is already configured'}", file=sys.stderr)
         return ExitCode.USAGE
     show(f"added {args.url} to {path}; {RELOAD_HINT}")
     return ExitCode.OK
@@ -142,7 +149,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
     config = load(args, secrets=False)
     match = next((f for f in config.feeds if args.feed in (f.url, f.name)), None)
     if match is None:
-        show(f"feedwatch: no feed {args.feed!r} in {config.path}")
+        show(f"feedwatch: no feed {args.feed!r} in {config.path}", file=sys.stderr)
         return ExitCode.USAGE
     source = Path(match.source)
     document = tomlkit.parse(source.read_text(encoding="utf-8"))
@@ -228,6 +235,9 @@ def cmd_import(args: argparse.Namespace) -> int:
         if ok:
             kept.append(feed)
     feeds = kept
-    added = add_feeds(path, feeds)
+    skipped: list[str] = []
+    added = add_feeds(path, feeds, skipped)
+    for reason in skipped:
+        show(f"feedwatch: not imported: {reason}", file=sys.stderr)
     show(f"imported {added} of {found} feeds from {args.opml} into {path}; {RELOAD_HINT}")
     return ExitCode.OK

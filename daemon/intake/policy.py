@@ -13,6 +13,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Literal
 
+from daemon.config.model import FeedConfig, PollingConfig
+from daemon.models import FeedHealth
 from daemon.util.durations import format_duration
 
 HINT_CAP = 24 * 3600.0  # publisher hints (Retry-After, max-age, <ttl>) may not park a feed longer than this
@@ -29,20 +31,21 @@ class PollPolicy:
     fail_alert_after_seconds: float = 6 * 3600
 
 
-@dataclass(frozen=True, slots=True)
-class FeedHealth:
-    """What the store keeps per feed."""
+def configured_interval(feed: FeedConfig, polling: PollingConfig) -> float:
+    """A feed's own interval, else the global one (``interval = "auto"`` starts from the global one)."""
+    return feed.interval or polling.interval
 
-    consecutive_failures: int = 0
-    last_attempt: datetime | None = None
-    last_success: datetime | None = None
-    last_status: int | None = None
-    last_error: str | None = None
-    failing_since: datetime | None = None
-    last_new_item: datetime | None = None
-    alerted_failing: bool = False
-    alerted_stale: bool = False
-    disabled: bool = False
+
+def poll_policy(polling: PollingConfig) -> PollPolicy:
+    """The policy ``[polling]`` configures (built once per config load)."""
+    return PollPolicy(
+        min_interval=polling.min_interval,
+        max_backoff=polling.max_backoff,
+        backoff_base=max(polling.min_interval, 60.0 if polling.min_interval >= 60 else polling.min_interval),
+        jitter=polling.jitter,
+        fail_alert_after=polling.fail_alert_after,
+        fail_alert_after_seconds=polling.fail_alert_after_time,
+    )
 
 
 @dataclass(frozen=True, slots=True)

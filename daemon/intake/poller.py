@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
 import httpx
 import structlog
@@ -28,7 +28,7 @@ from daemon.intake.headers import Validators
 from daemon.intake.opsalerts import enqueue_ops, ops_alert, regex_overrun_alert
 from daemon.intake.parse import ParsedFeed
 from daemon.intake.parsing import FeedParser
-from daemon.models import Alert
+from daemon.models import Alert, FeedDocument
 from daemon.rules.matcher import Matcher
 from daemon.store.async_store import AsyncStore
 from daemon.store.rows import FeedState
@@ -47,68 +47,23 @@ AUTO_CEILING = 12 * 3600.0  # "auto" never waits longer than this between polls
 
 
 class ActiveSet(Protocol):
+    """What a poll runs with, built once per (re)load and read whole by one poll (service.runtime.Active)."""
+
     @property
     def config(self) -> Config: ...
     @property
     def matcher(self) -> Matcher: ...
     @property
-    def rules(self) -> dict[str, Any]: ...
-
-
-def health_of(state: FeedState) -> health.FeedHealth:
-    return health.FeedHealth(
-        consecutive_failures=state.consecutive_failures,
-        last_attempt=state.last_attempt_at,
-        last_success=state.last_success_at,
-        last_status=state.last_status,
-        last_error=state.last_error,
-        failing_since=state.failing_since,
-        last_new_item=state.last_new_item_at,
-        alerted_failing=state.alerted_failing,
-        alerted_stale=state.alerted_stale,
-        disabled=state.disabled,
-    )
-
-
-def health_fields(h: health.FeedHealth) -> dict[str, object]:
-    return {
-        "consecutive_failures": h.consecutive_failures,
-        "last_attempt_at": h.last_attempt,
-        "last_success_at": h.last_success,
-        "last_status": h.last_status,
-        "last_error": h.last_error,
-        "failing_since": h.failing_since,
-        "last_new_item_at": h.last_new_item,
-        "alerted_failing": h.alerted_failing,
-        "alerted_stale": h.alerted_stale,
-        "disabled": h.disabled,
-    }
-
-
-def policy_of(config: Config) -> health.PollPolicy:
-    p = config.polling
-    return health.PollPolicy(
-        min_interval=p.min_interval,
-        max_backoff=p.max_backoff,
-        backoff_base=max(p.min_interval, 60.0 if p.min_interval >= 60 else p.min_interval),
-        jitter=p.jitter,
-        fail_alert_after=p.fail_alert_after,
-        fail_alert_after_seconds=p.fail_alert_after_time,
-    )
+    def rules(self) -> Mapping[str, pipeline.RuleInfo]: ...
+    @property
+    def routing(self) -> pipeline.Routing: ...
+    @property
+    def policy(self) -> health.PollPolicy: ...
 
 
 def _fetch_url_of(feed: FeedConfig, state: FeedState) -> str:
     # The stored redirect target is redacted: its credentials come back from the configured URL.
     return (restore_secrets(state.current_url, feed.url) if state.current_url else None) or feed.url
-
-
-def _routing(active: ActiveSet) -> pipeline.Routing:
-    channels = active.config.channels
-    return pipeline.Routing(
-        active.config.alerts,
-        {n: c.min_severity for n, c in channels.items()},
-        frozenset(n for n, c in channels.items() if c.mode == "digest"),
-    )
 
 
 class Poller:
@@ -153,7 +108,7 @@ class Poller:
     async def poll(self, feed: FeedConfig) -> None:
         """Fetch, parse, score and enqueue one feed; raises only for store faults."""
         state = await self._store.batched(Store.ensure_feed, feed.name, feed.url)
-        if state.disabled:
+        if state.health.disabled:
             return
         now = self._clock()
         try:
@@ -181,7 +136,7 @@ class Poller:
         stored = await self._store.call(Store.feed, feed.name)
         if stored is not None and stored.url != redact_url(feed.url):  # stored redacted
             stored = None  # a new URL under an old name starts afresh, as in ensure_feed
-        if stored is not None and stored.disabled:
+        if stored is not None and stored.health.disabled:
             return pipeline.IngestResult()
         url = _fetch_url_of(feed, stored) if stored else feed.url
         validators = Validators(stored.etag, stored.last_modified) if stored else Validators(None, None)
@@ -198,7 +153,7 @@ class Poller:
             parsed.items,
             scorer=sheet,
             rules=active.rules,
-            routing=_routing(active),
+            routing=active.routing,
             now=now,
         )
 
@@ -241,21 +196,20 @@ class Poller:
     async def _ingest(
         self, feed: FeedConfig, state: FeedState, result: FetchResult, parsed: ParsedFeed, now: datetime
     ) -> int:
-        updates: dict[str, object] = {
-            "etag": result.validators.etag,
-            "last_modified": result.validators.last_modified,
-            "last_content_at": now,  # the items of this document are the feed's current ones
-        }
-        if result.permanent_url:
-            updates["current_url"] = result.permanent_url
-        if parsed.problem and not state.problem_logged:
+        report_problem = bool(parsed.problem) and not state.problem_logged
+        if report_problem:
             log.warning("feed_ill_formed", feed=feed.name, url=result.final_url, problem=parsed.problem)
-            updates["problem_logged"] = True
+        document = FeedDocument(
+            etag=result.validators.etag,
+            last_modified=result.validators.last_modified,
+            current_url=result.permanent_url,
+            problem_logged=report_problem,
+        )
         active = self._active()  # one RuleSet for the whole poll, even if a reload lands meanwhile
         # Score first, on a worker thread: a slow regex must hold neither the store's thread nor the loop.
         # Only new and edited items are scored; the transaction below records them with these results.
         sheet = await self._score(feed, state, parsed, active.matcher)
-        routing = _routing(active)
+        routing = active.routing
         ingested = await self._store.call(
             pipeline.ingest,
             feed,
@@ -265,7 +219,7 @@ class Poller:
             rules=active.rules,
             routing=routing,
             now=now,
-            feed_updates=updates,
+            document=document,
         )
         log.info(
             "feed_polled",
@@ -317,7 +271,7 @@ class Poller:
             return health.auto_interval(
                 times, floor=polling.min_interval, ceiling=AUTO_CEILING, default=polling.interval
             )
-        return feed.interval or polling.interval
+        return health.configured_interval(feed, polling)
 
     async def _succeeded(
         self,
@@ -328,11 +282,11 @@ class Poller:
         new_items: int,
         now: datetime,
     ) -> None:
-        config = self._active().config
-        h, event = health.record_success(health_of(state), now=now, status=result.status, new_items=new_items)
+        policy = self._active().policy
+        h, event = health.record_success(state.health, now=now, status=result.status, new_items=new_items)
         h, stale = health.check_stale(h, now=now, expect_update=feed.expect_update)
         delay = health.next_poll_delay(
-            policy_of(config),
+            policy,
             interval=await self._interval(feed, state, parsed),
             failures=0,
             retry_after=None,
@@ -340,43 +294,38 @@ class Poller:
             ttl_minutes=parsed.ttl_minutes if parsed else None,
             rng=self._rng,
         )
-        fields = health_fields(h)
-        if new_items:
-            fields.pop("last_new_item_at")  # written by the ingest transaction
-        if result.status == 304:
-            if result.permanent_url:
-                fields["current_url"] = result.permanent_url
-            # A 304 may carry a fresh ETag; keeping the old one would cost a full download next time.
-            if result.validators != Validators(state.etag, state.last_modified):
-                fields["etag"] = result.validators.etag
-                fields["last_modified"] = result.validators.last_modified
+        revalidated = None
+        if result.status == 304 and (
+            result.permanent_url or result.validators != Validators(state.etag, state.last_modified)
+        ):
+            revalidated = FeedDocument(
+                result.validators.etag, result.validators.last_modified, current_url=result.permanent_url
+            )
         # Counted from when this poll started, not when it ended, so feeds keep their phase and a
         # slow cycle does not drift every later one.
         next_at = now + timedelta(seconds=delay)
-        fields["next_poll_at"] = next_at
-        await self._store.batched(Store.update_feed, state.id, **fields)
+        await self._store.batched(Store.save_poll_outcome, state.id, h, next_poll_at=next_at, revalidated=revalidated)
         self._reschedule(feed, next_at)
         for ev in (event, stale):
             if ev is not None:
                 await self._raise_ops(feed, state.fetch_url, ev, now)
 
     async def _failed(self, feed: FeedConfig, state: FeedState, exc: FetchError, now: datetime) -> None:
-        config = self._active().config
+        active = self._active()
         h, event = health.record_failure(
-            health_of(state), now=now, error=exc.reason, status=exc.status, gone=exc.gone, policy=policy_of(config)
+            state.health, now=now, error=exc.reason, status=exc.status, gone=exc.gone, policy=active.policy
         )
         delay = health.next_poll_delay(
-            policy_of(config),
-            interval=feed.interval or config.polling.interval,  # unused: a failure backs off
+            active.policy,
+            interval=health.configured_interval(feed, active.config.polling),  # unused: a failure backs off
             failures=h.consecutive_failures,
             retry_after=exc.retry_after,
             expires_in=None,
             ttl_minutes=None,
             rng=self._rng,
         )
-        fields = health_fields(h)
-        fields["next_poll_at"] = None if h.disabled else now + timedelta(seconds=delay)
-        await self._store.batched(Store.update_feed, state.id, **fields)
+        next_at = None if h.disabled else now + timedelta(seconds=delay)
+        await self._store.batched(Store.save_poll_outcome, state.id, h, next_poll_at=next_at)
         log.error(
             "feed_failed",
             feed=feed.name,

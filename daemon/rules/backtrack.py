@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from daemon.rules.sre import parse_pattern
+
 __all__ = ["backtrack_risk"]
 
 _ANY = ("any",)
@@ -28,9 +30,8 @@ Atom = tuple[Any, ...]
 
 def backtrack_risk(pattern: str, flags: int = 0) -> str | None:
     """Why ``pattern`` may backtrack catastrophically, or None when no known shape is found."""
-    try:
-        parsed = re._parser.parse(pattern, flags)  # type: ignore[attr-defined]
-    except re.error:
+    parsed = parse_pattern(pattern, flags)
+    if parsed is None:
         return None
     return _walk(list(parsed), bool(flags & re.IGNORECASE))
 

@@ -24,6 +24,7 @@ from daemon.models import FIELDS, Item, RuleMatch
 from daemon.rules.judge import EXCLUDE, MAX_HITS_PER_TERM, Evaluation, Raw, Scan, judge, not_applied
 from daemon.rules.pattern import cased_regex, tail_regex
 from daemon.rules.ruleset import Alias, Rule, RuleSet, Term
+from daemon.rules.sre import parse_pattern
 from daemon.util.scripts import Left, attaches, left_rule, proclitics_before, stem
 from daemon.util.text import FoldedText, fold, fold_pattern, fold_term, tokenize, word_pattern
 
@@ -333,9 +334,8 @@ def required_literals(pattern: str, flags: int, case: bool) -> frozenset[str] | 
     a group that is an alternation of pure literals. The candidate whose shortest literal is longest
     wins. Case-insensitive literals are lower-cased, like the folded text they are checked against.
     """
-    try:
-        parsed = re._parser.parse(pattern, flags)  # type: ignore[attr-defined]
-    except re.error:
+    parsed = parse_pattern(pattern, flags)
+    if parsed is None:
         return None
     if case and flags & re.IGNORECASE:
         return None  # matched against cased text, yet ignoring case: a substring test would not do

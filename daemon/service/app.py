@@ -32,7 +32,6 @@ from daemon.intake.poller import Poller
 from daemon.notify.base import Channel
 from daemon.notify.worker import OutboxWorker
 from daemon.rules.load import load_rules
-from daemon.rules.matcher import Matcher
 from daemon.service.runtime import (
     HEARTBEAT_EVERY,
     Active,
@@ -73,7 +72,7 @@ class Service:
         self.notifier = notifier or Notifier.from_env()
         self._last_alert: datetime | None = None
         self._last_heartbeat = 0.0
-        self.active = Active(config, report, Matcher(report.ruleset))
+        self.active = Active.build(config, report)
         self._clock = clock
         self._rng = random.Random()
         self._stop = asyncio.Event()
@@ -391,7 +390,7 @@ class Service:
             feeds = await self.store.call(Store.feeds)
         except FeedwatchError:
             return "store unavailable"
-        failing = sum(1 for f in feeds if f.consecutive_failures)
+        failing = sum(1 for f in feeds if f.health.consecutive_failures)
         enabled = sum(1 for f in self.active.config.feeds if f.enabled)
         return format_status(
             feeds=enabled, failing=failing, outbox=counts["pending"], last_alert=self._last_alert, now=self._clock()
@@ -415,7 +414,7 @@ class Service:
         def load() -> Active:
             cfg = load_config(old.config.path) if config else old.config
             report = load_rules(cfg.rules_dir, channels=list(cfg.channels), previous=old.report)
-            return Active(cfg, report, Matcher(report.ruleset))
+            return Active.build(cfg, report)
 
         try:
             new = await asyncio.to_thread(load)

@@ -21,7 +21,6 @@ from daemon.config.settings import Config, FeedConfig
 from daemon.errors import FeedwatchError
 from daemon.intake.fetch import Fetcher, make_client
 from daemon.intake.poller import Poller
-from daemon.rules.matcher import Matcher
 from daemon.service.runtime import Active, fetch_settings, rules_or_raise
 from daemon.store.async_store import AsyncStore
 
@@ -38,7 +37,7 @@ def utcnow() -> datetime:
 class DryRun:
     def __init__(self, config: Config, *, clock: Callable[[], datetime] = utcnow) -> None:
         report = rules_or_raise(config)
-        self.active = Active(config, report, Matcher(report.ruleset))
+        self.active = Active.build(config, report)
         self._clock = clock
         self.failed: list[str] = []
 

@@ -12,10 +12,10 @@ from typing import Any
 from daemon.alerting.explain import Recorded, verdicts
 from daemon.alerting.policy import route
 from daemon.config.settings import Config
-from daemon.models import Item, Severity, alert_from_dict, hit_from_dict, hit_to_dict
+from daemon.models import Item, Severity, hit_from_dict, hit_to_dict
 from daemon.rules.load import load_rules
 from daemon.rules.matcher import Matcher
-from daemon.store.controls import ITEM_TEXT_MAX, ItemRow
+from daemon.store.controls import ITEM_TEXT_MAX, ItemRow, StoredAlert
 from daemon.store.sqlite import Store
 
 
@@ -49,15 +49,15 @@ class Explainer:
         alert = self.store.alert_row(ident)
         if alert is None:
             return []
-        if alert["item_id"] is not None:
-            item = self.store.item(int(alert["item_id"]))
+        if alert.item_id is not None:
+            item = self.store.item(alert.item_id)
             if item is not None:
                 doc = self.item_doc(item)
-                doc["query"] = {"alert_id": alert["id"]}
+                doc["query"] = {"alert_id": alert.alert.alert_id}
                 return [doc]
         return [
             {
-                "query": {"alert_id": alert["id"]},
+                "query": {"alert_id": alert.alert.alert_id},
                 "item": None,
                 "story": None,
                 "rules": [],
@@ -122,23 +122,23 @@ class Explainer:
             "alerts": [self.alert(a) for a in self.store.alerts_of_item(row.id)],
         }
 
-    def alert(self, row: Any) -> dict[str, Any]:
-        alert = alert_from_dict(json.loads(row["payload"]))
-        deliveries = {d["channel"]: d for d in self.store.deliveries(alert.alert_id)}
+    def alert(self, row: StoredAlert) -> dict[str, Any]:
+        alert = row.alert
+        deliveries = {d.channel: d for d in self.store.deliveries(alert.alert_id)}
         channels = []
         for name, d in deliveries.items():
             channels.append(
                 {
                     "channel": name,
-                    "state": d["state"],
-                    "attempts": d["attempts"],
-                    "error": d["last_error"],
-                    "delivered_at": d["delivered_at"],
+                    "state": d.state,
+                    "attempts": d.attempts,
+                    "error": d.last_error,
+                    "delivered_at": d.delivered_at,
                     "note": None,
                 }
             )
         channels += self._floored(alert.rule_id, alert.severity, set(deliveries))
-        silence = self.store.silence(row["silence_id"]) if row["silence_id"] else None
+        silence = self.store.silence(row.silence_id) if row.silence_id else None
         return {
             "alert_id": alert.alert_id,
             "kind": str(alert.kind),

@@ -121,7 +121,7 @@ def _scrape_values(store: Store, config: Config, now: datetime) -> tuple[dict[st
     enabled = {f.name for f in config.feeds if f.enabled}
     lags = {}
     for state in store.feeds():
-        if state.name in enabled and not state.disabled:
+        if state.name in enabled and not state.health.disabled:
             due = state.next_poll_at
             lags[state.name] = max(0.0, (now - due).total_seconds()) if due else 0.0
     return store.outbox_counts(), lags

@@ -6,17 +6,20 @@ import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 import httpx
 import structlog
 
+from daemon.alerting.ingest import Routing
 from daemon.config.model import Config
 from daemon.intake.fetch import FetchSettings
+from daemon.intake.policy import PollPolicy, poll_policy
 from daemon.notify.base import Channel
 from daemon.rules.load import load_rules, no_rules_error
 from daemon.rules.matcher import Matcher
-from daemon.rules.ruleset import LoadReport
+from daemon.rules.ruleset import LoadReport, Rule
 from daemon.store.async_store import AsyncStore
 from daemon.store.sqlite import Store
 
@@ -30,15 +33,31 @@ log = structlog.get_logger("daemon.service.app")
 
 @dataclass(frozen=True, slots=True)
 class Active:
-    """What the daemon currently runs with; swapped whole on reload so a poll sees one version."""
+    """What the daemon currently runs with, built once per (re)load and swapped whole, so a poll sees
+    one version: config, rules and their compiled matcher, rules by id, alert routing, poll policy."""
 
     config: Config
     report: LoadReport
     matcher: Matcher
+    rules: Mapping[str, Rule]
+    routing: Routing
+    policy: PollPolicy
 
-    @property
-    def rules(self) -> dict[str, Any]:
-        return {r.id: r for r in self.report.ruleset.rules}
+    @classmethod
+    def build(cls, config: Config, report: LoadReport) -> Active:
+        channels = config.channels
+        return cls(
+            config=config,
+            report=report,
+            matcher=Matcher(report.ruleset),
+            rules=MappingProxyType({r.id: r for r in report.ruleset.rules}),
+            routing=Routing(
+                config.alerts,
+                MappingProxyType({n: c.min_severity for n, c in channels.items()}),
+                frozenset(n for n, c in channels.items() if c.mode == "digest"),
+            ),
+            policy=poll_policy(config.polling),
+        )
 
 
 def rules_or_raise(config: Config, previous: LoadReport | None = None) -> LoadReport:

@@ -18,6 +18,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from daemon.config.model import Config, FeedConfig
+from daemon.intake.policy import configured_interval
 from daemon.store.rows import FeedState
 from daemon.util.redact import redact_url
 from daemon.util.schedule import parse_schedule
@@ -25,11 +26,6 @@ from daemon.util.schedule import parse_schedule
 log = structlog.get_logger("daemon.service.app")
 
 MAX_START_SPREAD = 30.0  # seconds over which the first polls after a start are spread at most
-
-
-def feed_interval(config: Config, feed: FeedConfig) -> float:
-    """A feed's poll interval: its own, else the global one."""
-    return feed.interval or config.polling.interval
 
 
 def schedule_feeds(
@@ -50,7 +46,7 @@ def schedule_feeds(
             job.remove()
             log.info("feed_unscheduled", feed=job.id)
     for name, feed in wanted.items():
-        interval = feed_interval(config, feed)
+        interval = configured_interval(feed, config.polling)
         # Spread the first polls so a restart does not hit every server in the same second.
         spread = min(interval * config.polling.jitter, MAX_START_SPREAD)
         start = first_poll_at(feed, known.get(name), now=now, interval=interval, spread=rng.uniform(0, spread))
@@ -125,6 +121,6 @@ def first_poll_at(
     if state is None or state.url != redact_url(feed.url) or state.next_poll_at is None:
         return soon
     target = state.next_poll_at
-    if not state.consecutive_failures:
+    if not state.health.consecutive_failures:
         target = min(target, now + timedelta(seconds=interval))
     return max(soon, target)

@@ -72,12 +72,12 @@ def collect(store: Store, config: Config | None, now: datetime, *, config_error:
     for state in store.feeds():
         if configured is not None and state.name not in configured:
             continue
-        failing_for = (now - state.failing_since).total_seconds() if state.failing_since else None
-        if state.disabled:
+        failing_for = (now - state.health.failing_since).total_seconds() if state.health.failing_since else None
+        if state.health.disabled:
             health = "disabled"
-        elif state.consecutive_failures:
+        elif state.health.consecutive_failures:
             health = "failing"
-        elif state.last_success_at is None:
+        elif state.health.last_success is None:
             health = "new"
         else:
             health = "ok"
@@ -86,16 +86,16 @@ def collect(store: Store, config: Config | None, now: datetime, *, config_error:
                 "name": state.name,
                 "url": state.fetch_url,
                 "health": health,
-                "last_attempt_at": _iso(state.last_attempt_at),
-                "last_success_at": _iso(state.last_success_at),
-                "last_status": state.last_status,
-                "consecutive_failures": state.consecutive_failures,
+                "last_attempt_at": _iso(state.health.last_attempt),
+                "last_success_at": _iso(state.health.last_success),
+                "last_status": state.health.last_status,
+                "consecutive_failures": state.health.consecutive_failures,
                 "failing_for_seconds": round(failing_for, 1) if failing_for is not None else None,
-                "last_error": state.last_error,
+                "last_error": state.health.last_error,
                 "next_poll_at": _iso(state.next_poll_at),
                 "items_seen": state.items_seen,
                 "past_threshold": bool(
-                    state.disabled or (failing_for is not None and failing_for >= polling.status_fail_threshold)
+                    state.health.disabled or (failing_for is not None and failing_for >= polling.status_fail_threshold)
                 ),
             }
         )
@@ -108,7 +108,7 @@ def collect(store: Store, config: Config | None, now: datetime, *, config_error:
     rules_error = store.get_meta("rules_error")
     counts = store.outbox_counts()
     dead = [
-        {"alert_id": r["alert_id"], "channel": r["channel"], "rule": r["rule_id"], "error": r["last_error"]}
+        {"alert_id": r.alert_id, "channel": r.channel, "rule": r.rule_id, "error": r.last_error}
         for r in store.dead_letters(20)
     ]
     recent = [

@@ -7,12 +7,13 @@ import functools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from daemon.errors import StoreError
 from daemon.store.sqlite import Store
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 class AsyncStore:
@@ -23,7 +24,8 @@ class AsyncStore:
 
     def __init__(self, path: Path, *, busy_timeout: float = 5.0, max_size: int | None = None) -> None:
         self._path = path
-        self._options = {"busy_timeout": busy_timeout, "max_size": max_size}
+        self._busy_timeout = busy_timeout
+        self._max_size = max_size
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="feedwatch-store")
         self._store: Store | None = None
         self._pending: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = []
@@ -31,12 +33,12 @@ class AsyncStore:
 
     async def open(self) -> None:
         def _open() -> Store:
-            return Store(self._path, **self._options)  # type: ignore[arg-type]
+            return Store(self._path, busy_timeout=self._busy_timeout, max_size=self._max_size)
 
         self._store = await asyncio.get_running_loop().run_in_executor(self._executor, _open)
 
-    async def call(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-        """Run ``fn(store, *args, **kwargs)`` on the store thread."""
+    async def call(self, fn: Callable[Concatenate[Store, P], T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run ``fn(store, *args, **kwargs)`` on the store thread (type-checked like a direct call)."""
         store = self._store
         if store is None:
             raise StoreError("store is not open")
@@ -44,7 +46,7 @@ class AsyncStore:
             self._executor, functools.partial(fn, store, *args, **kwargs)
         )
 
-    async def batched(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    async def batched(self, fn: Callable[Concatenate[Store, P], T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """``call``, grouped: calls made while the store thread is busy run together in one hop and one
         transaction (group commit), each under its own savepoint so one call's failure undoes only itself.
 

@@ -6,6 +6,7 @@ the Slack threads a bot-token channel replies in.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from daemon.errors import StoreError
-from daemon.models import Silence
+from daemon.models import Alert, Silence, alert_from_dict
 from daemon.store.base import StoreBase
 from daemon.store.rows import from_iso as _dt
 from daemon.store.rows import iso as _iso
@@ -79,6 +80,36 @@ def _silence(row: sqlite3.Row) -> Silence:
         comment=row["comment"],
         created_by=row["created_by"],
     )
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAlert:
+    """An alert as recorded, with where it came from and the silence that held it, if any."""
+
+    alert: Alert
+    item_id: int | None
+    silence_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """One delivery waiting (or dead) in the outbox, with its alert's rule, kind and severity."""
+
+    id: int
+    alert_id: str
+    channel: str
+    state: str
+    attempts: int
+    next_attempt_at: str
+    last_error: str | None
+    created_at: str
+    rule_id: str
+    kind: str
+    severity: int
+
+
+def _stored(row: sqlite3.Row) -> StoredAlert:
+    return StoredAlert(alert_from_dict(json.loads(row["payload"])), row["item_id"], row["silence_id"])
 
 
 class ControlTables(StoreBase):
@@ -192,7 +223,7 @@ class ControlTables(StoreBase):
 
     # -- alerts: lookups and filters ---------------------------------------------------------
 
-    def alert_row(self, prefix: str) -> sqlite3.Row | None:
+    def alert_row(self, prefix: str) -> StoredAlert | None:
         """The alert whose id is or starts with ``prefix``; StoreError when several do."""
         rows: list[sqlite3.Row] = self.conn.execute(
             f"SELECT {ALERT_COLUMNS}, payload FROM alerts WHERE id = ? OR id LIKE ? ESCAPE '\\' ORDER BY id LIMIT 2",
@@ -200,17 +231,16 @@ class ControlTables(StoreBase):
         ).fetchall()
         exact = [r for r in rows if r["id"] == prefix]
         if exact:
-            return exact[0]
+            return _stored(exact[0])
         if len(rows) > 1:
             raise AmbiguousId(f"alert id {prefix!r} is ambiguous: give more characters")
-        return rows[0] if rows else None
+        return _stored(rows[0]) if rows else None
 
-    def alerts_of_item(self, item_id: int) -> list[sqlite3.Row]:
-        return list(
-            self.conn.execute(
-                f"SELECT {ALERT_COLUMNS}, payload FROM alerts WHERE item_id = ? ORDER BY created_at", (item_id,)
-            )
+    def alerts_of_item(self, item_id: int) -> list[StoredAlert]:
+        rows = self.conn.execute(
+            f"SELECT {ALERT_COLUMNS}, payload FROM alerts WHERE item_id = ? ORDER BY created_at", (item_id,)
         )
+        return [_stored(r) for r in rows]
 
     def find_alerts(
         self,
@@ -220,7 +250,7 @@ class ControlTables(StoreBase):
         since: datetime | None = None,
         severity: int | None = None,
         status: str | None = None,
-    ) -> list[sqlite3.Row]:
+    ) -> list[StoredAlert]:
         """Newest first; ``status`` is a delivery state some channel of the alert is in (``silenced`` too)."""
         where: list[str] = ["1 = 1"]
         params: list[Any] = []
@@ -238,21 +268,20 @@ class ControlTables(StoreBase):
             params.append(status)
         params.append(limit)
         sql = (
-            f"SELECT a.payload, a.silence_id FROM alerts a WHERE {' AND '.join(where)} "
+            f"SELECT a.payload, a.item_id, a.silence_id FROM alerts a WHERE {' AND '.join(where)} "
             "ORDER BY a.created_at DESC LIMIT ?"
         )
-        return list(self.conn.execute(sql, params))
+        return [_stored(r) for r in self.conn.execute(sql, params)]
 
-    def outbox_rows(self, *, states: Sequence[str], limit: int) -> list[sqlite3.Row]:
+    def outbox_rows(self, *, states: Sequence[str], limit: int) -> list[OutboxRow]:
         marks = ",".join("?" * len(states))
-        return list(
-            self.conn.execute(
-                "SELECT o.id, o.alert_id, o.channel, o.state, o.attempts, o.next_attempt_at, o.last_error, "
-                f"o.created_at, a.rule_id, a.kind, a.severity FROM outbox o JOIN alerts a ON a.id = o.alert_id "
-                f"WHERE o.state IN ({marks}) ORDER BY o.id LIMIT ?",
-                (*states, limit),
-            )
+        rows = self.conn.execute(
+            "SELECT o.id, o.alert_id, o.channel, o.state, o.attempts, o.next_attempt_at, o.last_error, "
+            f"o.created_at, a.rule_id, a.kind, a.severity FROM outbox o JOIN alerts a ON a.id = o.alert_id "
+            f"WHERE o.state IN ({marks}) ORDER BY o.id LIMIT ?",
+            (*states, limit),
         )
+        return [OutboxRow(*row) for row in rows]
 
     # -- delivery attempts -------------------------------------------------------------------
 

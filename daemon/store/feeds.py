@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from daemon.models import RuleMatch, Severity, hit_to_dict
+from daemon.models import FeedDocument, FeedHealth, RuleMatch, Severity, hit_to_dict
 from daemon.store.base import StoreBase
 from daemon.store.rows import (
     OUTBOX_DIGEST,
@@ -23,6 +23,10 @@ from daemon.store.rows import (
 from daemon.util.redact import redact_text, redact_url
 
 
+def _iso_or_none(value: datetime | None) -> str | None:
+    return iso(value) if value is not None else None
+
+
 def _feed_state(row: sqlite3.Row) -> FeedState:
     return FeedState(
         id=row["id"],
@@ -32,23 +36,22 @@ def _feed_state(row: sqlite3.Row) -> FeedState:
         etag=row["etag"],
         last_modified=row["last_modified"],
         first_polled_at=from_iso(row["first_polled_at"]),
-        last_attempt_at=from_iso(row["last_attempt_at"]),
-        last_success_at=from_iso(row["last_success_at"]),
-        last_status=row["last_status"],
-        consecutive_failures=row["consecutive_failures"],
-        failing_since=from_iso(row["failing_since"]),
-        last_error=row["last_error"],
         next_poll_at=from_iso(row["next_poll_at"]),
         items_seen=row["items_seen"],
-        last_new_item_at=from_iso(row["last_new_item_at"]),
-        disabled=bool(row["disabled"]),
         problem_logged=bool(row["problem_logged"]),
-        alerted_failing=bool(row["alerted_failing"]),
-        alerted_stale=bool(row["alerted_stale"]),
+        health=FeedHealth(
+            consecutive_failures=row["consecutive_failures"],
+            last_attempt=from_iso(row["last_attempt_at"]),
+            last_success=from_iso(row["last_success_at"]),
+            last_status=row["last_status"],
+            last_error=row["last_error"],
+            failing_since=from_iso(row["failing_since"]),
+            last_new_item=from_iso(row["last_new_item_at"]),
+            alerted_failing=bool(row["alerted_failing"]),
+            alerted_stale=bool(row["alerted_stale"]),
+            disabled=bool(row["disabled"]),
+        ),
     )
-
-
-_REDACTED_COLUMNS = frozenset({"url", "current_url", "last_error"})  # may hold a feed URL
 
 
 class FeedTables(StoreBase):
@@ -85,23 +88,72 @@ class FeedTables(StoreBase):
     def feeds(self) -> list[FeedState]:
         return [_feed_state(r) for r in self.conn.execute("SELECT * FROM feeds ORDER BY name")]
 
-    def update_feed(self, feed_id: int, **fields: Any) -> None:
-        """Set feed columns; datetimes are stored as ISO text, booleans as 0/1."""
-        if not fields:
-            return
-        cols = []
-        values: list[Any] = []
-        for key, value in fields.items():
-            if isinstance(value, datetime):
-                value = iso(value)
-            elif isinstance(value, bool):
-                value = int(value)
-            elif key in _REDACTED_COLUMNS and isinstance(value, str):
-                value = redact_text(value)
-            cols.append(f"{key} = ?")
-            values.append(value)
-        values.append(feed_id)
-        self._write(f"UPDATE feeds SET {', '.join(cols)} WHERE id = ?", values)
+    def save_poll_outcome(
+        self,
+        feed_id: int,
+        health: FeedHealth,
+        *,
+        next_poll_at: datetime | None,
+        revalidated: FeedDocument | None = None,
+    ) -> None:
+        """A poll's verdict on its feed: its health after the poll and when it is polled next.
+
+        ``revalidated``: a 304's validators and redirect target (a 304 may carry a fresh ETag; keeping
+        the old one would cost a full download next time). Its document is unchanged, so no content time.
+        """
+        if revalidated is not None:
+            self._write(
+                "UPDATE feeds SET etag = ?, last_modified = ?, current_url = COALESCE(?, current_url) WHERE id = ?",
+                (
+                    revalidated.etag,
+                    revalidated.last_modified,
+                    redact_url(revalidated.current_url) if revalidated.current_url else None,
+                    feed_id,
+                ),
+            )
+        self._write(
+            "UPDATE feeds SET consecutive_failures = ?, last_attempt_at = ?, last_success_at = ?, last_status = ?, "
+            "last_error = ?, failing_since = ?, last_new_item_at = ?, alerted_failing = ?, alerted_stale = ?, "
+            "disabled = ?, next_poll_at = ? WHERE id = ?",
+            (
+                health.consecutive_failures,
+                _iso_or_none(health.last_attempt),
+                _iso_or_none(health.last_success),
+                health.last_status,
+                redact_text(health.last_error) if health.last_error else None,
+                _iso_or_none(health.failing_since),
+                _iso_or_none(health.last_new_item),
+                int(health.alerted_failing),
+                int(health.alerted_stale),
+                int(health.disabled),
+                _iso_or_none(next_poll_at),
+                feed_id,
+            ),
+        )
+
+    def save_document(
+        self, feed_id: int, document: FeedDocument, *, now: datetime, first_poll: bool, new_items: int
+    ) -> None:
+        """Record a fetched document on its feed, in the transaction that stores its items.
+
+        Its validators (so the next conditional GET is answered 304 only once its items are stored), its
+        time as the feed's latest content (retention keeps that document's items), and on the first poll
+        and when new items came, when that was.
+        """
+        sets = ["etag = ?", "last_modified = ?", "last_content_at = ?"]
+        values: list[Any] = [document.etag, document.last_modified, iso(now)]
+        if document.current_url:
+            sets.append("current_url = ?")
+            values.append(redact_url(document.current_url))
+        if document.problem_logged:
+            sets.append("problem_logged = 1")
+        if first_poll:
+            sets.append("first_polled_at = ?")
+            values.append(iso(now))
+        if new_items:
+            sets += ["last_new_item_at = ?", "items_seen = items_seen + ?"]
+            values += [iso(now), new_items]
+        self._write(f"UPDATE feeds SET {', '.join(sets)} WHERE id = ?", (*values, feed_id))
 
     # -- items -------------------------------------------------------------------------------
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +16,8 @@ from daemon.store.rows import (
     OUTBOX_FOLDED,
     OUTBOX_HELD,
     OUTBOX_PENDING,
+    DeadLetter,
+    Delivery,
     OutboxEntry,
     PriorAlert,
     from_iso,
@@ -218,14 +219,13 @@ class OutboxTables(StoreBase):
         ).fetchone()
         return from_iso(row[0]) if row and row[0] else None
 
-    def dead_letters(self, limit: int = 50) -> list[sqlite3.Row]:
-        return list(
-            self.conn.execute(
-                "SELECT o.id, o.alert_id, o.channel, o.attempts, o.last_error, a.rule_id FROM outbox o "
-                "JOIN alerts a ON a.id = o.alert_id WHERE o.state = ? ORDER BY o.id LIMIT ?",
-                (OUTBOX_DEAD, limit),
-            )
+    def dead_letters(self, limit: int = 50) -> list[DeadLetter]:
+        rows = self.conn.execute(
+            "SELECT o.id, o.alert_id, o.channel, o.attempts, o.last_error, a.rule_id FROM outbox o "
+            "JOIN alerts a ON a.id = o.alert_id WHERE o.state = ? ORDER BY o.id LIMIT ?",
+            (OUTBOX_DEAD, limit),
         )
+        return [DeadLetter(*row) for row in rows]
 
     def retry_dead(self, now: datetime) -> int:
         cur = self._write(
@@ -243,10 +243,9 @@ class OutboxTables(StoreBase):
             params += list(channels)
         return self._write(sql, params).rowcount
 
-    def deliveries(self, alert_id: str) -> list[sqlite3.Row]:
-        return list(
-            self.conn.execute(
-                "SELECT channel, state, attempts, last_error, delivered_at FROM outbox WHERE alert_id = ? ORDER BY id",
-                (alert_id,),
-            )
+    def deliveries(self, alert_id: str) -> list[Delivery]:
+        rows = self.conn.execute(
+            "SELECT channel, state, attempts, last_error, delivered_at FROM outbox WHERE alert_id = ? ORDER BY id",
+            (alert_id,),
         )
+        return [Delivery(*row) for row in rows]

@@ -12,7 +12,7 @@ from daemon.models import OUTBOX_FOLDED as OUTBOX_FOLDED
 from daemon.models import OUTBOX_HELD as OUTBOX_HELD
 from daemon.models import OUTBOX_PENDING as OUTBOX_PENDING
 from daemon.models import OUTBOX_SILENCED as OUTBOX_SILENCED
-from daemon.models import Alert, Severity
+from daemon.models import Alert, FeedHealth, Severity
 
 
 def iso(dt: datetime) -> str:
@@ -33,19 +33,10 @@ class FeedState:
     etag: str | None
     last_modified: str | None
     first_polled_at: datetime | None
-    last_attempt_at: datetime | None
-    last_success_at: datetime | None
-    last_status: int | None
-    consecutive_failures: int
-    failing_since: datetime | None
-    last_error: str | None
     next_poll_at: datetime | None
     items_seen: int
-    last_new_item_at: datetime | None
-    disabled: bool
     problem_logged: bool
-    alerted_failing: bool
-    alerted_stale: bool
+    health: FeedHealth
 
     @property
     def fetch_url(self) -> str:
@@ -76,6 +67,27 @@ class OutboxEntry:
     channel: str
     attempts: int
     story_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One channel's delivery of an alert (times as stored ISO text, for display)."""
+
+    channel: str
+    state: str
+    attempts: int
+    last_error: str | None
+    delivered_at: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    id: int
+    alert_id: str
+    channel: str
+    attempts: int
+    last_error: str | None
+    rule_id: str
 
 
 @dataclass(frozen=True, slots=True)
