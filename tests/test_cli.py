@@ -90,6 +90,13 @@ class TestGlobalOptions:
             assert out.returncode == ExitCode.OK, out.stderr
             assert f"config: {config} ok" in out.stdout
 
+    def test_run_once_with_config_after_the_command(self, site: Path, tmp_path: Path) -> None:
+        """`feedwatch run --config F --once` from another folder runs F's site and prints its alerts."""
+        out = feedwatch(tmp_path, "run", "--config", str(site / "config.toml"), "--once")
+        assert out.returncode == ExitCode.OK, out.stderr
+        assert "ALERT [" in out.stdout
+        assert (site / "var" / "feedwatch.db").exists()  # relative paths follow the config, not the cwd
+
     def test_unknown_config_is_a_usage_error(self, tmp_path: Path) -> None:
         """A --config that does not exist exits 2 naming the file, whichever side it is on."""
         out = feedwatch(tmp_path, "status", "--config", str(tmp_path / "nope.toml"))
@@ -165,3 +172,15 @@ class TestCheckCrossReferences:
             f"warning: {site / 'rules' / 'typo.toml'}:1: rule 'typo': feeds names 'dmeo', which no [[feeds]] entry"
             " defines (configured: demo)"
         ]
+
+
+def test_every_config_error_line_says_it_is_an_error(site: Path) -> None:
+    """Config errors reported all at once each get the `feedwatch: error:` prefix, one per line."""
+    config = site / "config.toml"
+    text = config.read_text().replace('interval = "5m"', 'interval = "5q"').replace("[store]", "[store]\nbogus = 1")
+    config.write_text(text)
+    out = feedwatch(site, "check")
+    assert out.returncode == 2
+    lines = out.stderr.splitlines()
+    assert len(lines) == 2, out.stderr
+    assert all(line.startswith(f"feedwatch: error: {config}:") for line in lines), lines

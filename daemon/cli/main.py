@@ -114,7 +114,8 @@ def run_handler(handler: Handler, args: argparse.Namespace) -> int:
     try:
         return int(handler(args))
     except (ConfigError, RuleError) as exc:
-        return _fail(f"feedwatch: error: {exc}", ExitCode.USAGE)
+        # Config errors come all at once, one per line: each line says what it is.
+        return _fail("\n".join(f"feedwatch: error: {line}" for line in str(exc).splitlines() or [""]), ExitCode.USAGE)
     except StoreError as exc:
         # The store may come back (disk space freed, lock released): not a reason to stop retrying.
         return _fail(f"feedwatch: store error: {exc}", ExitCode.DEGRADED)
