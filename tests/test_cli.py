@@ -90,6 +90,13 @@ class TestGlobalOptions:
             assert out.returncode == ExitCode.OK, out.stderr
             assert f"config: {config} ok" in out.stdout
 
+    def test_run_once_with_config_after_the_command(self, site: Path, tmp_path: Path) -> None:
+        """`feedwatch run --config F --once` from another folder runs F's site and prints its alerts."""
+        out = feedwatch(tmp_path, "run", "--config", str(site / "config.toml"), "--once")
+        assert out.returncode == ExitCode.OK, out.stderr
+        assert "ALERT [" in out.stdout
+        assert (site / "var" / "feedwatch.db").exists()  # relative paths follow the config, not the cwd
+
     def test_unknown_config_is_a_usage_error(self, tmp_path: Path) -> None:
         """A --config that does not exist exits 2 naming the file, whichever side it is on."""
         out = feedwatch(tmp_path, "status", "--config", str(tmp_path / "nope.toml"))

@@ -89,6 +89,17 @@ class TestExitOne:
         assert f"directory {state} is not writable by user {user}" in out.stderr
         assert "Traceback" not in out.stderr
 
+    def test_init_into_a_folder_not_writable_is_exit_1(self, open_dir: Path) -> None:
+        """`init` into a folder the user may not write exits 1 (not a usage error), naming the folder."""
+        if os.geteuid() == 0 and shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv: cannot run as another user")
+        prefix = ("setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups") if os.geteuid() == 0 else ()
+        locked = open_dir / "etc"
+        locked.mkdir(mode=0o755)
+        out = feedwatch(open_dir, "init", str(locked / "feedwatch"), prefix=prefix)
+        assert out.returncode == ExitCode.DEGRADED, out.stderr
+        assert f"cannot write into {locked / 'feedwatch'}: Permission denied" in out.stderr
+
     def test_disk_full_says_so(self, small_disk: Path, tmp_path: Path) -> None:
         """A full file system under the store: exit 1 with "disk full under <folder>"."""
         site = tmp_path / "site"
@@ -99,6 +110,18 @@ class TestExitOne:
         assert out.returncode == ExitCode.DEGRADED, out.stderr
         assert f"disk full under {small_disk}" in out.stderr
         assert "Traceback" not in out.stderr
+
+    def test_backup_to_a_full_disk_names_the_file_not_a_temp_file(self, small_disk: Path, tmp_path: Path) -> None:
+        """`db backup` onto a full disk exits 1 naming FILE and the cause, never its temporary copy."""
+        write_site(tmp_path, tmp_path / "var" / "feedwatch.db")
+        assert feedwatch(tmp_path, "run", "--once").returncode == 0
+        fill(small_disk / "filler")
+        out = feedwatch(tmp_path, "db", "backup", str(small_disk / "copy.db"))
+        assert out.returncode == ExitCode.DEGRADED, out.stderr
+        assert str(small_disk / "copy.db") in out.stderr
+        assert ".tmp" not in out.stderr
+        assert f"disk full under {small_disk}" in out.stderr
+        assert sorted(p.name for p in small_disk.iterdir()) == ["filler"]  # nothing left behind
 
     def test_locked_database_says_so(self, tmp_path: Path) -> None:
         """A database another process keeps locked past busy_timeout: exit 1 saying it is locked."""

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from daemon.cli.common import load
 from daemon.cli.exitcodes import ExitCode
+from daemon.errors import StoreError
 from daemon.store.backup import CopyInfo, finish_copy
 from daemon.store.sqlite import Store
 from daemon.util.durations import format_size
@@ -37,14 +38,22 @@ def backup(source: Path, target: Path, *, busy_timeout: float) -> CopyInfo:
         store.backup(tmp)
         info = finish_copy(tmp)
         os.replace(tmp, target)
+    except StoreError as exc:
+        _remove_copy(tmp)
+        # The temporary copy is ours; the operator only knows the FILE they named.
+        raise StoreError(str(exc).replace(str(tmp), str(target))) from exc
     except BaseException:
-        for leftover in (tmp, Path(f"{tmp}-journal"), Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
-            with contextlib.suppress(FileNotFoundError):
-                leftover.unlink()
+        _remove_copy(tmp)
         raise
     finally:
         store.close()
     return info
+
+
+def _remove_copy(tmp: Path) -> None:
+    for leftover in (tmp, Path(f"{tmp}-journal"), Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
+        with contextlib.suppress(FileNotFoundError):
+            leftover.unlink()
 
 
 def cmd_backup(args: argparse.Namespace) -> int:

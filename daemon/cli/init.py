@@ -152,8 +152,9 @@ def cmd_init(args: argparse.Namespace) -> int:
             write_file(path, data, mode)
             print(f"wrote {path}")
     except OSError as exc:
+        # The folder, not the command, is what is wrong (permissions, a full disk): exit 1, like store trouble.
         print(f"feedwatch: error: cannot write into {target}: {exc.strerror or exc}", file=sys.stderr)
-        return ExitCode.USAGE
+        return ExitCode.DEGRADED
     config = target / "config.toml"
     print(f"next: add [[feeds]] to {config}, then run: feedwatch check --config {config}")
     print(f"unit: ExecStart= runs {' '.join(executable)}; to run another install, edit that line (docs/operations.md)")

@@ -18,6 +18,7 @@ import httpx
 import structlog
 
 from daemon.alerting import ingest as pipeline
+from daemon.alerting.ops import enqueue_ops, ops_alert, regex_overrun_alert
 from daemon.alerting.policy import Outcome
 from daemon.alerting.silences import OPS_RULE
 from daemon.config.model import Config, FeedConfig
@@ -25,7 +26,6 @@ from daemon.errors import FetchError
 from daemon.intake import policy as health
 from daemon.intake.fetch import Fetcher, FetchResult
 from daemon.intake.headers import Validators
-from daemon.intake.opsalerts import enqueue_ops, ops_alert, regex_overrun_alert
 from daemon.intake.parse import ParsedFeed
 from daemon.intake.parsing import FeedParser
 from daemon.models import Alert, FeedDocument
@@ -257,7 +257,7 @@ class Poller:
             )
             if rule_id not in reported:
                 reported.add(rule_id)
-                alert = regex_overrun_alert(rule_id, feed, title, matcher.regex_budget, now)
+                alert = regex_overrun_alert(rule_id, feed.name, title, matcher.regex_budget, now)
                 await self.enqueue_ops_alert(alert, now, kind="regex-overrun")
 
     async def _interval(self, feed: FeedConfig, state: FeedState, parsed: ParsedFeed | None) -> float:
@@ -342,16 +342,16 @@ class Poller:
             await self._raise_ops(feed, exc.feed_url, event, now)
 
     async def _raise_ops(self, feed: FeedConfig, url: str, event: health.OpsEvent, now: datetime) -> None:
-        cfg = self._active().config.alerts
-        channels = list(cfg.ops_channels or cfg.default_channels)
-        alert = ops_alert(feed, url, event, now)
-        log.warning("feed_problem", kind=event.kind, feed=feed.name, url=url, message=event.message, channels=channels)
-        await self.enqueue_ops_alert(alert, now, kind=event.kind)
+        alert = ops_alert(feed.name, url, event.kind, event.message, now)
+        await self.enqueue_ops_alert(alert, now, kind=event.kind, url=url, message=event.message)
 
-    async def enqueue_ops_alert(self, alert: Alert, now: datetime, *, kind: str) -> None:
-        """Queue an operator alert for the ops channels (else the default ones), like every operator alert."""
-        cfg = self._active().config.alerts
-        silence = await self._store.call(enqueue_ops, alert, list(cfg.ops_channels or cfg.default_channels), now)
+    async def enqueue_ops_alert(
+        self, alert: Alert, now: datetime, *, kind: str, url: str | None = None, message: str | None = None
+    ) -> None:
+        """Queue an operator alert, routed like every alert (ops channels, severity floors, digests, silences)."""
+        channels, silence = await self._store.call(enqueue_ops, alert, self._active().routing, now)
+        if message is not None:
+            log.warning("feed_problem", kind=kind, feed=alert.feed, url=url, message=message, channels=channels)
         self._observer.alerted(OPS_RULE, str(alert.severity), silenced=silence is not None)
         if silence is not None:
             log.info("ops_alert_silenced", feed=alert.feed, kind=kind, alert_id=alert.alert_id, silence=silence.id)

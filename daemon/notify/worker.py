@@ -18,12 +18,12 @@ from typing import Any
 
 import structlog
 
-from daemon.alerting import policy as alerts
+from daemon.alerting import grouping
 from daemon.errors import DeliveryError, PermanentDeliveryError, StoreError, TransientDeliveryError
-from daemon.models import Alert, AlertKind
+from daemon.models import Alert
 from daemon.notify.base import Channel
 from daemon.store.async_store import AsyncStore
-from daemon.store.rows import OUTBOX_DIGEST, OUTBOX_HELD, OutboxEntry
+from daemon.store.rows import OutboxEntry
 from daemon.store.sqlite import Store
 from daemon.util.observe import NULL_OBSERVER, Observer
 from daemon.util.retry import RetryPolicy
@@ -35,19 +35,6 @@ RECORD_RETRY_CAP = 30.0  # seconds between attempts to record a finished send wh
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def fold(
-    store: Store, state: str, channel: str, rule_id: str | None, kind: AlertKind, window: float, now: datetime
-) -> Alert | None:
-    """Replace waiting alerts with one grouped alert, queued for ``channel`` — one transaction."""
-    with store.transaction():
-        entries = store.take_held(state, channel, rule_id)
-        if not entries:
-            return None
-        grouped = alerts.group_alert(kind, entries, channel=channel, rule_id=rule_id or "", window=window, now=now)
-        store.add_alert(grouped, [channel], story_id=None, item_id=None, now=now)
-        return grouped
 
 
 class OutboxWorker:
@@ -172,20 +159,14 @@ class OutboxWorker:
     async def flush_storms(self, *, force: bool = False) -> int:
         """Send one grouped message per (channel, rule) whose storm window has passed (or all: force)."""
         now = self._clock()
-        flushed = 0
-        for channel, rule_id, oldest in await self._store.call(Store.held_groups, OUTBOX_HELD):
-            if force or (now - oldest).total_seconds() >= self._storm_window:
-                grouped = await self._store.call(
-                    fold, OUTBOX_HELD, channel, rule_id, AlertKind.STORM, self._storm_window, now
-                )
-                if grouped is not None:
-                    flushed += 1
-                    log.info("storm_grouped", channel=channel, rule=rule_id, alerts=len(grouped.entries))
-        return flushed
+        flushed = await self._store.call(grouping.flush_storms, window=self._storm_window, now=now, force=force)
+        for channel, grouped in flushed:
+            log.info("storm_grouped", channel=channel, rule=grouped.rule_id, alerts=len(grouped.entries))
+        return len(flushed)
 
     async def flush_digest(self, channel: str, period: float) -> Alert | None:
         """Queue the digest of everything waiting for ``channel`` (None when there is nothing)."""
-        grouped = await self._store.call(fold, OUTBOX_DIGEST, channel, None, AlertKind.DIGEST, period, self._clock())
+        grouped = await self._store.call(grouping.flush_digest, channel, period=period, now=self._clock())
         if grouped is not None:
             log.info("digest_queued", channel=channel, alerts=len(grouped.entries))
             self.wake.set()

@@ -165,7 +165,7 @@ class StoreBase:
                 self.conn.backup(dest)
             dest.close()
         except sqlite3.Error as exc:
-            raise StoreError(f"backup to {target} failed: {exc}") from exc
+            raise store_error(target, exc, doing="backup failed: ") from exc
 
     # -- meta --------------------------------------------------------------------------------
 

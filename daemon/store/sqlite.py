@@ -20,7 +20,11 @@ class Store(FeedTables, OutboxTables, ControlTables):
 
 
 if TYPE_CHECKING:
+    from daemon.alerting.grouping import GroupingStore
     from daemon.alerting.ports import IngestStore
 
     def _serves_ingest(store: Store) -> IngestStore:
         return store  # mypy checks here that the store gives ingest every call it makes
+
+    def _serves_grouping(store: Store) -> GroupingStore:
+        return store
