@@ -100,10 +100,10 @@ parse_workers = {PARSE_WORKERS}
 
 [alerts]
 default_channels = ["console"]
-
+{extra}
 [channels.console]
 type = "console"
-{extra}{feeds}"""
+{feeds}"""
     path = workdir / "config.toml"
     path.write_text(text, encoding="utf-8")
     return path

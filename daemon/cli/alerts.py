@@ -182,7 +182,8 @@ def cmd_resend(args: argparse.Namespace) -> int:
         return ExitCode.USAGE
     finally:
         store.close()
-    show(f"queued {alert_id} again for {count} channel(s); the running daemon delivers it")
+    who = "a running daemon delivers it, or the next `feedwatch run --once`"
+    show(f"queued {alert_id} again for {count} channel(s); {who}")
     return ExitCode.OK
 
 

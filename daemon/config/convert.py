@@ -119,8 +119,9 @@ class Reader:
         values: dict[str, Any] = {}
         known: list[str] = list(extra_keys)
         ok = True
-        for info in msgspec.structs.fields(cls):
-            names, value = self._field(info, _hints(cls)[info.name], data, where)
+        hints = _hints(cls)
+        for info in _fields(cls):
+            names, value = self._field(info, hints[info.name], data, where)
             known += names
             if value is FAIL:
                 ok = False
@@ -257,8 +258,15 @@ def _describe_base(base: Any) -> str:
 
 
 @functools.cache
+@functools.cache
 def _hints(cls: type) -> dict[str, Any]:
+    # Cached: evaluating the annotations is the cost of a table, and a config has thousands of [[feeds]].
     return typing.get_type_hints(cls, include_extras=True)
+
+
+@functools.cache
+def _fields(cls: type[msgspec.Struct]) -> tuple[msgspec.structs.FieldInfo, ...]:
+    return msgspec.structs.fields(cls)
 
 
 def _unwrap(tp: Any) -> tuple[Any, tuple[Any, ...]]:

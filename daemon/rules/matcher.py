@@ -173,13 +173,19 @@ class Matcher:
                 for e in prefix:
                     if e.cased is None or self._case_ok(ft, start, stop, e):
                         hits[e.rule].append(Raw(e.group, e.term, e.alias, fi, start, word_end, None, e.context))
-            for e in tailed:  # pattern aliases: the rest of the hit is checked where the anchor ends
-                assert e.tail is not None
-                if (m := e.tail.match(text, stop)) is not None and (
-                    e.cased_rx is None
-                    or e.cased_rx.fullmatch(fold_term(ft.original_text(start, m.end()), keep_case=True))
-                ):
-                    hits[e.rule].append(Raw(e.group, e.term, e.alias, fi, start, m.end(), None, e.context))
+            if tailed:
+                self._scan_tails(scan, fi, ft, start, stop, tailed)
+
+    @staticmethod
+    def _scan_tails(scan: Scan, fi: int, ft: FoldedText, start: int, stop: int, tailed: tuple[_Entry, ...]) -> None:
+        """Pattern aliases whose first words were found at ``start:stop``: the rest is checked right after."""
+        for e in tailed:
+            assert e.tail is not None
+            m = e.tail.match(ft.text, stop)
+            if m is None:
+                continue
+            if e.cased_rx is None or e.cased_rx.fullmatch(fold_term(ft.original_text(start, m.end()), keep_case=True)):
+                scan.hits[e.rule].append(Raw(e.group, e.term, e.alias, fi, start, m.end(), None, e.context))
 
     @staticmethod
     def _case_ok(ft: FoldedText, start: int, stop: int, e: _Entry) -> bool:

@@ -65,6 +65,7 @@ class TestAlertHistory:
         resent = feedwatch(demo, "alerts", "resend", alert_id[:9])
         assert resent.returncode == 0, resent.stderr
         assert alert_id in resent.stdout
+        assert "or the next `feedwatch run --once`" in resent.stdout  # a demo user has no daemon running
         again = json.loads(feedwatch(demo, "alerts", "show", alert_id, "--json").stdout)
         assert again["deliveries"][0]["state"] == "pending"
 

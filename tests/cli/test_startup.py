@@ -96,7 +96,7 @@ class TestImports:
         assert loaded & (set(HEAVY) - {"rapidfuzz"}) == set()  # rapidfuzz: fuzzy terms and similar-term warnings
 
     def test_daemon_loads_only_configured_channels(self) -> None:
-        """The daemon's modules import no SMTP library or feedparser unless a channel or a fallback needs them."""
+        """The daemon's modules import no SMTP, Apprise or metrics library nor feedparser unless configured."""
         script = (
             "import sys, daemon.service.app, daemon.cli.run\n"
             "print(sorted({m.split('.')[0] for m, v in sys.modules.items() if v}))"
@@ -105,4 +105,7 @@ class TestImports:
             [sys.executable, "-c", script], cwd=REPO, env=cli_env(), capture_output=True, text=True, check=True
         )
         loaded = set(eval(out.stdout))  # a list literal we printed ourselves
-        assert loaded & {"aiosmtplib", "feedparser", "tomlkit", "click", "pygments"} == set()
+        assert (
+            loaded & {"aiosmtplib", "feedparser", "tomlkit", "click", "pygments", "apprise", "prometheus_client"}
+            == set()
+        )

@@ -117,6 +117,27 @@ def huge_feed(items: int, name: str) -> bytes:
     return "".join(body).encode()
 
 
+def namespace_heavy(name: str, *, broken: bool = False) -> bytes:
+    """~1 MiB of prefixed elements around an alerting item (feedparser needed 20 s for this); ``broken``
+    leaves the document ill-formed, so only feedparser could read it and its deadline must stop it.
+    """
+    noise = "<x:n>1</x:n>" * 90_000
+    body = (
+        RSS_HEAD + '<rss version="2.0" xmlns:x="http://x.example/"><channel><title>ns</title>'
+        f'<item><guid isPermaLink="false">ns-{int(broken)}</guid><title>Shelling near {name}</title>'
+        f"<link>https://news.example.org/ns/{int(broken)}</link>{noise}</item></channel></rss>"
+    )
+    return (body.replace("</channel>", "</chanel>") if broken else body).encode()
+
+
+def deeply_nested(levels: int = 100_000) -> bytes:
+    """An item wrapped around 100,000 levels of elements (feedparser grew 10 MiB of this to 600 MB)."""
+    return (
+        RSS_HEAD + '<rss version="2.0"><channel><title>deep</title><item><guid isPermaLink="false">deep</guid>'
+        "<title>Deep</title>" + "<d>" * levels + "</d>" * levels + "</item></channel></rss>"
+    ).encode()
+
+
 def invalid_utf8(name: str) -> bytes:
     return (
         RSS_HEAD.encode() + b'<rss version="2.0"><channel><title>bad \xff\xfe bytes</title>'
@@ -202,10 +223,11 @@ def headers_of(raw: bytes) -> list[tuple[str, str]]:
 class TestHostileFeeds:
     @pytest.mark.parametrize("workers", [0, 2], ids=["parse-in-thread", "parse-workers"])
     def test_hostile_feeds_leave_healthy_ones_and_memory_alone(self, tmp_path: Path, workers: int) -> None:
-        """Bombs, entity tricks, a 10,000-item feed, a trickler, a redirect loop, broken bytes, an HTML page and
-        hostile links or titles never stop the healthy feeds' alerts, never render a non-web link, never put a
-        line break into a mail header, and keep every process of the daemon under 200 MiB; with parse workers,
-        one of them SIGKILLed costs one poll, not parsing for good.
+        """Bombs, entity tricks, a 10,000-item feed, namespace-heavy and deeply nested documents, a trickler, a
+        redirect loop, broken bytes, an HTML page and hostile links or titles never stop the healthy feeds'
+        alerts, never render a non-web link, never put a line break into a mail header, and keep every process
+        of the daemon under 200 MiB; with parse workers, one of them SIGKILLed costs one poll, not parsing for
+        good.
         """
         server = FeedServer().start()
         hook = WebhookReceiver().start()
@@ -253,7 +275,12 @@ class TestHostileFeeds:
             server.add_item("crlf", FeedItem(title, pattern.format(name=title), f"https://news.example.org/{title}"))
         huge_name = name()
         expected.add(huge_name)
+        ns_name = name()
+        expected.add(ns_name)  # read by the fast path in well under a second
         hostile = {
+            "/ns.xml": fixed(namespace_heavy(ns_name), "application/rss+xml"),
+            "/nsbroken.xml": fixed(namespace_heavy(name(), broken=True), "application/rss+xml"),
+            "/deep.xml": fixed(deeply_nested(), "application/rss+xml"),
             "/bomb.xml": fixed(gzip_bomb(), "application/rss+xml", {"Content-Encoding": "gzip"}),
             "/laughs.xml": fixed(billion_laughs(name()), "application/rss+xml"),
             "/xxe.xml": fixed(external_entity(name()), "application/rss+xml"),
@@ -277,7 +304,10 @@ class TestHostileFeeds:
                 webhook_url=hook.url,
                 slack_url=echo.url_for(ECHO_PATH),
                 # The hostile feeds stand for other publishers' hosts: the per-host limit is not the subject.
-                polling_extra=f'per_host = 32\ntotal_timeout = "4s"\nparse_workers = {workers}\n',
+                polling_extra=(
+                    f'per_host = 32\ntotal_timeout = "4s"\nparse_workers = {workers}\n'
+                    'parse_timeout = "3s"\nparse_memory = "128MiB"\n'
+                ),
             )
             daemon = Daemon(tmp_path, setup)
             try:
@@ -331,6 +361,9 @@ class TestHostileFeeds:
         assert any("redirect loop" in e for e in failed["loop"])
         assert any("total time limit" in e for e in failed["trickle"])
         assert any("HTML page" in e for e in failed["page"])
+        assert failed["nsbroken"] == {"parse took longer than 3 s"}  # feedparser stopped at its deadline
+        assert "ns" not in failed
+        assert failed.get("deep", set()) <= {"parse took longer than 3 s", "parse exceeded 128 MiB"}
         assert {f["name"] for f in status["feeds"] if f["health"] == "ok"} >= {f"healthy{h}" for h in range(HEALTHY)}
 
         everything = [json.dumps(d.alert) for d in hook.deliveries]
