@@ -258,7 +258,6 @@ def _describe_base(base: Any) -> str:
 
 
 @functools.cache
-@functools.cache
 def _hints(cls: type) -> dict[str, Any]:
     # Cached: evaluating the annotations is the cost of a table, and a config has thousands of [[feeds]].
     return typing.get_type_hints(cls, include_extras=True)
