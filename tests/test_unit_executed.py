@@ -22,7 +22,8 @@ from pytest_httpserver import HTTPServer
 from daemon.cli.init import UNIT_CONFIG, UNIT_EXECUTABLE
 from daemon.cli.main import build_parser
 from tests.conftest import REPO, cli_env
-from tests.kit.process import FeedServer, NotifyListener, write_site
+from tests.kit.feeds import FeedServer
+from tests.kit.process import NotifyListener, write_site
 
 PACKAGED_UNIT = REPO / "packaging" / "feedwatch.service"
 WATCHDOG_SEC = 60
@@ -97,10 +98,9 @@ def run_as_systemd(argv: list[str], unit: Path, site: Path, notify: NotifyListen
 
 @pytest.fixture
 def feed_url(httpserver: HTTPServer) -> str:
-    feed = FeedServer()
+    feed = FeedServer(httpserver, "/wire.xml", etags=False)
     feed.add("q1", "Strong earthquake shakes the coastal town of Alpha")
-    httpserver.expect_request("/wire.xml").respond_with_data(feed.render(), content_type="application/rss+xml")
-    return httpserver.url_for("/wire.xml")
+    return feed.url
 
 
 class TestUnitExecuted:

@@ -13,7 +13,8 @@ from pytest_httpserver import HTTPServer
 from daemon.alerting.silences import ANY_RULE, OPS_RULE, Silence, find, new_id, validate
 from daemon.store.sqlite import Store
 from tests.conftest import CLI, cli_env
-from tests.kit.polling import T0, Daemon, FeedServer, entry, feed_toml, rss, write_config
+from tests.kit.feeds import FeedServer
+from tests.kit.polling import T0, Daemon, entry, feed_toml, rss, write_config
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 

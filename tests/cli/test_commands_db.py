@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 from pytest_httpserver import HTTPServer
-from werkzeug import Request, Response
 
 from daemon.store.sqlite import Store
 from daemon.util.durations import format_size
 from tests.conftest import CLI, cli_env
-from tests.kit.process import Daemon, FeedServer, running_site, write_site
+from tests.kit.feeds import FeedServer
+from tests.kit.process import Daemon, running_site, write_site
 
 
 def feedwatch(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -92,16 +92,11 @@ class TestBackupCommand:
 @pytest.fixture
 def busy(tmp_path: Path, httpserver: HTTPServer) -> Iterator[tuple[Daemon, FeedServer]]:
     """A running daemon polling a feed with two matching and one quiet item."""
-    feed = FeedServer()
+    feed = FeedServer(httpserver, "/wire.xml", etags=False)
     feed.add("q1", "Strong earthquake shakes the coastal town of Alpha")
     feed.add("q2", "Volcano watchers report an earthquake swarm under Beta glacier")
     feed.add("n1", "Harbour festival draws record crowds")
-
-    def handler(_request: Request) -> Response:
-        return Response(feed.render(), content_type="application/rss+xml")
-
-    httpserver.expect_request("/wire.xml").respond_with_handler(handler)
-    write_site(tmp_path, feed_url=httpserver.url_for("/wire.xml"))
+    write_site(tmp_path, feed_url=feed.url)
     with running_site(tmp_path) as daemon:
         yield daemon, feed
 

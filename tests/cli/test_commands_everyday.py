@@ -13,7 +13,8 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from tests.conftest import CLI, REPO, cli_env
-from tests.kit.polling import FeedServer, entry, feed_toml, rss, write_config
+from tests.kit.feeds import FeedServer
+from tests.kit.polling import entry, feed_toml, rss, write_config
 from tests.kit.smtp import free_port
 
 pytestmark = pytest.mark.slow  # a dozen CLI subprocesses and two full runs

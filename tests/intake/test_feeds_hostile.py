@@ -21,7 +21,8 @@ from structlog.testing import capture_logs
 from daemon.errors import FeedParseError
 from daemon.intake.parse import MAX_SUMMARY, ParsedFeed, parse_feed
 from tests.conftest import SHARED_CORPUS
-from tests.kit.polling import PROXY_VARS, Daemon, FeedServer, entry, feed_toml, rss, write_config
+from tests.kit.feeds import FeedServer
+from tests.kit.polling import PROXY_VARS, Daemon, entry, feed_toml, rss, write_config
 
 URL = "https://news.example.org/feed"
 MB = 1_000_000

@@ -27,7 +27,8 @@ from daemon.intake.prepare import prepare
 from daemon.intake.rawfeed import RawFeed
 from tests.conftest import SHARED_CORPUS
 from tests.kit.feedfuzz import document, odd_date, rfc822, w3dtf
-from tests.kit.polling import Daemon, FeedServer, entry, feed_toml, rss, write_config
+from tests.kit.feeds import FeedServer
+from tests.kit.polling import Daemon, entry, feed_toml, rss, write_config
 
 URL = "https://feeds.example/feed.xml"
 REPO = Path(__file__).resolve().parents[2]

@@ -20,12 +20,12 @@ from daemon.service import status
 from daemon.service.scheduling import first_poll_at
 from daemon.store.sqlite import Store
 from tests.conftest import CLI, cli_env
+from tests.kit.feeds import FeedServer
 from tests.kit.polling import (
     PROXY_VARS,
     T0,
     Clock,
     Daemon,
-    FeedServer,
     counting_server,
     entry,
     feed_toml,

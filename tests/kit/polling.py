@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import email.utils
-import hashlib
 import json
 import threading
 import time
@@ -15,9 +14,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import Any
-
-from pytest_httpserver import HTTPServer
-from werkzeug import Request, Response
 
 from daemon.config.load import load_config
 from daemon.config.model import FeedConfig
@@ -119,37 +115,6 @@ def write_config(
         + feeds
     )
     return path
-
-
-class FeedServer:
-    """One feed path on the test server: ``body`` with an ETag, 304 for a matching If-None-Match.
-
-    Set ``status`` (and ``headers``) to make it fail; ``requests`` records what arrived.
-    """
-
-    def __init__(self, httpserver: HTTPServer, path: str = "/feed", body: bytes = b"") -> None:
-        self.body = body
-        self.status = 200
-        self.headers: dict[str, str] = {}
-        self.etags = True
-        self.requests: list[Request] = []
-        httpserver.expect_request(path).respond_with_handler(self._handle)
-        self.url = httpserver.url_for(path)
-
-    @property
-    def etag(self) -> str:
-        return '"' + hashlib.sha1(self.body).hexdigest()[:16] + '"'
-
-    def _handle(self, request: Request) -> Response:
-        self.requests.append(request)
-        if self.status != 200:
-            return Response(f"status {self.status}", status=self.status, headers=self.headers)
-        headers = {"Content-Type": "application/rss+xml", **self.headers}
-        if self.etags:
-            headers["ETag"] = self.etag
-            if request.headers.get("If-None-Match") == self.etag:
-                return Response(status=304, headers=headers)
-        return Response(self.body, headers=headers)
 
 
 class Daemon:

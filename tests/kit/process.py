@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from xml.sax.saxutils import escape
 
 from daemon.models import Alert
 from daemon.store.sqlite import Store
@@ -103,31 +102,6 @@ class NotifyListener:
         self._closed = True
         self._thread.join(timeout=2)
         self.sock.close()
-
-
-class FeedServer:
-    """The items of one RSS feed, served by a handler that renders the current list on every GET."""
-
-    def __init__(self, url: str = "") -> None:
-        self.url = url
-        self.items: list[tuple[str, str]] = []  # (guid, title)
-
-    def add(self, guid: str, title: str) -> None:
-        self.items.append((guid, title))
-
-    def render(self) -> str:
-        entries = "".join(
-            f'<item><guid isPermaLink="false">{escape(guid)}</guid><title>{escape(title)}</title>'
-            f"<link>https://news.feedwatch.invalid/{escape(guid)}</link>"
-            f"<description>{escape(title)}.</description>"
-            "<pubDate>Mon, 28 Sep 2020 06:10:00 GMT</pubDate></item>"
-            for guid, title in self.items
-        )
-        return (
-            '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>wire</title>'
-            f"<link>https://news.feedwatch.invalid/</link><description>test wire</description>{entries}"
-            "</channel></rss>"
-        )
 
 
 def write_site(

@@ -21,23 +21,16 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from pytest_httpserver import HTTPServer
-from werkzeug import Request, Response
 
 from daemon.notify.email import message_id
-from tests.kit.process import QUAKE_RULE, Daemon, FeedServer, running_site, write_site
+from tests.kit.feeds import FeedServer
+from tests.kit.process import QUAKE_RULE, Daemon, running_site, write_site
 
 
 @pytest.fixture
 def feed(httpserver: HTTPServer) -> FeedServer:
     """A feed at /wire.xml whose items the test can add to while the daemon polls it."""
-    server = FeedServer()
-
-    def handler(_request: Request) -> Response:
-        return Response(server.render(), content_type="application/rss+xml")
-
-    httpserver.expect_request("/wire.xml").respond_with_handler(handler)
-    server.url = httpserver.url_for("/wire.xml")
-    return server
+    return FeedServer(httpserver, "/wire.xml", etags=False)
 
 
 @pytest.fixture

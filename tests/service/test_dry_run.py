@@ -12,7 +12,8 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from tests.conftest import CLI, cli_env
-from tests.kit.polling import FeedServer, entry, feed_toml, rss, write_config
+from tests.kit.feeds import FeedServer
+from tests.kit.polling import entry, feed_toml, rss, write_config
 
 ITEMS = (
     entry("a1", "Shelling near Martuni", link="https://n.example/a1"),

@@ -18,7 +18,8 @@ from daemon.rules.matcher import Evaluation
 from daemon.service.explain import Explainer
 from daemon.store.sqlite import Store
 from tests.conftest import CLI, cli_env
-from tests.kit.polling import T0, Daemon, FeedServer, entry, feed_toml, rss, write_config
+from tests.kit.feeds import FeedServer
+from tests.kit.polling import T0, Daemon, entry, feed_toml, rss, write_config
 
 HIT = Hit("g", "shelling", "shelling", "title", 0, 8, "Shelling", 2.0)
 

@@ -17,7 +17,8 @@ from werkzeug import Request, Response
 from daemon.config.load import load_config
 from daemon.errors import ConfigError
 from tests.conftest import REPO, cli_env
-from tests.kit.process import FeedServer, running_site, write_site
+from tests.kit.feeds import FeedServer
+from tests.kit.process import running_site, write_site
 from tests.kit.smtp import free_port
 
 
@@ -71,12 +72,8 @@ class TestConfig:
 @pytest.fixture
 def site(tmp_path: Path, httpserver: HTTPServer) -> tuple[Path, FeedServer, int]:
     """A feed with one item for rule quake, a receiving webhook, a refusing one, and [metrics] on a free port."""
-    feed = FeedServer()
+    feed = FeedServer(httpserver, "/wire.xml", etags=False)
     feed.add("q1", "Strong earthquake shakes the coastal town of Alpha")
-    httpserver.expect_request("/wire.xml").respond_with_handler(
-        lambda _r: Response(feed.render(), content_type="application/rss+xml")
-    )
-    feed.url = httpserver.url_for("/wire.xml")
 
     def accept(_request: Request) -> Response:
         return Response("ok")

@@ -15,16 +15,16 @@ from daemon.cli.exitcodes import ExitCode
 from daemon.errors import DaemonRunningError
 from daemon.service.status import running_store
 from daemon.store.lock import StoreLock, holder_of, lock_path
-from tests.kit.process import Daemon, FeedServer, running_site, write_site
+from tests.kit.feeds import FeedServer
+from tests.kit.process import Daemon, running_site, write_site
 
 
 @pytest.fixture
 def daemon(tmp_path: Path, httpserver: HTTPServer) -> Iterator[Daemon]:
     """A site with one alerting feed on a loopback server, and its daemon (not yet started)."""
-    feed = FeedServer()
+    feed = FeedServer(httpserver, "/wire.xml", etags=False)
     feed.add("q1", "Strong earthquake shakes the coastal town of Alpha")
-    httpserver.expect_request("/wire.xml").respond_with_data(feed.render(), content_type="application/rss+xml")
-    write_site(tmp_path, feed_url=httpserver.url_for("/wire.xml"))
+    write_site(tmp_path, feed_url=feed.url)
     with running_site(tmp_path) as d:
         yield d
 

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 from pytest_httpserver import HTTPServer
-from werkzeug import Response
 
 from daemon.models import AlertKind
-from tests.kit.process import QUAKE_RULE, Daemon, FeedServer, running_site, write_site
+from tests.kit.feeds import FeedServer
+from tests.kit.process import QUAKE_RULE, Daemon, running_site, write_site
 
 pytestmark = pytest.mark.slow
 
@@ -38,12 +38,7 @@ terms = [{ regex = "(a+)+$" }, { regex = "(a|a)+$" }]
 
 
 def serve(httpserver: HTTPServer, path: str) -> FeedServer:
-    feed = FeedServer()
-    httpserver.expect_request(path).respond_with_handler(
-        lambda _r: Response(feed.render(), content_type="application/rss+xml")
-    )
-    feed.url = httpserver.url_for(path)
-    return feed
+    return FeedServer(httpserver, path, etags=False)
 
 
 @pytest.fixture

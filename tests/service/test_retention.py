@@ -16,7 +16,8 @@ from daemon.service.app import PRUNE_BATCH, PRUNE_FIRST, Service
 from daemon.service.systemd import Notifier
 from daemon.store.schema import MIGRATIONS
 from daemon.store.sqlite import Store
-from tests.kit.polling import PROXY_VARS, T0, Clock, Daemon, FeedServer, entry, feed_toml, rss, write_config
+from tests.kit.feeds import FeedServer
+from tests.kit.polling import PROXY_VARS, T0, Clock, Daemon, entry, feed_toml, rss, write_config
 
 DAY = 86400.0
 
