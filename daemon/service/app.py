@@ -32,6 +32,7 @@ from daemon.intake.poller import Poller
 from daemon.notify.base import Channel
 from daemon.notify.worker import OutboxWorker
 from daemon.rules.load import load_rules
+from daemon.service import records
 from daemon.service.runtime import (
     HEARTBEAT_EVERY,
     Active,
@@ -43,8 +44,15 @@ from daemon.service.runtime import (
     metrics_for,
     rules_or_raise,
 )
-from daemon.service.scheduling import schedule_digests, schedule_every, schedule_feeds
-from daemon.service.systemd import Notifier, format_status, watchdog_loop
+from daemon.service.scheduling import (
+    PRUNE_EVERY,
+    PRUNE_FIRST,
+    prune_in_batches,
+    schedule_digests,
+    schedule_every,
+    schedule_feeds,
+)
+from daemon.service.systemd import Notifier, watchdog_loop
 from daemon.store.async_store import AsyncStore
 from daemon.store.lock import StoreLock
 from daemon.store.rows import FeedState
@@ -54,9 +62,6 @@ from daemon.util.retry import RetryPolicy
 
 log = structlog.get_logger(__name__)
 
-PRUNE_EVERY = 3600.0
-PRUNE_FIRST = 60.0  # the first pass shortly after start, once the first polls are under way
-PRUNE_BATCH = 1000  # items per transaction: keeps each write lock short so polls are not held up
 RULES_DEBOUNCE_MS = 300  # editors write in bursts; one reload per save, well inside the 2 s promise
 
 
@@ -289,20 +294,7 @@ class Service:
         retention = self.active.config.store.retention
         if retention is None:
             return 0
-        before = self._clock() - timedelta(seconds=retention)
-        total = 0
-        try:
-            while not self._stop.is_set():
-                pruned = await self.store.call(Store.prune, before, batch=PRUNE_BATCH)
-                total += pruned
-                if pruned < PRUNE_BATCH:
-                    break
-                await asyncio.sleep(0)
-        except FeedwatchError as exc:
-            log.error("prune_failed", error=str(exc), pruned=total)
-            return total
-        log.info("pruned", items=total, unseen_since=before.isoformat(timespec="seconds"))
-        return total
+        return await prune_in_batches(self.store, self._clock() - timedelta(seconds=retention), self._stop)
 
     async def _digest_job(self, channel: str, period: float) -> None:
         if self.worker is not None:
@@ -386,15 +378,9 @@ class Service:
 
     async def _status_line(self) -> str:
         try:
-            counts = await self.store.call(Store.outbox_counts)
-            feeds = await self.store.call(Store.feeds)
+            return await self.store.call(records.status_line, self.active.config, self._last_alert, self._clock())
         except FeedwatchError:
             return "store unavailable"
-        failing = sum(1 for f in feeds if f.health.consecutive_failures)
-        enabled = sum(1 for f in self.active.config.feeds if f.enabled)
-        return format_status(
-            feeds=enabled, failing=failing, outbox=counts["pending"], last_alert=self._last_alert, now=self._clock()
-        )
 
     async def reload(self, *, config: bool = True) -> bool:
         """Re-read config (SIGHUP) and rules; on any error keep what runs now.
@@ -464,32 +450,13 @@ class Service:
             log.error("rules_dir_missing", path=str(rules_dir), hint="live reload is off; SIGHUP still reloads")
 
     async def _record_rules(self) -> None:
-        report = self.active.report
-        await self.store.call(
-            Store.set_meta,
-            "rules",
-            {
-                "loaded_at": self._clock().isoformat(),
-                "rules": [r.id for r in report.ruleset.rules],
-                "errors": [str(e) for e in report.errors],
-                "warnings": list(report.warnings),
-            },
-        )
+        await self.store.call(Store.set_meta, "rules", records.rules_record(self.active.report, self._clock()))
 
     async def _heartbeat_loop(self) -> None:
         while True:
             try:
-                await self.store.call(
-                    Store.set_meta,
-                    "daemon",
-                    {
-                        "pid": os.getpid(),
-                        "version": __version__,
-                        "started_at": datetime.fromtimestamp(self._started, UTC).isoformat(),
-                        "heartbeat_at": self._clock().isoformat(),
-                        "interval": self.active.config.polling.interval,
-                    },
-                )
+                record = records.heartbeat_record(self._started, self._clock(), self.active.config.polling.interval)
+                await self.store.call(Store.set_meta, "daemon", record)
                 self._last_heartbeat = time.monotonic()
                 self.notifier.status(await self._status_line())
             except FeedwatchError as exc:

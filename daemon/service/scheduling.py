@@ -6,6 +6,7 @@ module only decides when.
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
@@ -18,13 +19,19 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from daemon.config.model import Config, FeedConfig
+from daemon.errors import FeedwatchError
 from daemon.intake.policy import configured_interval
+from daemon.store.async_store import AsyncStore
 from daemon.store.rows import FeedState
+from daemon.store.sqlite import Store
 from daemon.util.redact import redact_url
 from daemon.util.schedule import parse_schedule
 
 log = structlog.get_logger("daemon.service.app")
 
+PRUNE_EVERY = 3600.0
+PRUNE_FIRST = 60.0  # the first pass shortly after start, once the first polls are under way
+PRUNE_BATCH = 1000  # items per transaction: keeps each write lock short so polls are not held up
 MAX_START_SPREAD = 30.0  # seconds over which the first polls after a start are spread at most
 
 
@@ -124,3 +131,24 @@ def first_poll_at(
     if not state.health.consecutive_failures:
         target = min(target, now + timedelta(seconds=interval))
     return max(soon, target)
+
+
+async def prune_in_batches(store: AsyncStore, before: datetime, stop: asyncio.Event) -> int:
+    """Drop items last seen in their feed before ``before``, in small batches; how many went.
+
+    Each batch is one short transaction on the store thread; between batches the loop runs, so
+    polls and deliveries queue their store calls in between instead of waiting for the whole pass.
+    """
+    total = 0
+    try:
+        while not stop.is_set():
+            pruned = await store.call(Store.prune, before, batch=PRUNE_BATCH)
+            total += pruned
+            if pruned < PRUNE_BATCH:
+                break
+            await asyncio.sleep(0)
+    except FeedwatchError as exc:
+        log.error("prune_failed", error=str(exc), pruned=total)
+        return total
+    log.info("pruned", items=total, unseen_since=before.isoformat(timespec="seconds"))
+    return total

@@ -12,7 +12,8 @@ from pytest_httpserver import HTTPServer
 from structlog.testing import capture_logs
 
 from daemon.config.load import load_config
-from daemon.service.app import PRUNE_BATCH, PRUNE_FIRST, Service
+from daemon.service.app import Service
+from daemon.service.scheduling import PRUNE_BATCH, PRUNE_FIRST
 from daemon.service.systemd import Notifier
 from daemon.store.schema import MIGRATIONS
 from daemon.store.sqlite import Store
