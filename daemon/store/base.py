@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -16,6 +17,8 @@ from daemon.store.schema import MIGRATIONS
 from daemon.store.trouble import store_error
 from daemon.util.durations import format_size
 from daemon.util.startup import LazyLogger
+
+_AMPLE_FREE = 256 << 20  # bytes free on the disk above which "full" cannot be the disk
 
 log = LazyLogger("daemon.store.sqlite")  # structlog loads only if the store logs
 
@@ -110,7 +113,14 @@ class StoreBase:
             limit = int(self.conn.execute("PRAGMA max_page_count").fetchone()[0])
         except sqlite3.Error:
             return True
-        return pages >= limit - 1
+        if pages >= limit - 1:
+            return True
+        # A batched transaction needing many new pages fails, and is rolled back, well below the limit;
+        # with ample room on the disk, "full" can only mean the limit.
+        try:
+            return shutil.disk_usage(self.path.parent).free > _AMPLE_FREE
+        except OSError:
+            return False
 
     def close(self) -> None:
         self.conn.close()

@@ -16,6 +16,7 @@ import pytest
 from daemon.config.load import load_config
 from daemon.util.urls import missing_scheme
 from tests.conftest import CLI, cli_env
+from tests.kit.users import as_nobody
 
 CONFIG = """# my watch desk
 [polling]
@@ -123,15 +124,6 @@ class TestFeedsCommands:
         assert "local" in out.stdout
         assert "every 600s" in out.stdout
         assert "never polled" in out.stdout
-
-
-def as_nobody() -> list[str]:
-    """A prefix running a command as an unprivileged user (nobody), or [] when we are not root."""
-    if os.geteuid() != 0:
-        return []
-    if shutil.which("setpriv") is None:
-        pytest.skip("running as root without setpriv: cannot run a command as another user")
-    return ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ import pytest
 from daemon.cli.exitcodes import ExitCode
 from daemon.store.trouble import explain
 from tests.conftest import CLI, REPO, cli_env
+from tests.kit.users import as_nobody
 
 NOBODY = 65534
 
@@ -77,9 +78,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 class TestExitOne:
     def test_folder_not_writable_names_folder_and_user(self, open_dir: Path) -> None:
         """A store folder the user may not write: exit 1, naming the folder and the user."""
-        if os.geteuid() == 0 and shutil.which("setpriv") is None:
-            pytest.skip("running as root without setpriv: cannot run as another user")
-        prefix = ("setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups") if os.geteuid() == 0 else ()
+        prefix = tuple(as_nobody())
         state = open_dir / "state"
         state.mkdir(mode=0o755)
         write_site(open_dir, state / "feedwatch.db")
@@ -91,9 +90,7 @@ class TestExitOne:
 
     def test_init_into_a_folder_not_writable_is_exit_1(self, open_dir: Path) -> None:
         """`init` into a folder the user may not write exits 1 (not a usage error), naming the folder."""
-        if os.geteuid() == 0 and shutil.which("setpriv") is None:
-            pytest.skip("running as root without setpriv: cannot run as another user")
-        prefix = ("setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups") if os.geteuid() == 0 else ()
+        prefix = tuple(as_nobody())
         locked = open_dir / "etc"
         locked.mkdir(mode=0o755)
         out = feedwatch(open_dir, "init", str(locked / "feedwatch"), prefix=prefix)
