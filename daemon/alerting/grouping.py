@@ -7,32 +7,22 @@ as windows pass and :func:`flush_digest` on each channel's schedule, and deliver
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol
 
 from daemon.alerting import policy as alerts
+from daemon.alerting.ports import AlertWriter
 from daemon.models import OUTBOX_DIGEST, OUTBOX_HELD, Alert, AlertKind
 
 
-class GroupingStore(Protocol):
+class GroupingStore(AlertWriter, Protocol):
     """The store calls grouping makes (on the store's thread)."""
 
     def transaction(self) -> AbstractContextManager[Any]: ...
     def held_groups(self, state: str) -> Sequence[tuple[str, str, datetime]]: ...
     def take_held(self, state: str, channel: str, rule_id: str | None = None) -> Sequence[Alert]: ...
-    def add_alert(
-        self,
-        alert: Alert,
-        channels: Sequence[str],
-        *,
-        story_id: int | None,
-        item_id: int | None,
-        now: datetime,
-        state: str = ...,
-        states: Mapping[str, str] | None = None,
-    ) -> None: ...
 
 
 def fold(

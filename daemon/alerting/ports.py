@@ -50,7 +50,23 @@ class PriorAlertRow(Protocol):
     def thread_id(self) -> str: ...
 
 
-class IngestStore(Protocol):
+class AlertWriter(Protocol):
+    """Recording an alert with its deliveries: shared by ingest and grouping."""
+
+    def add_alert(
+        self,
+        alert: Alert,
+        channels: Sequence[str],
+        *,
+        story_id: int | None,
+        item_id: int | None,
+        now: datetime,
+        state: str = ...,
+        states: Mapping[str, str] | None = None,
+    ) -> None: ...
+
+
+class IngestStore(AlertWriter, Protocol):
     """The store calls one ingest transaction makes (all on the store's thread)."""
 
     def transaction(self) -> AbstractContextManager[Any]: ...
@@ -84,15 +100,4 @@ class IngestStore(Protocol):
     def set_item_story(self, item_id: int, story_id: int) -> None: ...
     def last_alert(self, rule_id: str, story_id: int) -> PriorAlertRow | None: ...
     def count_alerts(self, rule_id: str, since: datetime) -> int: ...
-    def add_alert(
-        self,
-        alert: Alert,
-        channels: Sequence[str],
-        *,
-        story_id: int | None,
-        item_id: int | None,
-        now: datetime,
-        state: str = ...,
-        states: Mapping[str, str] | None = None,
-    ) -> None: ...
     def mark_silenced(self, alert_id: str, silence_id: str) -> None: ...
