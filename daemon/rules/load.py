@@ -84,6 +84,7 @@ def load_rules(
     # Validate everything; a failing file falls back to its previous text (or nothing) and the whole
     # set is validated again, since its lists may be what other files refer to. Files broken in syntax
     # or lists fall back first, so a rule file is not blamed for a list file's mistake.
+    results: dict[str, _FileResult] | None = None
     for _ in range(2 * len(order) + 1):
         results = _validate_all(rules_dir, order, in_use, channels)
         broken = [p for p, res in results.items() if res.errors]
@@ -96,7 +97,9 @@ def load_rules(
             if fallback == in_use[p]:  # the previous version is the same text: nothing to fall back to
                 fallback = None
             in_use[p] = fallback
-    results = _validate_all(rules_dir, order, in_use, channels)
+        results = None  # files fell back: the set in use is validated again
+    if results is None:
+        results = _validate_all(rules_dir, order, in_use, channels)
     rules: list[Rule] = []
     lists: dict[str, tuple[Term, ...]] = {}
     warnings: list[str] = []
