@@ -17,7 +17,6 @@ from typing import Any
 from daemon.errors import RuleError
 from daemon.models import Item
 from daemon.rules.check import Checker
-from daemon.rules.matcher import Matcher
 from daemon.rules.parse import parse_rule
 from daemon.rules.ruleset import (
     ExampleFailure,
@@ -174,6 +173,7 @@ def check_examples(ruleset: RuleSet) -> list[ExampleFailure]:
     """Run every rule's examples through the matcher (ignoring ``enabled``; feed filters apply only
     when the example names a ``feed``) and return the ones that did not come out as expected.
     """
+    from daemon.rules.matcher import Matcher  # here: loading rules needs no matcher (the daemon compiles it lazily)
 
     matcher = Matcher(ruleset)
     failures: list[ExampleFailure] = []
