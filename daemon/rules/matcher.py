@@ -21,7 +21,7 @@ import regex
 from rapidfuzz import fuzz
 
 from daemon.models import FIELDS, Item, RuleMatch
-from daemon.rules.judge import EXCLUDE, MAX_HITS_PER_TERM, Evaluation, Raw, Scan, judge, not_applied
+from daemon.rules.judge import EXCLUDE, MAX_HITS_PER_TERM, Evaluation, Raw, Scan, fires, judge, not_applied
 from daemon.rules.pattern import cased_regex, tail_regex
 from daemon.rules.ruleset import Alias, Rule, RuleSet, Term
 from daemon.rules.sre import parse_pattern
@@ -281,9 +281,11 @@ class Matcher:
             rule = self.rules[ri]
             if not rule.enabled or rule.not_applicable(item.feed, feed_tags) is not None:
                 continue
-            match = judge(rule, scan, scan.hits[ri]).to_match()
-            if match is not None:
-                out.append(match)
+            raws = scan.hits[ri]
+            if fires(rule, scan, raws):
+                match = judge(rule, scan, raws).to_match()
+                if match is not None:
+                    out.append(match)
         overruns = tuple(
             self.rules[ri].id
             for ri in sorted(scan.overrun)
