@@ -12,7 +12,7 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import httpx
 import structlog
@@ -26,16 +26,18 @@ from daemon.errors import FetchError
 from daemon.intake import policy as health
 from daemon.intake.fetch import Fetcher, FetchResult
 from daemon.intake.headers import Validators
-from daemon.intake.parse import ParsedFeed
 from daemon.intake.parsing import FeedParser
 from daemon.models import Alert, FeedDocument
-from daemon.rules.matcher import Matcher
 from daemon.store.async_store import AsyncStore
 from daemon.store.rows import FeedState
 from daemon.store.sqlite import Store
 from daemon.util.observe import NULL_OBSERVER, Observer
 from daemon.util.redact import redact_url, restore_secrets
 from daemon.util.urls import host_of
+
+if TYPE_CHECKING:
+    from daemon.intake.parse import ParsedFeed
+    from daemon.rules.matcher import Matcher
 
 log = structlog.get_logger(__name__)
 
@@ -53,6 +55,8 @@ class ActiveSet(Protocol):
     def config(self) -> Config: ...
     @property
     def matcher(self) -> Matcher: ...
+    @property
+    def scorer(self) -> pipeline.CheckedScorer: ...  # the matcher, compiled by the first thread that scores
     @property
     def rules(self) -> Mapping[str, pipeline.RuleInfo]: ...
     @property
@@ -146,7 +150,7 @@ class Poller:
             return pipeline.IngestResult()
         parsed = await self._parse(feed, result)
         active = self._active()
-        sheet = await self._score(feed, stored, parsed, active.matcher)
+        sheet = await self._score(feed, stored, parsed, active.scorer)
         return await self._store.call(
             pipeline.preview,
             feed,
@@ -158,15 +162,19 @@ class Poller:
         )
 
     async def _score(
-        self, feed: FeedConfig, state: FeedState | None, parsed: ParsedFeed, matcher: Matcher
+        self, feed: FeedConfig, state: FeedState | None, parsed: ParsedFeed, scorer: pipeline.CheckedScorer
     ) -> pipeline.ScoreSheet:
-        """Matches of the new and edited items, worked out on a worker thread."""
+        """Matches of the new and edited items, worked out on a worker thread (which compiles the
+        matcher if this is the first item to score since the rules were loaded)."""
         fresh = list(parsed.items)
         if state is not None:
             known = await self._store.call(Store.known_items, state.id, [i.key for i in parsed.items])
             fresh = [i for i in fresh if (k := known.get(i.key)) is None or k.content_hash != i.content_hash]
+        if not fresh:  # nothing new: no thread, and no matcher needed
+            self._observer.scored(0.0, 0)
+            return pipeline.ScoreSheet(scorer)
         started = time.perf_counter()
-        sheet = await asyncio.to_thread(pipeline.score_items, matcher, fresh, frozenset(feed.tags))
+        sheet = await asyncio.to_thread(pipeline.score_items, scorer, fresh, frozenset(feed.tags))
         self._observer.scored(time.perf_counter() - started, len(fresh))
         return sheet
 
@@ -208,7 +216,7 @@ class Poller:
         active = self._active()  # one RuleSet for the whole poll, even if a reload lands meanwhile
         # Score first, on a worker thread: a slow regex must hold neither the store's thread nor the loop.
         # Only new and edited items are scored; the transaction below records them with these results.
-        sheet = await self._score(feed, state, parsed, active.matcher)
+        sheet = await self._score(feed, state, parsed, active.scorer)
         routing = active.routing
         ingested = await self._store.call(
             pipeline.ingest,

@@ -7,8 +7,6 @@ import ipaddress
 import re
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
-import idna
-
 # Tracking parameters that never change what a link points at.
 _TRACKING = re.compile(r"^(utm_[a-z_]+|fbclid|gclid|dclid|mc_cid|mc_eid|yclid|igshid|ref_src|_hsenc|_hsmi)$", re.I)
 # Controls (browsers drop tab/CR/LF, so ``java\nscript:`` would be ``javascript:``), line separators and
@@ -89,6 +87,8 @@ def host_problem(host: str) -> str | None:
     except ValueError:
         pass
     if not host.isascii():
+        import idna  # here: most hosts are plain ASCII, and every command that reads config checks them
+
         try:
             idna.encode(host.lower())
         except idna.IDNAError as exc:
@@ -101,6 +101,8 @@ def host_problem(host: str) -> str | None:
         if not label or len(label) > 63 or not _LDH.fullmatch(label):
             return f"host {host!r} is not a valid host name (label {label!r})"
         if label[:4].lower() == "xn--":
+            import idna
+
             try:
                 idna.decode(label.lower())
             except idna.IDNAError as exc:
@@ -110,7 +112,11 @@ def host_problem(host: str) -> str | None:
 
 def ascii_host(host: str) -> str:
     """The host as sent on the wire: IDNA 2008 A-labels for a non-ASCII name (validate it first)."""
-    return host if host.isascii() else idna.encode(host.lower()).decode("ascii")
+    if host.isascii():
+        return host
+    import idna
+
+    return str(idna.encode(host.lower()).decode("ascii"))
 
 
 def http_url_problem(url: str) -> str | None:

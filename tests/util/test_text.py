@@ -5,10 +5,12 @@ from __future__ import annotations
 import html
 import random
 import re
+import unicodedata
 
 import pytest
 
 from daemon.util.text import (
+    MARK_RANGES_UNICODE,
     FoldedText,
     _fold_with_offsets,
     _simple_html_text,
@@ -18,8 +20,20 @@ from daemon.util.text import (
     fold_term,
     html_to_text,
     is_word_char,
+    mark_ranges,
+    stored_mark_ranges,
     tokenize,
 )
+
+
+class TestMarks:
+    @pytest.mark.skipif(
+        unicodedata.unidata_version != MARK_RANGES_UNICODE,
+        reason=f"this Python's Unicode is not {MARK_RANGES_UNICODE}: the module computes its own ranges",
+    )
+    def test_stored_mark_ranges_are_unicodedatas(self) -> None:
+        """The combining-mark ranges written into the module are exactly what unicodedata says."""
+        assert stored_mark_ranges() == mark_ranges()
 
 
 class TestFold:
