@@ -15,14 +15,23 @@ import structlog
 from daemon.errors import FeedParseError
 from daemon.intake import bounded
 from daemon.intake.bounded import DEFAULT_LIMITS, ParseLimits
-from daemon.intake.parse import Fallback, ParsedFeed, Refused, build, parse_in_worker
 
 if TYPE_CHECKING:
     from concurrent.futures import ProcessPoolExecutor
 
+    from daemon.intake.parse import Fallback, ParsedFeed, Refused
+
 log = structlog.get_logger(__name__)
 
 FALLBACKS_AT_ONCE = 2  # feedparser children at a time: each may take its whole deadline and memory cap
+
+
+def _parse_on_thread(body: bytes, name: str, url: str, content_type: str | None) -> ParsedFeed | Fallback | Refused:
+    """``parse_in_worker``, with the parsing stack (lxml and all) imported by the parse thread on first
+    use: a cycle whose feeds all answer 304 never loads it."""
+    from daemon.intake.parse import parse_in_worker
+
+    return parse_in_worker(body, name, url, content_type)
 
 
 class ParsePool:
@@ -72,15 +81,22 @@ class FeedParser:
 
     async def parse(self, name: str, url: str, body: bytes, content_type: str | None) -> ParsedFeed:
         loop = asyncio.get_running_loop()
+        if self._pool is not None:
+            # A worker process gets the function by name: the parse module's own, so it imports only that.
+            from daemon.intake.parse import parse_in_worker as work
+        else:
+            work = _parse_on_thread
         executor = self._pool.executor if self._pool is not None else self._thread
         try:
-            outcome = await loop.run_in_executor(executor, parse_in_worker, body, name, url, content_type)
+            outcome = await loop.run_in_executor(executor, work, body, name, url, content_type)
         except BrokenExecutor:  # a worker process died (BrokenProcessPool)
             if self._pool is None:
                 raise
             if self._pool.renew(executor):
                 log.error("parse_pool_restarted", feed=name, hint="a parser process died; a new pool took over")
             raise FeedParseError("the parser process died while this feed was being parsed", feed_url=url) from None
+        from daemon.intake.parse import Fallback, Refused  # loaded by now, by the parse itself
+
         if isinstance(outcome, Refused):
             if outcome.crash is not None:
                 # A parser bug on one document is that feed's problem: record it and back off like any failure.
@@ -100,6 +116,8 @@ class FeedParser:
             raw = await bounded.read_async(
                 fallback.body, url=url, content_type=content_type, original=body, limits=self.limits
             )
+        from daemon.intake.parse import build
+
         loop = asyncio.get_running_loop()
         notes = list(fallback.notes)
         return await loop.run_in_executor(self._thread, lambda: build(raw, feed=name, url=url, notes=notes))

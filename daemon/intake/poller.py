@@ -11,8 +11,9 @@ import asyncio
 import random
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import structlog
 
@@ -25,16 +26,18 @@ from daemon.errors import FetchError
 from daemon.intake import policy as health
 from daemon.intake.fetch import Fetcher, FetchResult
 from daemon.intake.headers import BasicAuth, Validators
-from daemon.intake.parse import ParsedFeed
 from daemon.intake.parsing import FeedParser
 from daemon.models import Alert, FeedDocument
-from daemon.rules.matcher import Matcher
 from daemon.store.async_store import AsyncStore
 from daemon.store.rows import FeedState
 from daemon.store.sqlite import Store
 from daemon.util.observe import NULL_OBSERVER, Observer
 from daemon.util.redact import redact_url, restore_secrets
 from daemon.util.urls import host_of
+
+if TYPE_CHECKING:
+    from daemon.intake.parse import ParsedFeed
+    from daemon.rules.matcher import Matcher
 
 log = structlog.get_logger(__name__)
 
@@ -43,6 +46,7 @@ RECORDED_ALERT = frozenset(
     {Outcome.ALERTED, Outcome.UPDATED, Outcome.STORM, Outcome.DIGEST, Outcome.SILENCED, Outcome.SEVERITY_FLOOR}
 )
 AUTO_CEILING = 12 * 3600.0  # "auto" never waits longer than this between polls
+CPU_STAGES = 2  # polls parsing, scoring or ingesting at once: one in each stage keeps the CPU busy
 
 
 class ActiveSet(Protocol):
@@ -52,6 +56,8 @@ class ActiveSet(Protocol):
     def config(self) -> Config: ...
     @property
     def matcher(self) -> Matcher: ...
+    @property
+    def scorer(self) -> pipeline.CheckedScorer: ...  # the matcher, compiled by the first thread that scores
     @property
     def rules(self) -> Mapping[str, pipeline.RuleInfo]: ...
     @property
@@ -90,6 +96,8 @@ class Poller:
         self._rng = rng or random.Random()
         self._hosts: dict[str, asyncio.Semaphore] = {}
         self._global = asyncio.Semaphore(active().config.polling.max_concurrency)
+        self._in_hand = asyncio.Semaphore(active().config.polling.max_concurrency)
+        self._stage = asyncio.Semaphore(CPU_STAGES)
         # Rules already reported for a regex overrun, for the matcher in use (a reload starts afresh).
         self._overran: tuple[Matcher | None, set[str]] = (None, set())
 
@@ -110,19 +118,31 @@ class Poller:
         if state.health.disabled:
             return
         now = self._clock()
+        parsed: ParsedFeed | None = None
+        new_items = 0
         try:
-            result = await self._fetch(feed, state)
-            parsed = None
+            # A fetched document waits for the CPU stages holding this slot, so a busy CPU slows the
+            # fetching down instead of piling up documents; with the CPU idle the wait is nil.
+            await self._in_hand.acquire()
+            try:
+                result = await self._fetch(feed, state)
+                if result.status != 304:
+                    # Parse, score and ingest hold the GIL or the store's one thread anyway: letting every
+                    # fetched feed into them at once would only multiply the documents and items alive.
+                    await self._stage.acquire()
+            finally:
+                self._in_hand.release()
             if result.status != 304:
-                assert result.body is not None
-                parsed = await self._parse(feed, result)
+                try:
+                    parsed = await self._parse(feed, result)
+                    result = replace(result, body=None)  # the items are all the poll needs from here on
+                    new_items = await self._ingest(feed, state, result, parsed, now)
+                finally:
+                    self._stage.release()
         except FetchError as exc:
             self._observer.polled(feed.name, ok=False)
             await self._failed(feed, state, exc, now)
             return
-        new_items = 0
-        if parsed is not None:
-            new_items = await self._ingest(feed, state, result, parsed, now)
         self._observer.polled(feed.name, ok=True, new_items=new_items)
         await self._succeeded(feed, state, result, parsed, new_items, now)
 
@@ -145,7 +165,7 @@ class Poller:
             return pipeline.IngestResult()
         parsed = await self._parse(feed, result)
         active = self._active()
-        sheet = await self._score(feed, stored, parsed, active.matcher)
+        sheet = await self._score(feed, stored, parsed, active.scorer)
         return await self._store.call(
             pipeline.preview,
             feed,
@@ -157,15 +177,19 @@ class Poller:
         )
 
     async def _score(
-        self, feed: FeedConfig, state: FeedState | None, parsed: ParsedFeed, matcher: Matcher
+        self, feed: FeedConfig, state: FeedState | None, parsed: ParsedFeed, scorer: pipeline.CheckedScorer
     ) -> pipeline.ScoreSheet:
-        """Matches of the new and edited items, worked out on a worker thread."""
+        """Matches of the new and edited items, worked out on a worker thread (which compiles the
+        matcher if this is the first item to score since the rules were loaded)."""
         fresh = list(parsed.items)
         if state is not None:
             known = await self._store.call(Store.known_items, state.id, [i.key for i in parsed.items])
             fresh = [i for i in fresh if (k := known.get(i.key)) is None or k.content_hash != i.content_hash]
+        if not fresh:  # nothing new: no thread, and no matcher needed
+            self._observer.scored(0.0, 0)
+            return pipeline.ScoreSheet(scorer)
         started = time.perf_counter()
-        sheet = await asyncio.to_thread(pipeline.score_items, matcher, fresh, frozenset(feed.tags))
+        sheet = await asyncio.to_thread(pipeline.score_items, scorer, fresh, frozenset(feed.tags))
         self._observer.scored(time.perf_counter() - started, len(fresh))
         return sheet
 
@@ -207,7 +231,7 @@ class Poller:
         active = self._active()  # one RuleSet for the whole poll, even if a reload lands meanwhile
         # Score first, on a worker thread: a slow regex must hold neither the store's thread nor the loop.
         # Only new and edited items are scored; the transaction below records them with these results.
-        sheet = await self._score(feed, state, parsed, active.matcher)
+        sheet = await self._score(feed, state, parsed, active.scorer)
         routing = active.routing
         ingested = await self._store.call(
             pipeline.ingest,

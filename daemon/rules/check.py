@@ -4,14 +4,12 @@ a locator from TOML key paths to source positions, and a common-word guard for f
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import tomllib
 from collections.abc import Collection, Mapping
 from typing import Any
-
-import regex
-from rapidfuzz.distance import Indel
 
 from daemon.errors import RuleError
 from daemon.rules.backtrack import backtrack_risk
@@ -42,15 +40,20 @@ stadium recipe weather article capital summit border attack forces troops region
 _COMMON_WORDS = frozenset(_COMMON_WORDS_TEXT.split())
 
 
-def common_word_collisions(folded: str, threshold: float) -> list[str]:
+@functools.lru_cache(maxsize=4096)  # a list's terms are checked again in every fuzzy group that uses it
+def common_word_collisions(folded: str, threshold: float) -> tuple[str, ...]:
     """Common English words a fuzzy term would match at ``threshold`` (besides itself)."""
+    from rapidfuzz.distance import Indel  # only rules with fuzzy terms need it
+
     window = max(2, round(len(folded) * 0.25))
-    return sorted(
-        w
-        for w in _COMMON_WORDS
-        if w != folded
-        and abs(len(w) - len(folded)) <= window
-        and Indel.normalized_similarity(folded, w) * 100 >= threshold
+    return tuple(
+        sorted(
+            w
+            for w in _COMMON_WORDS
+            if w != folded
+            and abs(len(w) - len(folded)) <= window
+            and Indel.normalized_similarity(folded, w) * 100 >= threshold
+        )
     )
 
 
@@ -174,6 +177,8 @@ class Checker:
             at = f" at position {exc.pos}" if exc.pos is not None else ""
             self.error(where, f"invalid regex {pattern!r}: {exc.msg}{at}", needle=None)
             return
+        import regex  # here: most packs have no regex terms, and loading rules should not pay for the engine
+
         try:
             regex.compile(rx.pattern, rx.flags)  # the engine the matcher runs it with
         except regex.error as exc:

@@ -17,7 +17,6 @@ from typing import Any
 from daemon.errors import RuleError
 from daemon.models import Item
 from daemon.rules.check import Checker
-from daemon.rules.matcher import Matcher
 from daemon.rules.parse import parse_rule
 from daemon.rules.ruleset import (
     ExampleFailure,
@@ -84,6 +83,7 @@ def load_rules(
     # Validate everything; a failing file falls back to its previous text (or nothing) and the whole
     # set is validated again, since its lists may be what other files refer to. Files broken in syntax
     # or lists fall back first, so a rule file is not blamed for a list file's mistake.
+    results: dict[str, _FileResult] | None = None
     for _ in range(2 * len(order) + 1):
         results = _validate_all(rules_dir, order, in_use, channels)
         broken = [p for p, res in results.items() if res.errors]
@@ -96,7 +96,9 @@ def load_rules(
             if fallback == in_use[p]:  # the previous version is the same text: nothing to fall back to
                 fallback = None
             in_use[p] = fallback
-    results = _validate_all(rules_dir, order, in_use, channels)
+        results = None  # files fell back: the set in use is validated again
+    if results is None:
+        results = _validate_all(rules_dir, order, in_use, channels)
     rules: list[Rule] = []
     lists: dict[str, tuple[Term, ...]] = {}
     warnings: list[str] = []
@@ -171,6 +173,7 @@ def check_examples(ruleset: RuleSet) -> list[ExampleFailure]:
     """Run every rule's examples through the matcher (ignoring ``enabled``; feed filters apply only
     when the example names a ``feed``) and return the ones that did not come out as expected.
     """
+    from daemon.rules.matcher import Matcher  # here: loading rules needs no matcher (the daemon compiles it lazily)
 
     matcher = Matcher(ruleset)
     failures: list[ExampleFailure] = []

@@ -190,6 +190,7 @@ def _within(run: str, alias: Alias) -> bool:
 
 def _alias_term(c: Checker, w: tuple[str | int, ...], text: str, *, line: int | None) -> Term | None:
     aliases: list[Alias] = []
+    keys: set[tuple[str, bool, tuple[tuple[int, str, bool], ...]]] = set()
     for part in text.split("|"):
         raw = part.strip()
         if not raw.rstrip("*").strip():
@@ -207,8 +208,10 @@ def _alias_term(c: Checker, w: tuple[str | int, ...], text: str, *, line: int | 
         for run in runs:
             if run.prefix and len(run.folded) < 3:
                 c.warn(f"wildcard {run.folded + '*'!r} in {raw!r} is very short and will match many words", line)
-        if any(a.key == alias.key for a in aliases):
+        key = alias.key
+        if key in keys:
             continue  # the same after folding (Qarabağ|Qarabag): a spelling kept for readers, nothing to add
+        keys.add(key)
         aliases.append(alias)
     if not aliases:
         return None

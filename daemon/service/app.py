@@ -16,10 +16,9 @@ from collections.abc import Callable
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from watchfiles import awatch
 
 from daemon import __version__
 from daemon.config.load import load_config
@@ -60,6 +59,9 @@ from daemon.store.rows import FeedState
 from daemon.store.sqlite import Store
 from daemon.util.observe import NULL_OBSERVER, Observer
 from daemon.util.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 log = structlog.get_logger(__name__)
 
@@ -202,6 +204,7 @@ class Service:
             )
         try:
             await self._start()
+            self._background.add(asyncio.ensure_future(self._compile_matcher()))
             await self._serve_metrics()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.request_stop, sig)
@@ -211,6 +214,8 @@ class Service:
             heartbeat_task = asyncio.create_task(self._heartbeat_loop(), name="heartbeat")
             watch_task = asyncio.create_task(self._watch_rules(), name="rules-watch")
             self._background.add(watch_task)
+            from apscheduler.schedulers.asyncio import AsyncIOScheduler  # the daemon's alone: not `run --once`
+
             self._scheduler = AsyncIOScheduler(timezone=UTC)
             self._schedule_all(initial=True, states=await self.store.call(Store.feeds))
             self._schedule_digests()
@@ -403,7 +408,9 @@ class Service:
         def load() -> Active:
             cfg = load_config(old.config.path) if config else old.config
             report = load_rules(cfg.rules_dir, channels=list(cfg.channels), previous=old.report)
-            return Active.build(cfg, report)
+            active = Active.build(cfg, report)
+            active.scorer.get()  # compiled here, off the loop, before the swap (see _compile_matcher)
+            return active
 
         try:
             new = await asyncio.to_thread(load)
@@ -438,8 +445,24 @@ class Service:
             await self.store.call(Store.set_limits, max_size=new.max_size, busy_timeout=new.busy_timeout)
             log.info("store_limits_changed", max_size=new.max_size, busy_timeout=new.busy_timeout)
 
+    async def _compile_matcher(self) -> None:
+        """Compile the matcher on a worker thread right after start.
+
+        ``run --once`` compiles it only if an item needs scoring; the daemon will score sooner or later,
+        and compiling now, while the first polls wait on the network, keeps that cost off the first
+        new item's alert latency (and a reload compiles before its swap, likewise).
+        """
+        started = time.perf_counter()
+        active = self.active
+        await asyncio.to_thread(active.scorer.get)
+        log.debug(
+            "matcher_compiled", rules=len(active.report.ruleset.rules), ms=round((time.perf_counter() - started) * 1000)
+        )
+
     async def _watch_rules(self) -> None:
         """Reload rules when a file under rules_dir changes (debounced; atomic-rename saves included)."""
+        from watchfiles import awatch  # the daemon's alone: not `run --once`
+
         rules_dir = self.active.config.rules_dir
         try:
             async for changes in awatch(

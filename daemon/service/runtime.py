@@ -16,8 +16,8 @@ from daemon.config.model import Config
 from daemon.intake.fetch import FetchSettings, tls_context
 from daemon.intake.policy import PollPolicy, poll_policy
 from daemon.notify.base import Channel
+from daemon.rules.compiled import LazyMatcher
 from daemon.rules.load import load_rules, no_rules_error
-from daemon.rules.matcher import Matcher
 from daemon.rules.ruleset import LoadReport, Rule
 from daemon.store.async_store import AsyncStore
 from daemon.store.sqlite import Store
@@ -25,6 +25,7 @@ from daemon.store.sqlite import Store
 if TYPE_CHECKING:
     import httpx
 
+    from daemon.rules.matcher import Matcher
     from daemon.service.metrics import Metrics
 
 HEARTBEAT_EVERY = 10.0
@@ -35,14 +36,23 @@ log = structlog.get_logger("daemon.service.app")
 @dataclass(frozen=True, slots=True)
 class Active:
     """What the daemon currently runs with, built once per (re)load and swapped whole, so a poll sees
-    one version: config, rules and their compiled matcher, rules by id, alert routing, poll policy."""
+    one version: config, rules and their matcher, rules by id, alert routing, poll policy.
+
+    The matcher is compiled when something first needs scoring (``scorer`` defers it to the scoring
+    thread): a ``run --once`` whose feeds all answer 304 never compiles it.
+    """
 
     config: Config
     report: LoadReport
-    matcher: Matcher
+    scorer: LazyMatcher
     rules: Mapping[str, Rule]
     routing: Routing
     policy: PollPolicy
+
+    @property
+    def matcher(self) -> Matcher:
+        """The compiled matcher (compiled now, on this thread, if nothing has needed it yet)."""
+        return self.scorer.get()
 
     @classmethod
     def build(cls, config: Config, report: LoadReport) -> Active:
@@ -50,7 +60,7 @@ class Active:
         return cls(
             config=config,
             report=report,
-            matcher=Matcher(report.ruleset),
+            scorer=LazyMatcher(report.ruleset),
             rules=MappingProxyType({r.id: r for r in report.ruleset.rules}),
             routing=Routing(
                 config.alerts,

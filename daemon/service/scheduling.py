@@ -1,7 +1,8 @@
 """Jobs on the APScheduler: one per enabled feed, one per digest channel, and maintenance.
 
 The functions take the scheduler and the job callables, so the service decides what runs and this
-module only decides when.
+module only decides when. APScheduler is imported inside them: ``run --once`` uses only the pruning
+here and never schedules anything.
 """
 
 from __future__ import annotations
@@ -10,13 +11,9 @@ import asyncio
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
-from zoneinfo import ZoneInfo
+from typing import TYPE_CHECKING, Any
 
 import structlog
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from apscheduler.triggers.cron import CronTrigger
-from apscheduler.triggers.interval import IntervalTrigger
 
 from daemon.config.model import Config, FeedConfig
 from daemon.errors import FeedwatchError
@@ -26,6 +23,9 @@ from daemon.store.rows import FeedState
 from daemon.store.sqlite import Store
 from daemon.util.redact import redact_url
 from daemon.util.schedule import parse_schedule
+
+if TYPE_CHECKING:
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 log = structlog.get_logger("daemon.service.app")
 
@@ -46,6 +46,8 @@ def schedule_feeds(
     states: Sequence[FeedState] | None = None,
 ) -> None:
     """One interval job per enabled feed; jobs of feeds no longer configured go away."""
+    from apscheduler.triggers.interval import IntervalTrigger
+
     wanted = {f.name: f for f in config.feeds if f.enabled}
     known = {s.name: s for s in states or ()}
     for job in scheduler.get_jobs():
@@ -77,6 +79,11 @@ def schedule_digests(
     scheduler: AsyncIOScheduler, config: Config, digest_job: Callable[[str, float], Awaitable[None]]
 ) -> None:
     """One job per digest channel, at its schedule in its time zone."""
+    from zoneinfo import ZoneInfo
+
+    from apscheduler.triggers.cron import CronTrigger
+    from apscheduler.triggers.interval import IntervalTrigger
+
     for name, channel in config.channels.items():
         if channel.mode != "digest" or not channel.schedule:
             continue
@@ -104,6 +111,8 @@ def schedule_every(
     scheduler: AsyncIOScheduler, job_id: str, job: Callable[[], Awaitable[Any]], *, every: float, first: datetime
 ) -> None:
     """A maintenance job (``maint:...``) every ``every`` seconds, first at ``first``."""
+    from apscheduler.triggers.interval import IntervalTrigger
+
     scheduler.add_job(
         job,
         trigger=IntervalTrigger(seconds=every),

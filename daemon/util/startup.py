@@ -7,15 +7,17 @@ structlog pulls in asyncio (~30 ms): modules that log rarely and sit on the path
 
 from __future__ import annotations
 
-import importlib.abc
 import importlib.util
 import os
 import sys
 import time
 from collections.abc import Callable
-from importlib.machinery import ModuleSpec
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from importlib.abc import Loader
+    from importlib.machinery import ModuleSpec
 
 
 class LazyLogger:
@@ -63,7 +65,11 @@ def after_import(name: str, callback: Callable[[], None]) -> None:
     sys.meta_path.insert(0, _AfterImport(name, callback))
 
 
-class _AfterImport(importlib.abc.MetaPathFinder):
+# The finder and loader below follow importlib's protocols without subclassing importlib.abc, whose
+# import (importlib.resources, tempfile, zipfile...) would cost `--version` more than it does.
+
+
+class _AfterImport:
     def __init__(self, name: str, callback: Callable[[], None]) -> None:
         self._name = name
         self._callback = callback
@@ -74,14 +80,14 @@ class _AfterImport(importlib.abc.MetaPathFinder):
         sys.meta_path.remove(self)  # once; and so the lookup below finds the real module
         spec = importlib.util.find_spec(fullname)
         if spec is not None and spec.loader is not None:
-            spec.loader = _ThenCall(spec.loader, self._callback)
+            spec.loader = _ThenCall(spec.loader, self._callback)  # type: ignore[assignment]
         return spec
 
 
-class _ThenCall(importlib.abc.Loader):
+class _ThenCall:
     """A module's own loader, with ``callback`` run once the module has executed."""
 
-    def __init__(self, loader: importlib.abc.Loader, callback: Callable[[], None]) -> None:
+    def __init__(self, loader: Loader, callback: Callable[[], None]) -> None:
         self._loader = loader
         self._callback = callback
 

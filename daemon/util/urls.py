@@ -7,13 +7,12 @@ import ipaddress
 import re
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
-import idna
-
 # Tracking parameters that never change what a link points at.
 _TRACKING = re.compile(r"^(utm_[a-z_]+|fbclid|gclid|dclid|mc_cid|mc_eid|yclid|igshid|ref_src|_hsenc|_hsmi)$", re.I)
 # Controls (browsers drop tab/CR/LF, so ``java\nscript:`` would be ``javascript:``), line separators and
 # bidi controls (which can make "exe.pdf" of "fdp.exe"): a link holding one is refused, never repaired.
 _REFUSED = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_SPACE = re.compile(r"\s")  # the characters str.isspace() is true of (both use Py_UNICODE_ISSPACE)
 
 
 def safe_link(raw: str | None, base: str | None = None) -> str | None:
@@ -26,7 +25,7 @@ def safe_link(raw: str | None, base: str | None = None) -> str | None:
     if not raw:
         return None
     cleaned = raw.strip()
-    if not cleaned or _REFUSED.search(cleaned) or any(c.isspace() for c in cleaned):
+    if not cleaned or _REFUSED.search(cleaned) or _SPACE.search(cleaned):
         return None
     if base and not urlsplit(cleaned).scheme:
         base_parts = urlsplit(base)
@@ -88,6 +87,8 @@ def host_problem(host: str) -> str | None:
     except ValueError:
         pass
     if not host.isascii():
+        import idna  # here: most hosts are plain ASCII, and every command that reads config checks them
+
         try:
             idna.encode(host.lower())
         except idna.IDNAError as exc:
@@ -100,6 +101,8 @@ def host_problem(host: str) -> str | None:
         if not label or len(label) > 63 or not _LDH.fullmatch(label):
             return f"host {host!r} is not a valid host name (label {label!r})"
         if label[:4].lower() == "xn--":
+            import idna
+
             try:
                 idna.decode(label.lower())
             except idna.IDNAError as exc:
@@ -109,7 +112,11 @@ def host_problem(host: str) -> str | None:
 
 def ascii_host(host: str) -> str:
     """The host as sent on the wire: IDNA 2008 A-labels for a non-ASCII name (validate it first)."""
-    return host if host.isascii() else idna.encode(host.lower()).decode("ascii")
+    if host.isascii():
+        return host
+    import idna
+
+    return str(idna.encode(host.lower()).decode("ascii"))
 
 
 def http_url_problem(url: str) -> str | None:

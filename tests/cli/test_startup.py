@@ -10,10 +10,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from pytest_httpserver import HTTPServer
 
 from daemon.cli import commands
 from daemon.cli.main import build_parser, command_word
 from tests.conftest import REPO, cli_env
+from tests.kit.feeds import FeedServer
 
 HEAVY = ("httpx", "apscheduler", "lxml", "feedparser", "rapidfuzz", "aiosmtplib", "tomlkit", "watchfiles")
 CONFIG = """[daemon]
@@ -25,10 +27,19 @@ default_channels = ["console"]
 [channels.console]
 type = "console"
 """
+RULE = """[rule.outage]
+threshold = 1.0
+[rule.outage.groups.what]
+terms = ["blackout*", "power cut"]
+"""
+# What a console-only `run --once` must not load: other channels' libraries, optional parts, the fallback parser.
+NOT_FOR_CONSOLE = ("aiosmtplib", "email.mime", "prometheus_client", "feedparser", "apprise")
 
 
-def loaded_after(cwd: Path, argv: list[str]) -> set[str]:
-    """Top-level modules imported by running ``feedwatch *argv`` (in-process, in a fresh interpreter)."""
+def loaded_after(cwd: Path, argv: list[str], *, full: bool = False) -> set[str]:
+    """Top-level modules (``full``: every module) imported by running ``feedwatch *argv`` (in-process,
+    in a fresh interpreter)."""
+    name = "m" if full else "m.split('.')[0]"
     script = (
         "import json, sys\n"
         "from daemon.cli.main import main\n"
@@ -37,7 +48,7 @@ def loaded_after(cwd: Path, argv: list[str]) -> set[str]:
         "except SystemExit:\n"
         "    pass\n"
         "sys.stdout.flush()\n"
-        "print('\\nMODULES', json.dumps(sorted({m.split('.')[0] for m, v in sys.modules.items() if v})))\n"
+        f"print('\\nMODULES', json.dumps(sorted({{{name} for m, v in sys.modules.items() if v}})))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", script], cwd=cwd, env=cli_env(), capture_output=True, text=True, timeout=60, check=False
@@ -109,3 +120,52 @@ class TestImports:
             loaded & {"aiosmtplib", "feedparser", "tomlkit", "click", "pygments", "apprise", "prometheus_client"}
             == set()
         )
+
+
+@pytest.fixture
+def polling_site(tmp_path: Path, httpserver: HTTPServer) -> tuple[Path, FeedServer]:
+    """A site with one rule and one feed on 127.0.0.1 that answers 304 once it has been read."""
+    feed = FeedServer(httpserver)
+    feed.add("g1", "Blackout across the city")
+    feed.add("g2", "Markets calm")
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "outage.toml").write_text(RULE)
+    (tmp_path / "config.toml").write_text(f'{CONFIG}\n[[feeds]]\nname = "wire"\nurl = "{feed.url}"\n')
+    return tmp_path, feed
+
+
+class TestRunOnce:
+    def test_console_only_run_loads_no_optional_library(self, polling_site: tuple[Path, FeedServer]) -> None:
+        """`run --once` with a console channel loads no SMTP, email, metrics or Apprise library, nor feedparser."""
+        site, feed = polling_site
+        loaded = loaded_after(site, ["run", "--once"], full=True)
+        assert len(feed.requests) == 1  # it did poll
+        assert {m for m in loaded if m.split(".")[0] in NOT_FOR_CONSOLE or m.startswith(NOT_FOR_CONSOLE)} == set()
+
+    def test_all_304_run_never_compiles_the_matcher(self, polling_site: tuple[Path, FeedServer]) -> None:
+        """A cycle with new items compiles the matcher; a cycle where every feed answers 304 does not."""
+        site, feed = polling_site
+        first = loaded_after(site, ["run", "--once"], full=True)
+        assert "daemon.rules.matcher" in first  # new items were scored: the module is a true witness
+        second = loaded_after(site, ["run", "--once"], full=True)
+        assert [r.headers.get("If-None-Match") is not None for r in feed.requests] == [False, True]
+        assert "daemon.rules.matcher" not in second
+        assert "regex" not in {m.split(".")[0] for m in second}
+
+    def test_rule_error_is_still_reported_at_load(self, polling_site: tuple[Path, FeedServer]) -> None:
+        """Validation stays eager: a bad term stops `run --once` before any poll, naming file and line."""
+        site, feed = polling_site
+        (site / "rules" / "outage.toml").write_text(RULE.replace('"power cut"', '"power *cut"'))
+        out = subprocess.run(
+            [sys.executable, "-m", "daemon", "run", "--once"],
+            cwd=site,
+            env=cli_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert out.returncode == 2
+        assert "outage.toml:4:" in out.stderr
+        assert "'*' is allowed only at the end of a word" in out.stderr
+        assert feed.requests == []
