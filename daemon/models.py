@@ -94,17 +94,24 @@ class Item:
     published: datetime | None = None
     author: str = ""
     guid: str | None = None
+    # content_hash, worked out once: a poll asks for it several times per item (new? scored? stored?).
+    _hash: str | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def content_hash(self) -> str:
         """Hash of what a reader sees; a change means the item was materially edited."""
+        known = self._hash
+        if known is not None:
+            return known
         from hashlib import sha256  # here: OpenSSL's start-up is not for commands that never hash an item
 
         h = sha256()
         for part in (self.title, self.summary, self.content):
             h.update(" ".join(part.split()).encode("utf-8", "replace"))
             h.update(b"\x1f")
-        return h.hexdigest()[:32]
+        known = h.hexdigest()[:32]
+        object.__setattr__(self, "_hash", known)  # a cache of a pure function of frozen fields
+        return known
 
     def field_text(self, name: str) -> str:
         if name == "title":

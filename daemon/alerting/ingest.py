@@ -195,16 +195,17 @@ def _ingest(
         prior_item = known.get(item.key)
         if prior_item is None:
             item_id = store.insert_item(
-                state.id, item.key, item.content_hash, item.title, item.link, item.published, now
-            )
+                state.id, item.key, item.content_hash, item.title, item.link, item.published, now,
+                summary=item.summary, content=item.content,
+            )  # fmt: skip
             result.new_items += 1
         elif prior_item.content_hash != item.content_hash:
             item_id = prior_item.id
             store.update_item(item_id, item.content_hash, item.title, item.link, now)
+            store.save_item_text(item_id, item.summary, item.content)
             result.changed_items += 1
         else:
             continue
-        store.save_item_text(item_id, item.summary, item.content)
         matches = scorer.score(item, feed_tags=tags)
         if not matches:
             continue

@@ -85,6 +85,9 @@ class IngestStore(AlertWriter, Protocol):
         link: str | None,
         published: datetime | None,
         now: datetime,
+        *,
+        summary: str | None = None,
+        content: str | None = None,
     ) -> int: ...
     def update_item(self, item_id: int, content_hash: str, title: str, link: str | None, now: datetime) -> None: ...
     def save_item_text(self, item_id: int, summary: str, content: str) -> None: ...

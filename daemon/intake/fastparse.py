@@ -60,6 +60,12 @@ _FIELDS = frozenset({"title", "link", "guid", "id", "description", "summary", "c
                      "published", "updated", "issued", "modified", "created", "date", "creator", "item", "entry",
                      "abstract", "fullitem", "body", "lastbuilddate"})  # fmt: skip
 _NESTS_FIELDS = frozenset({"author", "contributor", "source"})  # feedparser keeps their inner fields apart
+# What a direct child of an entry is, by its (namespace key, local name); the key sets above are disjoint.
+_KINDS = {
+    ("", "title"): "title", (_DC, "title"): "title", ("media", "title"): "media-title", ("", "link"): "link",
+    ("", "guid"): "guid", ("", "id"): "guid", ("", "content"): "content", (_CONTENT, "encoded"): "content",
+    **dict.fromkeys(_SUMMARY, "summary"), **dict.fromkeys(_DATE_SLOTS, "date"), **dict.fromkeys(_AUTHOR, "author"),
+}  # fmt: skip
 _ENTRY_KEYS = frozenset({("", "item"), ("", "entry")})
 _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 _XML_MEDIA = re.compile(r"(?:application|text)/(?:xml|[\w.+-]+\+xml)")
@@ -170,7 +176,14 @@ class _Doc:
 
 
 def _uri(value: str) -> str:
-    return _URI_FIXER.sub(r"\1\3", value.strip())
+    """feedparser's repair of extra slashes after ``scheme://`` (``_URI_FIXER.sub(r"\1\3", ...)``)."""
+    value = value.strip()
+    m = _URI_FIXER.match(value)
+    return value[: m.end(1)] + value[m.end(2) :] if m is not None and m.end(2) > m.end(1) else value
+
+
+def _amp(value: str) -> str:
+    return _AMP_REF.sub(r"&\1", value) if "&" in value else value
 
 
 def _date(el: Any, doc: _Doc) -> datetime | None:
@@ -200,30 +213,27 @@ class _EntryReader:
             self._child(child, _name(child.tag))
 
     def _child(self, child: Any, key: tuple[str, str]) -> None:
-        ns, local = key
-        if key in (("", "title"), (_DC, "title")):
-            self.events.append(("title", 1, self.doc.text(child), ""))
-        elif key == ("media", "title"):
-            self.events.append(("media-title", 1, self.doc.text(child), ""))
-        elif key == ("", "link"):
+        kind = _KINDS.get(key)
+        if kind is None:
+            ns, local = key
+            if local in ("fullitem", "body") and ns in ("", _XHTML):
+                raise Unsure(f"<{local}> as entry content")
+            if len(child) and local not in _NESTS_FIELDS:
+                self._nested(child, 2)
+        elif kind == "title" or kind == "media-title" or kind == "summary":
+            self.events.append((kind, 1, self.doc.text(child), ""))
+        elif kind == "link":
             self._link(child)
-        elif key in (("", "guid"), ("", "id")):
+        elif kind == "guid":
             self._guid(child)
-        elif key in _SUMMARY:
-            self.events.append(("summary", 1, self.doc.text(child), ""))
-        elif key in (("", "content"), (_CONTENT, "encoded")):
-            kind = _content_type(child, "text/html" if ns == _CONTENT else "text/plain")
-            self.events.append(("content", 1, self.doc.text(child), kind))
-        elif key in _DATE_SLOTS:
+        elif kind == "date":
             self.dates[_DATE_SLOTS[key]] = _date(child, self.doc)
-        elif key in _AUTHOR:
-            if not self.author:
-                name = next((c for c in child if _name(c.tag) == ("", "name")), None) if len(child) else child
-                self.author = self.doc.fix(((name.text if name is not None else "") or "").strip())
-        elif local in ("fullitem", "body") and ns in ("", _XHTML):
-            raise Unsure(f"<{local}> as entry content")
-        elif len(child) and local not in _NESTS_FIELDS:
-            self._nested(child, 2)
+        elif kind == "content":
+            ctype = _content_type(child, "text/html" if key[0] == _CONTENT else "text/plain")
+            self.events.append(("content", 1, self.doc.text(child), ctype))
+        elif not self.author:  # kind == "author"
+            name = next((c for c in child if _name(c.tag) == ("", "name")), None) if len(child) else child
+            self.author = self.doc.fix(((name.text if name is not None else "") or "").strip())
 
     def _nested(self, el: Any, depth: int) -> None:
         """Below a direct child (media:group and the like): media:title and summaries count, other fields refuse."""
@@ -245,7 +255,7 @@ class _EntryReader:
         if href is None:
             if _attr(child, "url") is not None or _attr(child, "uri") is not None or len(child):
                 raise Unsure("a link element of an unusual shape")
-            self.link = _AMP_REF.sub(r"&\1", self.doc.fix(_uri(child.text or "")).replace("&amp;", "&"))
+            self.link = _amp(self.doc.fix(_uri(child.text or "")).replace("&amp;", "&"))
             return
         rel = (_attr(child, "rel") or "alternate").lower()
         kind = _content_type(child, "application/atom+xml" if rel == "self" else "text/html")
@@ -327,7 +337,7 @@ def _channel(el: Any, doc: _Doc) -> tuple[str, str | None, str | None]:
         elif key == ("", "link"):
             href = _attr(child, "href")
             if href is None:
-                link = _AMP_REF.sub(r"&\1", doc.fix(_uri(child.text or "")))
+                link = _amp(doc.fix(_uri(child.text or "")))
             elif (_attr(child, "rel") or "alternate").lower() == "alternate" and _content_type(
                 child, "text/html"
             ) in _HTML_TYPES:

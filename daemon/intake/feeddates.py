@@ -28,6 +28,7 @@ _ZONE_HOURS = {
     "a": -1, "n": 1, "m": -12, "y": 12,
 }  # fmt: skip
 _RFC822_EXTRA_ZONES = {"met": 1, "mest": 2}  # known to feedparser's RFC 822 reader only
+_RFC822_ZONES = {**_ZONE_HOURS, **_RFC822_EXTRA_ZONES}
 _MONTHS = {m: i for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun",
                                        "jul", "aug", "sep", "oct", "nov", "dec"), start=1)}  # fmt: skip
 
@@ -44,7 +45,8 @@ _W3DTF = re.compile(
 
 def _utc(fields: tuple[int, int, int, int, int, int], offset_minutes: int) -> datetime:
     try:
-        return datetime(*fields, tzinfo=UTC) - timedelta(minutes=offset_minutes)
+        moment = datetime(*fields, tzinfo=UTC)
+        return moment - timedelta(minutes=offset_minutes) if offset_minutes else moment
     except (ValueError, OverflowError) as exc:
         raise UnsureDate(str(exc)) from None
 
@@ -73,5 +75,5 @@ def parse_date(text: str) -> datetime | None:
         if len(year) == 2:
             y += 1900 if y >= 90 else 2000
         fields = (y, _MONTHS[month], int(day), int(hour), int(minute), int(second or 0))
-        return _utc(fields, _offset(zone, {**_ZONE_HOURS, **_RFC822_EXTRA_ZONES}))
+        return _utc(fields, _offset(zone, _RFC822_ZONES))
     raise UnsureDate(f"unrecognised date {text[:60]!r}")

@@ -14,7 +14,7 @@ from daemon.rules.pattern import gap_words
 from daemon.rules.ruleset import EXCLUDE_GROUP, Rule, Term
 from daemon.util.text import FoldedText, fold, tokenize
 
-__all__ = ["EXCLUDE", "MAX_HITS_PER_TERM", "Evaluation", "Failure", "Raw", "Scan", "judge", "not_applied"]
+__all__ = ["EXCLUDE", "MAX_HITS_PER_TERM", "Evaluation", "Failure", "Raw", "Scan", "fires", "judge", "not_applied"]
 
 MAX_HITS_PER_TERM = 5  # occurrences reported per term; the counted one is always among them
 EXCLUDE = -1  # group index of a rule's exclude terms
@@ -94,11 +94,19 @@ def not_applied(rule: Rule, why: str) -> Evaluation:
     )  # fmt: skip
 
 
-def judge(rule: Rule, scan: Scan, raws: list[Raw]) -> Evaluation:
-    """The verdict of ``rule`` given the raw hits its terms (and their contexts) had in ``scan``."""
+class _Count(NamedTuple):
+    """What a verdict rests on: the hits that count, by term, and the groups that are met."""
+
+    raws: list[Raw]  # after field factors, ``unless`` contexts and nested hits
+    by_term: dict[tuple[int, int], list[Raw]]
+    met: set[int]
+    veto_groups: set[int]
+    factors: list[float]
+
+
+def _count(rule: Rule, scan: Scan, raws: list[Raw], notes: list[str]) -> _Count:
     factors = [rule.fields.get(name) for name in FIELDS]
     raws = [r for r in raws if factors[_field(r)] > 0]
-    notes: list[str] = []
     if any(r.context for r in raws):
         raws = _unmask(rule, scan, raws, notes)
     raws = _drop_nested(raws)
@@ -109,7 +117,38 @@ def judge(rule: Rule, scan: Scan, raws: list[Raw]) -> Evaluation:
             seen.add(key)
             by_term[(r.group, r.term)].append(r)
     met = _met_groups(rule, by_term, notes)
-    veto_groups = {i for i, g in enumerate(rule.groups) if g.name in rule.exclude_groups}
+    veto_groups = (
+        {i for i, g in enumerate(rule.groups) if g.name in rule.exclude_groups} if rule.exclude_groups else set()
+    )
+    return _Count(raws, by_term, met, veto_groups, factors)
+
+
+def fires(rule: Rule, scan: Scan, raws: list[Raw]) -> bool:
+    """``judge(rule, scan, raws).fired``, without building the hits and reasons (most rules with a hit
+    on an item do not fire, and showing why is the costly part).
+    """
+    raws, by_term, met, veto_groups, factors = _count(rule, scan, raws, [])
+    score = 0.0
+    counted = False
+    for (gi, ti), group_raws in by_term.items():
+        if gi == EXCLUDE or gi in veto_groups:
+            if gi == EXCLUDE or gi in met:
+                return False  # vetoed
+            continue
+        counted = True
+        if gi in met:  # the same sum, in the same order, as ``judge`` (a non-met term adds 0.0)
+            group = rule.groups[gi]
+            weight = group.terms[ti].weight
+            score += (group.weight if weight is None else weight) * max(factors[_field(r)] for r in group_raws)
+    if not counted or round(score, 6) < rule.threshold - 1e-9:
+        return False
+    return not _unmet(rule, scan, raws, met, met - veto_groups, [])
+
+
+def judge(rule: Rule, scan: Scan, raws: list[Raw]) -> Evaluation:
+    """The verdict of ``rule`` given the raw hits its terms (and their contexts) had in ``scan``."""
+    notes: list[str] = []
+    raws, by_term, met, veto_groups, factors = _count(rule, scan, raws, notes)
     hits: list[tuple[int, int, Hit]] = []
     vetoes: list[Hit] = []
     score = 0.0

@@ -21,7 +21,7 @@ import regex
 from rapidfuzz import fuzz
 
 from daemon.models import FIELDS, Item, RuleMatch
-from daemon.rules.judge import EXCLUDE, MAX_HITS_PER_TERM, Evaluation, Raw, Scan, judge, not_applied
+from daemon.rules.judge import EXCLUDE, MAX_HITS_PER_TERM, Evaluation, Raw, Scan, fires, judge, not_applied
 from daemon.rules.pattern import cased_regex, tail_regex
 from daemon.rules.ruleset import Alias, Rule, RuleSet, Term
 from daemon.rules.sre import parse_pattern
@@ -84,7 +84,8 @@ class Matcher:
         self._regexes: list[tuple[int, int, int, Any, bool]] = []  # Any: regex.Pattern (untyped)
         self._regex_needs: list[frozenset[str] | None] = []  # per regex: literals of which one must occur
         self._fuzzy: list[_FuzzyEntry] = []
-        self._fuzzy_cache: dict[str, tuple[tuple[str, int, float], ...]] = {}
+        # Chunks whose fuzzy verdict is known, and the verdicts that found something (see _scan_fuzzy).
+        self._fuzzy_known: tuple[set[str], dict[str, tuple[tuple[str, int, float], ...]]] = (set(), {})
         self._fuzzy_token_re: re.Pattern[str] | None = None
         self._needs_case_fold = False
         self._compile()
@@ -231,27 +232,33 @@ class Matcher:
                     scan.hits[ri].append(Raw(gi, ti, rx.pattern, field, m.start(), m.end(), None))
 
     def _scan_fuzzy(self, scan: Scan, fi: int, ft: FoldedText) -> None:
-        # Whitespace-separated chunks are looked up in a cache of earlier verdicts; news vocabulary
-        # repeats, so rapidfuzz runs only on chunks never seen before. Positions are found only for
-        # the rare chunks that hold a fuzzy hit.
+        # Whitespace-separated chunks never seen before are looked up with rapidfuzz; news vocabulary
+        # repeats, so set operations in C settle nearly every chunk, and only the rare chunks that hold a
+        # fuzzy hit are kept with their verdict. Positions are found only for those. The two collections
+        # are swapped out together when full, never cleared, so a call beside another thread sees a
+        # consistent pair. Every chunk holding a word contributes that word's same list of entries, so
+        # the order chunks are visited in changes nothing.
         assert self._fuzzy_token_re is not None
-        cache = self._fuzzy_cache
-        positive: dict[str, list[tuple[int, float]]] = {}
-        for chunk in set(ft.text.split(" ")):
-            found = cache.get(chunk)
-            if found is None:
-                found = tuple(
-                    (word, idx, score)
-                    for word in self._fuzzy_token_re.findall(chunk)
-                    for idx, score in self._fuzzy_lookup(word)
-                )
-                if len(cache) >= _FUZZY_CACHE_MAX:
-                    cache.clear()
-                cache[chunk] = found
-            for word, idx, score in found:
-                positive.setdefault(word, []).append((idx, score))
-        if not positive:
+        seen, found_in = self._fuzzy_known
+        if len(seen) >= _FUZZY_CACHE_MAX:
+            seen, found_in = self._fuzzy_known = (set(), {})
+        chunks = set(ft.text.split(" "))
+        for chunk in chunks - seen:
+            found = tuple(
+                (word, idx, score)
+                for word in self._fuzzy_token_re.findall(chunk)
+                for idx, score in self._fuzzy_lookup(word)
+            )
+            seen.add(chunk)
+            if found:
+                found_in[chunk] = found
+        hit_chunks = found_in.keys() & chunks
+        if not hit_chunks:
             return
+        positive: dict[str, list[tuple[int, float]]] = {}
+        for chunk in hit_chunks:
+            for word, idx, score in found_in[chunk]:
+                positive.setdefault(word, []).append((idx, score))
         for tok in tokenize(ft.text):
             for idx, score in positive.get(tok.text, ()):
                 fe = self._fuzzy[idx]
@@ -281,9 +288,11 @@ class Matcher:
             rule = self.rules[ri]
             if not rule.enabled or rule.not_applicable(item.feed, feed_tags) is not None:
                 continue
-            match = judge(rule, scan, scan.hits[ri]).to_match()
-            if match is not None:
-                out.append(match)
+            raws = scan.hits[ri]
+            if fires(rule, scan, raws):
+                match = judge(rule, scan, raws).to_match()
+                if match is not None:
+                    out.append(match)
         overruns = tuple(
             self.rules[ri].id
             for ri in sorted(scan.overrun)

@@ -15,7 +15,8 @@ from daemon.config.settings import Config
 from daemon.models import Item, Severity, hit_from_dict, hit_to_dict
 from daemon.rules.load import load_rules
 from daemon.rules.matcher import Matcher
-from daemon.store.controls import ITEM_TEXT_MAX, ItemRow, StoredAlert
+from daemon.store.base import ITEM_TEXT_MAX
+from daemon.store.controls import ItemRow, StoredAlert
 from daemon.store.sqlite import Store
 
 

@@ -18,6 +18,7 @@ from daemon.store.trouble import store_error
 from daemon.util.durations import format_size
 from daemon.util.startup import LazyLogger
 
+ITEM_TEXT_MAX = 32_000  # characters of summary and of content kept per item for explain
 _AMPLE_FREE = 256 << 20  # bytes free on the disk above which "full" cannot be the disk
 
 log = LazyLogger("daemon.store.sqlite")  # structlog loads only if the store logs

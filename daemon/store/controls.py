@@ -15,12 +15,9 @@ from typing import Any
 
 from daemon.errors import StoreError
 from daemon.models import Alert, Silence, alert_from_dict
-from daemon.store.base import StoreBase
+from daemon.store.base import ITEM_TEXT_MAX, StoreBase
 from daemon.store.rows import from_iso as _dt
 from daemon.store.rows import iso as _iso
-
-ITEM_TEXT_MAX = 32_000  # characters of summary and of content kept per item for explain
-
 
 SCHEMA_SILENCES = 3  # the migration that added silences and the other control tables
 

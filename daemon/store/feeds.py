@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from daemon.models import FeedDocument, FeedHealth, RuleMatch, Severity, hit_to_dict
-from daemon.store.base import StoreBase
+from daemon.store.base import ITEM_TEXT_MAX, StoreBase
 from daemon.store.rows import (
     OUTBOX_DIGEST,
     OUTBOX_HELD,
@@ -180,12 +180,21 @@ class FeedTables(StoreBase):
         link: str | None,
         published: datetime | None,
         now: datetime,
+        *,
+        summary: str | None = None,
+        content: str | None = None,
     ) -> int:
+        """A new item's row; its text (cut at ITEM_TEXT_MAX) in the same statement when given."""
+        seen = iso(now)
         cur = self._write(
-            "INSERT INTO items(feed_id, key, content_hash, title, link, published, first_seen, last_seen_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (feed_id, key, content_hash, title, link, iso(published) if published else None, iso(now), iso(now)),
-        )
+            "INSERT INTO items(feed_id, key, content_hash, title, link, published, first_seen, last_seen_at, "
+            "summary, content) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                feed_id, key, content_hash, title, link, iso(published) if published else None, seen, seen,
+                None if summary is None else summary[:ITEM_TEXT_MAX],
+                None if content is None else content[:ITEM_TEXT_MAX],
+            ),
+        )  # fmt: skip
         assert cur.lastrowid is not None
         return cur.lastrowid
 

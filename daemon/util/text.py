@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from html import unescape
 from html.parser import HTMLParser
 from typing import NamedTuple
 
@@ -354,16 +355,59 @@ class _TextExtractor(HTMLParser):
             self.parts.append(data)
 
 
+# A tag whose extent and name html.parser reads exactly as written: a name of letters and digits, ASCII
+# whitespace, plain attribute names, quoted values without angle brackets, bare values without quotes,
+# slashes or angle brackets. Anything else in a fragment (comments, declarations, a stray "<") goes to
+# html.parser itself.
+_WS = r"[ \t\n\r\f]"
+_SIMPLE_TAG = re.compile(
+    rf"<(?:/([a-zA-Z][a-zA-Z0-9]*){_WS}*"
+    rf"|([a-zA-Z][a-zA-Z0-9]*)(?:{_WS}+[a-zA-Z_:][-a-zA-Z0-9_:.]*"
+    rf"""(?:{_WS}*={_WS}*(?:"[^"<>]*"|'[^'<>]*'|[^\s"'=<>`/]+))?)*{_WS}*/?)>"""
+)
+
+
 def html_to_text(html: str) -> str:
     """Visible text of an HTML fragment: entities decoded, script/style dropped, block boundaries as
     spaces, whitespace collapsed. Plain text passes through (with entities decoded).
     """
-    if "<" not in html and "&" not in html:
-        return " ".join(html.split())
-    parser = _TextExtractor()
-    parser.feed(html)
-    parser.close()
-    return " ".join("".join(parser.parts).split())
+    if "<" not in html:
+        return " ".join((unescape(html) if "&" in html else html).split())
+    text = _simple_html_text(html)
+    if text is None:
+        parser = _TextExtractor()
+        parser.feed(html)
+        parser.close()
+        text = "".join(parser.parts)
+    return " ".join(text.split())
+
+
+def _simple_html_text(html: str) -> str | None:
+    """The text ``_TextExtractor`` would collect, without its parser, when every "<" opens a simple tag
+    and no tag is one whose content is dropped; else None.
+
+    html.parser unescapes each run of text between two tags as a whole, so each run here is too.
+    """
+    parts: list[str] = []
+    pos = 0
+    for m in _SIMPLE_TAG.finditer(html):
+        start = m.start()
+        if start > pos:
+            run = html[pos:start]
+            if "<" in run:
+                return None
+            parts.append(unescape(run) if "&" in run else run)
+        name = (m.group(1) or m.group(2)).lower()
+        if name in _SKIP_TAGS:
+            return None
+        if name in _BLOCK_TAGS:
+            parts.append(" ")
+        pos = m.end()
+    rest = html[pos:]
+    if "<" in rest:
+        return None
+    parts.append(unescape(rest) if "&" in rest else rest)
+    return "".join(parts)
 
 
 # --- regex terms -----------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ _TRACKING = re.compile(r"^(utm_[a-z_]+|fbclid|gclid|dclid|mc_cid|mc_eid|yclid|ig
 # Controls (browsers drop tab/CR/LF, so ``java\nscript:`` would be ``javascript:``), line separators and
 # bidi controls (which can make "exe.pdf" of "fdp.exe"): a link holding one is refused, never repaired.
 _REFUSED = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_SPACE = re.compile(r"\s")  # the characters str.isspace() is true of (both use Py_UNICODE_ISSPACE)
 
 
 def safe_link(raw: str | None, base: str | None = None) -> str | None:
@@ -24,7 +25,7 @@ def safe_link(raw: str | None, base: str | None = None) -> str | None:
     if not raw:
         return None
     cleaned = raw.strip()
-    if not cleaned or _REFUSED.search(cleaned) or any(c.isspace() for c in cleaned):
+    if not cleaned or _REFUSED.search(cleaned) or _SPACE.search(cleaned):
         return None
     if base and not urlsplit(cleaned).scheme:
         base_parts = urlsplit(base)

@@ -107,6 +107,29 @@ class TestShippedRules:
         assert precision >= MIN_WRITTEN, f"precision {precision:.3f}"
         assert recall >= MIN_WRITTEN, f"recall {recall:.3f}"
 
+    def test_scoring_agrees_with_full_verdicts(self, matcher: Matcher) -> None:
+        """``score`` (which skips building the reasons of rules that do not fire) fires exactly the rules,
+        with exactly the matches, that ``evaluate`` judges fired, on the written sets and the rules' examples.
+        """
+        items = [
+            Item(
+                feed="demo", key=str(row["id"]), title=str(row["title"]), link=None, summary=str(row.get("summary", ""))
+            )
+            for path in WRITTEN
+            for row in _rows(path)
+        ]
+        items += [
+            Item(feed="demo", key=f"{rule.id}/{n}", title=ex.title, link=None, summary=ex.summary, content=ex.content)
+            for rule in matcher.rules
+            for n, ex in enumerate(rule.examples)
+        ]
+        fired = 0
+        for item in items:
+            full = [e.to_match() for e in matcher.evaluate(item) if e.fired]
+            assert matcher.score(item) == full, item.title
+            fired += bool(full)
+        assert fired > 100
+
     @pytest.mark.skipif(DEV is None, reason="shared/realnews/dev.jsonl not found beside or above the repo")
     def test_real_news_dev_set(self, matcher: Matcher) -> None:
         """On real published news (shared/realnews/dev.jsonl, 0/1 labels) any-rule precision reaches 0.92

@@ -13,6 +13,8 @@ from daemon.util.text import (
     MARK_RANGES_UNICODE,
     FoldedText,
     _fold_with_offsets,
+    _simple_html_text,
+    _TextExtractor,
     fold,
     fold_pattern,
     fold_term,
@@ -184,6 +186,30 @@ class TestHtmlToText:
     def test_html_to_text(self, source: str, text: str) -> None:
         """Visible text only: entities decoded, blocks separated, scripts and styles dropped."""
         assert html_to_text(source) == text
+
+    def test_same_text_as_the_full_parser(self) -> None:
+        """Random fragments of simple and tricky markup give exactly the text html.parser collects."""
+        pieces = [
+            "<p>", "</p>", "<P class='x'>", "<br/>", "<br />", "<img src=\"a.jpg\" alt=x/>", "<b>", "</b >",
+            "<a href=http://e.example/?a=1&amp;b=2>", "</a>", "<div\tid=\"d\"\n>", "<h1>", "</h1>", "<li>",
+            "<span data-x='1' hidden>", "<script>", "</script>", "<style>", "<svg>", "</svg>", "<!-- c -->",
+            "<!DOCTYPE html>", "<?pi?>", "<", ">", "</>", "<a b=c=d>", "<a\xa0b>", "<p\x0b>", "</p x>",
+            "<a title='>'>", "<3", "a < b", "&amp;", "&lt;", "&eacute;", "&#8209;", "&#x41;", "&nbsp;", "&amp",
+            "&unknown;", "AT&T", "&", "Karabakh", "Stepanakert ", "\u00e9t\u00e9", " ", "\n", "x", "...",
+        ]  # fmt: skip
+        rng = random.Random(14)
+        for _ in range(4000):
+            source = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 12)))
+            parser = _TextExtractor()
+            parser.feed(source)
+            parser.close()
+            assert html_to_text(source) == " ".join("".join(parser.parts).split()), source
+
+    def test_simple_markup_skips_the_full_parser(self) -> None:
+        """A fragment of plain tags and entities is read without html.parser; a comment is not."""
+        assert _simple_html_text("<p>AT&amp;T</p><br/>x") == " AT&T  x"
+        assert _simple_html_text("<p>a</p><!-- b -->") is None
+        assert _simple_html_text("<p>a</p><script>b</script>") is None
 
 
 class TestFoldPattern:
