@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
-import httpx
 import structlog
 
 from daemon.alerting.ingest import Routing
@@ -24,6 +23,8 @@ from daemon.store.async_store import AsyncStore
 from daemon.store.sqlite import Store
 
 if TYPE_CHECKING:
+    import httpx
+
     from daemon.rules.matcher import Matcher
     from daemon.service.metrics import Metrics
 
