@@ -11,6 +11,7 @@ import asyncio
 import random
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
@@ -46,6 +47,7 @@ RECORDED_ALERT = frozenset(
     {Outcome.ALERTED, Outcome.UPDATED, Outcome.STORM, Outcome.DIGEST, Outcome.SILENCED, Outcome.SEVERITY_FLOOR}
 )
 AUTO_CEILING = 12 * 3600.0  # "auto" never waits longer than this between polls
+CPU_STAGES = 2  # polls parsing, scoring or ingesting at once: one in each stage keeps the CPU busy
 
 
 class ActiveSet(Protocol):
@@ -95,6 +97,8 @@ class Poller:
         self._rng = rng or random.Random()
         self._hosts: dict[str, asyncio.Semaphore] = {}
         self._global = asyncio.Semaphore(active().config.polling.max_concurrency)
+        self._in_hand = asyncio.Semaphore(active().config.polling.max_concurrency)
+        self._stage = asyncio.Semaphore(CPU_STAGES)
         # Rules already reported for a regex overrun, for the matcher in use (a reload starts afresh).
         self._overran: tuple[Matcher | None, set[str]] = (None, set())
 
@@ -115,19 +119,31 @@ class Poller:
         if state.health.disabled:
             return
         now = self._clock()
+        parsed: ParsedFeed | None = None
+        new_items = 0
         try:
-            result = await self._fetch(feed, state)
-            parsed = None
+            # A fetched document waits for the CPU stages holding this slot, so a busy CPU slows the
+            # fetching down instead of piling up documents; with the CPU idle the wait is nil.
+            await self._in_hand.acquire()
+            try:
+                result = await self._fetch(feed, state)
+                if result.status != 304:
+                    # Parse, score and ingest hold the GIL or the store's one thread anyway: letting every
+                    # fetched feed into them at once would only multiply the documents and items alive.
+                    await self._stage.acquire()
+            finally:
+                self._in_hand.release()
             if result.status != 304:
-                assert result.body is not None
-                parsed = await self._parse(feed, result)
+                try:
+                    parsed = await self._parse(feed, result)
+                    result = replace(result, body=None)  # the items are all the poll needs from here on
+                    new_items = await self._ingest(feed, state, result, parsed, now)
+                finally:
+                    self._stage.release()
         except FetchError as exc:
             self._observer.polled(feed.name, ok=False)
             await self._failed(feed, state, exc, now)
             return
-        new_items = 0
-        if parsed is not None:
-            new_items = await self._ingest(feed, state, result, parsed, now)
         self._observer.polled(feed.name, ok=True, new_items=new_items)
         await self._succeeded(feed, state, result, parsed, new_items, now)
 
