@@ -8,7 +8,6 @@ JSON shape used by the outbox and the generic webhook (schema version ``SCHEMA_V
 from __future__ import annotations
 
 import enum
-import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -104,7 +103,9 @@ class Item:
         known = self._hash
         if known is not None:
             return known
-        h = hashlib.sha256()
+        from hashlib import sha256  # here: OpenSSL's start-up is not for commands that never hash an item
+
+        h = sha256()
         for part in (self.title, self.summary, self.content):
             h.update(" ".join(part.split()).encode("utf-8", "replace"))
             h.update(b"\x1f")

@@ -17,7 +17,7 @@ from daemon import __version__
 from daemon.cli import commands
 from daemon.cli.exitcodes import ExitCode
 from daemon.errors import ConfigError, FeedwatchError, RuleError, StoreError
-from daemon.util.startup import after_import
+from daemon.util.startup import after_import, no_gc
 
 Handler = Callable[[argparse.Namespace], int]
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -95,7 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = command_word(words)
     # Only the named command's module is imported: `--version` and `status` start in a blink.
     bare = command is None and "--version" in words and not {"-h", "--help"} & set(words)
-    parser = build_parser(command, bare=bare)
+    with no_gc():  # importing the command's modules: see daemon.util.startup
+        parser = build_parser(command, bare=bare)
     try:
         args = parser.parse_args(argv)  # --help writes to stdout too
         # Every command logs to stderr (structlog's default is stdout, where `--json` output goes),

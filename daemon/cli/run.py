@@ -10,6 +10,7 @@ from daemon.cli.common import load, show
 from daemon.cli.exitcodes import ExitCode
 from daemon.config.model import Config
 from daemon.service.log import setup_logging
+from daemon.util.startup import no_gc
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -34,11 +35,12 @@ def log_level(args: argparse.Namespace, config: Config) -> str:
 def cmd_run(args: argparse.Namespace) -> int:
     if args.dry_run:
         return _dry_run(args)
-    from daemon.service.app import Service
+    with no_gc():  # the daemon's modules, config and rules: see daemon.util.startup
+        from daemon.service.app import Service
 
-    config = load(args)
-    setup_logging(log_level(args, config))
-    service = Service(config)
+        config = load(args)
+        setup_logging(log_level(args, config))
+        service = Service(config)
     if not args.once:
         asyncio.run(service.run_forever())
         return ExitCode.OK

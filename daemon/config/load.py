@@ -32,6 +32,7 @@ from daemon.config.model import (
 from daemon.errors import ConfigError
 from daemon.notify.console import ConsoleSettings
 from daemon.notify.registry import CHANNEL_TYPES
+from daemon.util.startup import no_gc
 from daemon.util.tomlpos import KeyPath, close_match, syntax_position
 from daemon.util.urls import http_url_problem, missing_scheme
 
@@ -74,6 +75,11 @@ def read_toml(path: Path, problems: Problems | None = None) -> dict[str, Any]:
 
 def load_config(path: Path | str, *, secrets: bool = True) -> Config:
     """Load and validate; ``secrets=False`` checks secret keys but does not read their values."""
+    with no_gc():  # many objects, no garbage: see daemon.util.startup
+        return _load_config(path, secrets=secrets)
+
+
+def _load_config(path: Path | str, *, secrets: bool) -> Config:
     path = Path(path).absolute()
     problems = Problems()
     data = read_toml(path, problems)

@@ -18,10 +18,9 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from email.utils import format_datetime, getaddresses, parseaddr
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import aiosmtplib
-import httpx
 import msgspec
 import structlog
 
@@ -34,6 +33,9 @@ from daemon.util.fields import Alias, Duration, Parse
 from daemon.util.redact import redact_text
 from daemon.util.secret import Secret
 from daemon.util.urls import ascii_host, host_problem
+
+if TYPE_CHECKING:
+    import httpx  # email needs no HTTP client: a mail-only config must not load it
 
 log = structlog.get_logger(__name__)
 

@@ -12,6 +12,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from daemon.rules.ruleset import RuleSet
+from daemon.util.startup import no_gc
 
 if TYPE_CHECKING:
     from daemon.models import Item, RuleMatch
@@ -43,7 +44,8 @@ class LazyMatcher:
             if self._matcher is None:
                 from daemon.rules.matcher import Matcher
 
-                self._matcher = Matcher(self.ruleset)
+                with no_gc():  # many objects, no garbage: see daemon.util.startup
+                    self._matcher = Matcher(self.ruleset)
             return self._matcher
 
     # The scorer interface of daemon.alerting.ingest, so a score sheet can hold this before it is built.

@@ -26,6 +26,7 @@ from daemon.rules.ruleset import (
     Term,
 )
 from daemon.rules.terms import parse_list
+from daemon.util.startup import no_gc
 
 
 @dataclass
@@ -60,7 +61,11 @@ def load_rules(
     nothing; its errors are reported either way. Rule ids and list names are global: a second
     definition is an error in the file that did not have it before (else the later file by name).
     """
-    rules_dir = Path(rules_dir)
+    with no_gc():  # many objects, no garbage: see daemon.util.startup
+        return _load_rules(Path(rules_dir), channels, previous)
+
+
+def _load_rules(rules_dir: Path, channels: Collection[str] | None, previous: LoadReport | None) -> LoadReport:
     if not rules_dir.is_dir():
         err = RuleError(f"rules directory {str(rules_dir)!r} does not exist", path=rules_dir)
         return LoadReport(RuleSet(), errors=(err,))
@@ -175,7 +180,8 @@ def check_examples(ruleset: RuleSet) -> list[ExampleFailure]:
     """
     from daemon.rules.matcher import Matcher  # here: loading rules needs no matcher (the daemon compiles it lazily)
 
-    matcher = Matcher(ruleset)
+    with no_gc():
+        matcher = Matcher(ruleset)
     failures: list[ExampleFailure] = []
     for rule in ruleset.rules:
         for i, ex in enumerate(rule.examples):

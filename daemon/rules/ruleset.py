@@ -70,6 +70,8 @@ class Alias:
     @property
     def key(self) -> tuple[str, bool, tuple[tuple[int, str, bool], ...]]:
         """What makes two aliases the same after folding (letter case aside)."""
+        if not self.steps:  # most aliases: no tuple to build
+            return self.folded, self.prefix, ()
         return self.folded, self.prefix, tuple((s.gap, s.folded, s.prefix) for s in self.steps)
 
 
