@@ -32,7 +32,8 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import SupportsIndex
 from urllib.parse import quote, urlsplit
 
 import h11
@@ -115,12 +116,40 @@ class _Stale(Exception):
     """A kept connection turned out closed before any byte of the answer: retry on a new one."""
 
 
+class IdleAwareReader(asyncio.StreamReader):
+    """A StreamReader that notices bytes arriving while its connection sits idle in the pool.
+
+    A server says nothing on an idle HTTP/1.1 connection; anything it does send (a "408 Request
+    Timeout" before hanging up, junk) would be read as the answer to our next request.
+    """
+
+    idle = False
+    unsolicited = False
+
+    def feed_data(self, data: Iterable[SupportsIndex]) -> None:
+        if self.idle:
+            self.unsolicited = True
+        super().feed_data(data)
+
+
 async def open_streams(host: str, port: int, tls: ssl.SSLContext | None, server_name: str | None) -> Streams:
     """A TCP connection (TLS when ``tls`` is given), resolved by the system; with several addresses the
-    next one is tried after 250 ms without waiting for the first to fail (RFC 8305 "happy eyeballs")."""
-    return await asyncio.open_connection(
-        host, port, ssl=tls, server_hostname=server_name if tls else None, happy_eyeballs_delay=0.25
+    next one is tried after 250 ms without waiting for the first to fail (RFC 8305 "happy eyeballs").
+
+    :func:`asyncio.open_connection`, with an :class:`IdleAwareReader`.
+    """
+    loop = asyncio.get_running_loop()
+    reader = IdleAwareReader(limit=2 * READ_SIZE, loop=loop)
+    protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+    transport, _ = await loop.create_connection(
+        lambda: protocol,
+        host,
+        port,
+        ssl=tls,
+        server_hostname=server_name if tls else None,
+        happy_eyeballs_delay=0.25,
     )
+    return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
 
 
 class _Connection:
@@ -142,7 +171,15 @@ class _Connection:
         self.answered = False  # a byte of the current response has arrived
 
     def alive(self) -> bool:
-        return not self.writer.is_closing() and not self.reader.at_eof()
+        """Still usable: not closed by either side, and nothing arrived while it was idle."""
+        reader = self.reader
+        if isinstance(reader, IdleAwareReader) and reader.unsolicited:
+            return False
+        return not self.writer.is_closing() and not reader.at_eof()
+
+    def idle(self, idle: bool) -> None:
+        if isinstance(self.reader, IdleAwareReader):
+            self.reader.idle = idle
 
     def close(self) -> None:
         # abort, not close: nothing is left to send, and a TLS close_notify could wait on a dead peer.
@@ -421,6 +458,7 @@ class HTTPClient:
             conn = idle.pop()  # newest first: the likeliest to be still open
             self._idle_count -= 1
             if conn.expires > now and conn.alive():
+                conn.idle(False)
                 return conn
             conn.close()
         return None
@@ -428,7 +466,9 @@ class HTTPClient:
     def _release(self, conn: _Connection, keepalive: float) -> None:
         """A response read to its end: keep its connection when HTTP/1.1 and everyone allow it."""
         state = conn.h11
-        if self._closed or keepalive <= 0 or state.our_state is not h11.DONE or state.their_state is not h11.DONE:
+        done = state.our_state is h11.DONE and state.their_state is h11.DONE
+        # Bytes past the response's end (a body on a 304, say) would be misread as the next answer.
+        if self._closed or keepalive <= 0 or not done or state.trailing_data[0]:
             conn.close()
             return
         state.start_next_cycle()
@@ -441,6 +481,7 @@ class HTTPClient:
             conn.close()
             return
         conn.expires = time.monotonic() + keepalive
+        conn.idle(True)
         idle.append(conn)
         self._idle_count += 1
         if self._sweeper is None:
