@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 
 from daemon.errors import FetchError
+from daemon.intake.connection import PeerRefused
 from daemon.intake.fetch import Fetcher, FetchResult, FetchSettings, make_client
 from daemon.intake.headers import BasicAuth, Validators
-from daemon.intake.http1 import HTTPClient, PeerRefused
+from daemon.intake.http1 import HTTPClient
 from daemon.intake.proxies import ProxyRules
 from tests.kit.tls import server_context
 
