@@ -20,6 +20,7 @@ from daemon.util.startup import LazyLogger
 
 ITEM_TEXT_MAX = 32_000  # characters of summary and of content kept per item for explain
 _AMPLE_FREE = 256 << 20  # bytes free on the disk above which "full" cannot be the disk
+PAGE_CACHE_KIB = 512  # SQLite's page cache per connection, in KiB
 
 log = LazyLogger("daemon.store.sqlite")  # structlog loads only if the store logs
 
@@ -76,6 +77,9 @@ class StoreBase:
             if not readonly:
                 self.conn.execute("PRAGMA journal_mode = WAL")
                 self.conn.execute("PRAGMA synchronous = NORMAL")
+                # Lookups hit the OS's file cache just as well; SQLite's 2 MiB default would be a
+                # daemon's biggest single buffer, kept for good after the first busy cycle.
+                self.conn.execute(f"PRAGMA cache_size = {-PAGE_CACHE_KIB}")
                 self.set_limits(max_size=max_size, busy_timeout=busy_timeout)
                 self._migrate()
             else:

@@ -42,6 +42,10 @@ class TestSchema:
         assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert store.schema_version() == len(MIGRATIONS)
 
+    def test_page_cache_is_small(self, store: Store) -> None:
+        """The daemon's connection keeps a 512 KiB page cache, not SQLite's 2 MiB default."""
+        assert store.conn.execute("PRAGMA cache_size").fetchone()[0] == -512
+
     def test_reopen_keeps_data(self, tmp_path: Path) -> None:
         """Data survives closing and reopening (migrations do not run twice)."""
         s = Store(tmp_path / "fw.db")
