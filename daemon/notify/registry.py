@@ -65,7 +65,7 @@ CHANNEL_TYPES: Mapping[str, ChannelType[Any]] = _Types()
 SETTINGS_TYPES: Mapping[str, type[msgspec.Struct]] = _Settings()
 
 
-def build_channel(name: str, type_: str, settings: object, *, http: httpx.AsyncClient) -> Channel:
+def build_channel(name: str, type_: str, settings: object, *, http: httpx.AsyncClient | None) -> Channel:
     """A channel of ``type_`` named ``name``; unknown types and mismatched settings are ConfigErrors."""
     kind = CHANNEL_TYPES.get(type_)
     if kind is None:
