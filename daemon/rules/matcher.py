@@ -84,10 +84,13 @@ class Matcher:
         self._regexes: list[tuple[int, int, int, Any, bool]] = []  # Any: regex.Pattern (untyped)
         self._regex_needs: list[frozenset[str] | None] = []  # per regex: literals of which one must occur
         self._fuzzy: list[_FuzzyEntry] = []
+        self._fuzzy_terms: list[tuple[str, float, int, tuple[int, ...]]] = []  # (folded, threshold, window, entries)
         # Chunks whose fuzzy verdict is known, and the verdicts that found something (see _scan_fuzzy).
         self._fuzzy_known: tuple[set[str], dict[str, tuple[tuple[str, int, float], ...]]] = (set(), {})
         self._fuzzy_token_re: re.Pattern[str] | None = None
         self._needs_case_fold = False
+        # Per rule, its ``require`` entries as sets of group indices (any one of which must count).
+        self._requires = [_required_groups(rule) for rule in self.rules]
         self._compile()
 
     # --- compilation -------------------------------------------------------------------------------
@@ -120,6 +123,12 @@ class Matcher:
         if self._fuzzy:
             shortest = min(len(fe.folded) - fe.window for fe in self._fuzzy)
             self._fuzzy_token_re = word_pattern(max(1, shortest))
+            # Shared lists repeat one spelling in many rules: rapidfuzz compares each spelling (and
+            # threshold) once per word, and the verdict goes to every entry that has it.
+            same: dict[tuple[str, float, int], list[int]] = defaultdict(list)
+            for idx, fe in enumerate(self._fuzzy):
+                same[(fe.folded, fe.threshold, fe.window)].append(idx)
+            self._fuzzy_terms = [(f, t, w, tuple(ix)) for (f, t, w), ix in same.items()]
         if words:
             automaton = ahocorasick.Automaton()
             for key, entries in words.items():
@@ -266,12 +275,13 @@ class Matcher:
 
     def _fuzzy_lookup(self, token: str) -> tuple[tuple[int, float], ...]:
         out: list[tuple[int, float]] = []
-        for idx, fe in enumerate(self._fuzzy):
-            if token == fe.folded or abs(len(token) - len(fe.folded)) > fe.window:
+        for folded, threshold, window, indices in self._fuzzy_terms:
+            if token == folded or abs(len(token) - len(folded)) > window:
                 continue
-            score = fuzz.ratio(fe.folded, token, score_cutoff=fe.threshold)
+            score = fuzz.ratio(folded, token, score_cutoff=threshold)
             if score:
-                out.append((idx, round(score, 1)))
+                out += [(idx, round(score, 1)) for idx in indices]
+        out.sort()  # entry order, as if each entry had been compared on its own
         return tuple(out)
 
     # --- judging -----------------------------------------------------------------------------------
@@ -289,6 +299,12 @@ class Matcher:
             if not rule.enabled or rule.not_applicable(item.feed, feed_tags) is not None:
                 continue
             raws = scan.hits[ri]
+            if self._requires[ri]:
+                # A group counts only with a hit of its own (not an ``unless`` context): most rules with a
+                # hit on an item have none in a required group, and need no judging at all.
+                groups = {r.group for r in raws if not r.context}
+                if any(groups.isdisjoint(need) for need in self._requires[ri]):
+                    continue
             if fires(rule, scan, raws):
                 match = judge(rule, scan, raws).to_match()
                 if match is not None:
@@ -391,6 +407,11 @@ def _literal_branch(sub: Any) -> frozenset[str] | None:
             chars.append(chr(av))
         out.add("".join(chars))
     return frozenset(out)
+
+
+def _required_groups(rule: Rule) -> tuple[frozenset[int], ...]:
+    names = {g.name: i for i, g in enumerate(rule.groups)}
+    return tuple(frozenset(names[g] for g in entry.split("|") if g in names) for entry in rule.require)
 
 
 def _entry(ri: int, gi: int, ti: int, alias: Alias, case: bool, *, context: bool = False) -> _Entry:
