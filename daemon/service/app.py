@@ -462,7 +462,7 @@ class Service:
         started = time.perf_counter()
         active = self.active
         await asyncio.to_thread(active.scorer.get)
-        log.debug(
+        log.info(
             "matcher_compiled", rules=len(active.report.ruleset.rules), ms=round((time.perf_counter() - started) * 1000)
         )
 
