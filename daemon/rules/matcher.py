@@ -20,7 +20,7 @@ import ahocorasick
 import regex
 from rapidfuzz import fuzz
 
-from daemon.models import FIELDS, Item, RuleMatch
+from daemon.models import Item, RuleMatch
 from daemon.rules.judge import EXCLUDE, MAX_HITS_PER_TERM, Evaluation, Raw, Scan, fires, judge, not_applied
 from daemon.rules.pattern import cased_regex, tail_regex
 from daemon.rules.ruleset import Alias, Rule, RuleSet, Term
@@ -145,7 +145,7 @@ class Matcher:
     # --- scanning ----------------------------------------------------------------------------------
 
     def _scan(self, item: Item) -> Scan:
-        folded = [fold(t) if (t := item.field_text(name)) else None for name in FIELDS]
+        folded = [fold(t) if t else None for t in (item.title, item.summary, item.content)]  # models.FIELDS
         scan = Scan(folded)
         for fi, ft in enumerate(folded):
             if ft is None or not ft.text:
@@ -220,8 +220,14 @@ class Matcher:
         cased_ft = fold(ft.original, keep_case=True) if self._needs_case_fold else ft
         for (ri, gi, ti, rx, case), needs in zip(self._regexes, self._regex_needs, strict=True):
             target = cased_ft if case else ft
-            if ri in scan.overrun or (needs is not None and not any(lit in target.text for lit in needs)):
+            if ri in scan.overrun:
                 continue
+            if needs is not None:
+                for lit in needs:  # a plain loop: twice as fast as any() over a generator here
+                    if lit in target.text:
+                        break
+                else:
+                    continue
             started = time.perf_counter()
             try:
                 # concurrent=True releases the GIL while matching (the text is an immutable str).
@@ -309,6 +315,8 @@ class Matcher:
                 match = judge(rule, scan, raws).to_match()
                 if match is not None:
                     out.append(match)
+        if not scan.overrun:
+            return Scored(out)
         overruns = tuple(
             self.rules[ri].id
             for ri in sorted(scan.overrun)
