@@ -37,6 +37,8 @@ _PROCLITIC = Left.PROCLITIC
 # The rest of a word after a wildcard's prefix: word characters, but not those of unspaced scripts.
 _WORD_TAIL = re.compile(r"[^\W\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u2e80-\u9fff\uf900-\ufaff]*")
 _FUZZY_CACHE_MAX = 100_000
+# Characters of folded text, commonest first (folded text is lower case, its dashes spaces).
+_COMMON_CHARS = " etaoinsrhldcumfpgwybvkxjqz.,0123456789'\":;()?!/&%$+#@*=[]|<>~^`{}\\_"
 # Seconds all regex terms of one rule may spend on one item. Ordinary patterns need microseconds;
 # a tenth of a second is far beyond them and short enough that a feed of hostile titles stays cheap.
 REGEX_BUDGET = 0.1
@@ -131,6 +133,13 @@ class Matcher:
             self._fuzzy_terms = [(f, t, w, tuple(ix)) for (f, t, w), ix in same.items()]
         if words:
             automaton = ahocorasick.Automaton()
+            # pyahocorasick looks a character up among a node's children one by one, in the order they
+            # were added: at the root a space or a comma, which no term starts with, was compared with
+            # every first letter of every term. Keys that never match (they end in NUL, which folded
+            # text never holds: fold makes every control character a space) put the commonest
+            # characters of folded text first; matches are the same, as the new nodes end no term.
+            for ch in _COMMON_CHARS:
+                automaton.add_word(ch + "\x00", (2, Left.FREE, False, (), (), ()))
             for key, entries in words.items():
                 left = left_rule(key)
                 right = attaches(key[-1])
