@@ -322,7 +322,7 @@ class _EntryReader:
             guidislink=self.guidislink,
             summary=summary,
             content=contents,
-            published=next((self.dates[k] for k in ("published", "updated", "created") if self.dates.get(k)), None),
+            published=self.dates.get("published") or self.dates.get("updated") or self.dates.get("created"),
             author=self.author,
         )
 

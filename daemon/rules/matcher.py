@@ -266,8 +266,8 @@ class Matcher:
         seen, found_in = self._fuzzy_known
         if len(seen) >= _FUZZY_CACHE_MAX:
             seen, found_in = self._fuzzy_known = (set(), {})
-        chunks = set(ft.text.split(" "))
-        for chunk in chunks - seen:
+        chunks = ft.text.split(" ")
+        for chunk in () if seen.issuperset(chunks) else set(chunks) - seen:
             found = tuple(
                 (word, idx, score)
                 for word in self._fuzzy_token_re.findall(chunk)
@@ -276,9 +276,9 @@ class Matcher:
             seen.add(chunk)
             if found:
                 found_in[chunk] = found
-        hit_chunks = found_in.keys() & chunks
-        if not hit_chunks:
+        if found_in.keys().isdisjoint(chunks):
             return
+        hit_chunks = found_in.keys() & set(chunks)
         positive: dict[str, list[tuple[int, float]]] = {}
         for chunk in hit_chunks:
             for word, idx, score in found_in[chunk]:

@@ -403,25 +403,20 @@ def _simple_html_text(html: str) -> str | None:
 
     html.parser unescapes each run of text between two tags as a whole, so each run here is too.
     """
+    pieces = _SIMPLE_TAG.split(html)  # text, end tag name, start tag name, text, ...
+    if "<" in "".join(pieces[::3]):
+        return None
     parts: list[str] = []
-    pos = 0
-    for m in _SIMPLE_TAG.finditer(html):
-        start = m.start()
-        if start > pos:
-            run = html[pos:start]
-            if "<" in run:
-                return None
-            parts.append(unescape(run) if "&" in run else run)
-        name = (m.group(1) or m.group(2)).lower()
+    for i in range(1, len(pieces), 3):
+        name = (pieces[i] or pieces[i + 1]).lower()
         if name in _SKIP_TAGS:
             return None
+        run = pieces[i - 1]
+        parts.append(unescape(run) if "&" in run else run)
         if name in _BLOCK_TAGS:
             parts.append(" ")
-        pos = m.end()
-    rest = html[pos:]
-    if "<" in rest:
-        return None
-    parts.append(unescape(rest) if "&" in rest else rest)
+    run = pieces[-1]
+    parts.append(unescape(run) if "&" in run else run)
     return "".join(parts)
 
 
