@@ -23,6 +23,7 @@ Every failure is an :class:`HTTPError`:
 ``ReadError``       the connection failed while sending or reading
 ``ProxyError``      the proxy refused the tunnel, or its URL cannot be used
 ``InvalidRequest``  a header cannot be sent as given; ``InvalidURL``: the URL cannot be requested
+``PeerRefused``     the caller's ``admit`` check refused the address connected to (before sending)
 ==================  ============================================================================
 """
 
@@ -52,6 +53,10 @@ _PATH_SAFE = "/%:@!$&'()*+,;=~"  # kept as written: reserved characters and exis
 _QUERY_SAFE = _PATH_SAFE + "?"
 
 Key = tuple[str, str, int, str | None]  # scheme, host (ASCII), port, proxy URL
+_Target = tuple[Key, str, tuple[tuple[bytes, bytes], ...]]  # key, request target, Host & proxy fields
+TARGETS_CACHED = 8192  # URLs whose parsing is remembered (a daemon polls the same ones again and again)
+# (peer address or None, through a proxy?) -> why that connection may not be used, or None
+Admit = Callable[[tuple[str, int] | None, bool], str | None]
 Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 # (host, port, TLS context or None, server name) -> connected streams; tests pass one that refuses
 # anything but loopback, so a broken guard shows as a recorded attempt rather than as traffic.
@@ -102,13 +107,20 @@ class InvalidURL(InvalidRequest):
     pass
 
 
+class PeerRefused(HTTPError):
+    """The connection's address was refused by the caller's ``admit`` check; nothing was sent."""
+
+
 class _Stale(Exception):
     """A kept connection turned out closed before any byte of the answer: retry on a new one."""
 
 
 async def open_streams(host: str, port: int, tls: ssl.SSLContext | None, server_name: str | None) -> Streams:
-    """A TCP connection (TLS when ``tls`` is given), resolved by the system."""
-    return await asyncio.open_connection(host, port, ssl=tls, server_hostname=server_name if tls else None)
+    """A TCP connection (TLS when ``tls`` is given), resolved by the system; with several addresses the
+    next one is tried after 250 ms without waiting for the first to fail (RFC 8305 "happy eyeballs")."""
+    return await asyncio.open_connection(
+        host, port, ssl=tls, server_hostname=server_name if tls else None, happy_eyeballs_delay=0.25
+    )
 
 
 class _Connection:
@@ -248,6 +260,7 @@ class HTTPClient:
         self._proxies = ProxyRules.from_environment() if proxies is None else proxies
         self._connect_streams = connect
         self._idle: dict[Key, list[_Connection]] = {}
+        self._targets: dict[str, _Target] = {}
         self._idle_count = 0
         self._sweeper: asyncio.TimerHandle | None = None
         self._closed = False
@@ -264,16 +277,26 @@ class HTTPClient:
             return self._idle_count
         return sum(len(v) for k, v in self._idle.items() if f"{k[0]}://{k[1]}:{k[2]}" == origin)
 
-    async def get(self, url: str, headers: Sequence[tuple[str, str]]) -> Response:
-        """Send ``GET url`` and wait for the response head; the caller reads or closes the body."""
+    async def get(self, url: str, headers: Sequence[tuple[str, str]], *, admit: Admit | None = None) -> Response:
+        """Send ``GET url`` and wait for the response head; the caller reads or closes the body.
+
+        ``admit`` sees the address of the connection about to carry the request (and whether it is a
+        proxy's): a reason it returns refuses that connection before a byte is sent (:class:`PeerRefused`).
+        """
         key, request = self._prepare(url, headers)
         conn = self._take(key)
         if conn is not None:
+            _admit(conn, admit)
             try:
-                return await self._exchange(conn, request)
+                response = await self._exchange(conn, request)
             except _Stale:
                 pass  # the server closed the kept connection: once more, on a new one
+            else:
+                if response.status != 408:
+                    return response
+                response.close()  # a server's "idle too long" notice, read as our answer: once more
         conn = await self._connect(key)
+        _admit(conn, admit)
         try:
             return await self._exchange(conn, request)
         except _Stale:  # not raised for a new connection; kept for the type checker
@@ -296,6 +319,25 @@ class HTTPClient:
     # -- requests ------------------------------------------------------------------------------
 
     def _prepare(self, url: str, headers: Sequence[tuple[str, str]]) -> tuple[Key, h11.Request]:
+        target = self._targets.get(url)
+        if target is None:
+            target = self._target(url)
+            if len(self._targets) >= TARGETS_CACHED:
+                self._targets.clear()
+            self._targets[url] = target
+        key, path, fields = target
+        try:
+            request = h11.Request(
+                method="GET",
+                target=path,
+                headers=[*fields, *((k.encode("ascii"), header_bytes(v)) for k, v in headers)],
+            )
+        except (h11.LocalProtocolError, UnicodeError):  # h11's text repeats the value: maybe a token
+            raise InvalidRequest("a request header holds characters HTTP does not allow (a line break?)") from None
+        return key, request
+
+    def _target(self, url: str) -> _Target:
+        """Where ``url`` goes: its pool key, request target and Host (and Proxy-Authorization) fields."""
         try:
             parts = urlsplit(url)
             scheme = parts.scheme.lower()
@@ -311,21 +353,15 @@ class HTTPClient:
         authority = f"[{host}]" if ":" in host else host
         if port != DEFAULT_PORTS[scheme]:
             authority += f":{port}"
-        target = quote(parts.path or "/", safe=_PATH_SAFE)
+        path = quote(parts.path or "/", safe=_PATH_SAFE)
         if parts.query:
-            target += "?" + quote(parts.query, safe=_QUERY_SAFE)
-        fields = [("Host", authority), *headers]
+            path += "?" + quote(parts.query, safe=_QUERY_SAFE)
+        fields = [(b"Host", authority.encode("ascii"))]
         if proxy is not None and scheme == "http":  # absolute-form request line to the proxy itself
-            target = f"http://{authority}{target}"
+            path = f"http://{authority}{path}"
             if (auth := proxy_authorization(proxy)) is not None:
-                fields.append(("Proxy-Authorization", auth))
-        try:
-            request = h11.Request(
-                method="GET", target=target, headers=[(k.encode("ascii"), header_bytes(v)) for k, v in fields]
-            )
-        except (h11.LocalProtocolError, UnicodeError):  # h11's text repeats the value: maybe a token
-            raise InvalidRequest("a request header holds characters HTTP does not allow (a line break?)") from None
-        return (scheme, host, port, proxy), request
+                fields.append((b"Proxy-Authorization", auth.encode("latin-1")))
+        return (scheme, host, port, proxy), path, tuple(fields)
 
     async def _exchange(self, conn: _Connection, request: h11.Request) -> Response:
         try:
@@ -428,6 +464,12 @@ class HTTPClient:
                 del self._idle[key]
         if self._idle_count and not self._closed:
             self._sweeper = asyncio.get_running_loop().call_later(SWEEP_EVERY, self._sweep)
+
+
+def _admit(conn: _Connection, admit: Admit | None) -> None:
+    if admit is not None and (reason := admit(conn.peer, conn.proxied)) is not None:
+        conn.close()
+        raise PeerRefused(reason)
 
 
 def _broken(exc: h11.RemoteProtocolError, *, head: bool) -> HTTPError:

@@ -16,6 +16,7 @@ import pytest
 from daemon.errors import FetchError
 from daemon.intake.fetch import Fetcher, FetchResult, FetchSettings, make_client
 from daemon.intake.headers import BasicAuth, Validators
+from daemon.intake.http1 import HTTPClient, PeerRefused
 from daemon.intake.proxies import ProxyRules
 from tests.kit.tls import server_context
 
@@ -163,6 +164,20 @@ class TestKeepAlive:
         assert seen.connections == 2
         assert len(seen.requests) == 3
 
+    async def test_stale_408_on_a_kept_connection_is_sent_again(self) -> None:
+        """A "408 Request Timeout" a server left on an idle connection is not taken as the answer: retried."""
+
+        async def reply(writer: asyncio.StreamWriter, conn: int, index: int, head: bytes) -> bool:
+            writer.write(ok())
+            if conn == 0:  # then, unasked, the notice some servers send before closing an idle connection
+                writer.write(b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+            return True
+
+        async with server(reply) as seen, fetcher() as f:
+            for _ in range(2):
+                assert (await f.fetch(seen.url)).body == FEED
+        assert seen.connections == 2
+
     async def test_new_connection_closed_without_answer_is_not_retried(self) -> None:
         """Only a reused connection earns a second try: a new one that closes unanswered is an error."""
         async with server(always(b"", keep=False)) as seen, fetcher() as f:
@@ -203,6 +218,36 @@ class TestKeepAlive:
                     break
                 await asyncio.sleep(0.02)
             assert seen.ended == 1
+
+
+class TestPeerCheck:
+    async def test_refused_peer_gets_no_request(self) -> None:
+        """A connection whose address the caller refuses carries no request, new or kept."""
+        async with server(always(ok())) as seen:
+            async with HTTPClient(tls=ssl.create_default_context(), connect_timeout=2, read_timeout=2) as client:
+                response = await client.get(seen.url, [])
+                assert await response.read_chunk() == FEED
+                assert await response.read_chunk() == b""
+                for _ in range(2):  # the kept connection, then a new one
+                    with pytest.raises(PeerRefused, match="not this one"):
+                        await client.get(seen.url, [], admit=lambda peer, proxied: "not this one")
+            assert len(seen.requests) == 1
+            assert seen.connections == 2
+
+    async def test_admit_sees_the_real_peer(self) -> None:
+        """The address handed to the check is the socket's peer, loopback here, and not a proxy's."""
+        peers: list[tuple[tuple[str, int] | None, bool]] = []
+
+        def admit(peer: tuple[str, int] | None, proxied: bool) -> str | None:
+            peers.append((peer, proxied))
+            return None
+
+        client = HTTPClient(tls=ssl.create_default_context(), connect_timeout=2, read_timeout=2)
+        async with server(always(ok())) as seen, client:
+            response = await client.get(seen.url, [], admit=admit)
+            response.close()
+        port = int(seen.url.split(":")[2].split("/")[0])
+        assert peers == [(("127.0.0.1", port), False)]
 
 
 class TestFraming:
