@@ -236,6 +236,27 @@ class TestKeepAlive:
                 assert (await fetch_error(f, seen.url)).status == 404
         assert seen.connections == 2
 
+    async def test_expired_idle_connection_is_not_reused(self) -> None:
+        """A connection idle longer than the keep-alive time is closed instead of reused."""
+        client = HTTPClient(tls=ssl.create_default_context(), connect_timeout=2, read_timeout=2, keepalive=0.1)
+        async with server(always(ok())) as seen, client:
+            for pause in (0.0, 0.3):
+                await asyncio.sleep(pause)
+                response = await client.get(seen.url, [])
+                while await response.read_chunk():
+                    pass
+        assert seen.connections == 2
+
+    async def test_idle_connections_in_all_stay_under_the_cap(self) -> None:
+        """With room for two idle connections, fetches from three origins leave two kept."""
+        client = HTTPClient(tls=ssl.create_default_context(), connect_timeout=2, read_timeout=2, max_idle=2)
+        async with server(always(ok())) as a, server(always(ok())) as b, server(always(ok())) as c, client:
+            for seen in (a, b, c):
+                response = await client.get(seen.url, [])
+                while await response.read_chunk():
+                    pass
+            assert client.idle_connections() == 2
+
     async def test_closing_the_client_closes_idle_connections(self) -> None:
         """After the client is closed the server sees its kept connection end."""
         async with server(always(ok())) as seen:
@@ -533,11 +554,14 @@ class TestProxies:
         assert (rules.proxy_for("http", host) is None) is direct
 
 
-def test_module_does_not_import_httpx(tmp_path: Path) -> None:
-    """The polling path (fetcher, client, poller) loads without httpx."""
+def test_polling_path_does_not_import_httpx() -> None:
+    """The polling path (service, poller, fetcher, client) loads without httpx, httpcore or anyio."""
     import subprocess
     import sys
 
-    code = "import sys, daemon.intake.poller, daemon.intake.fetch; print('httpx' in sys.modules)"
+    code = (
+        "import sys, daemon.service.app, daemon.service.dryrun, daemon.intake.poller, daemon.intake.fetch; "
+        "print(sorted({'httpx', 'httpcore', 'anyio'} & set(sys.modules)))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path.cwd())
-    assert out.stdout.strip() == "False"
+    assert out.stdout.strip() == "[]"
