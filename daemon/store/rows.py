@@ -26,6 +26,8 @@ def from_iso(text: str | None) -> datetime | None:
 
 @dataclass(frozen=True, slots=True)
 class FeedState:
+    """A feed's stored state: validators, health and schedule."""
+
     id: int
     name: str
     url: str
@@ -45,6 +47,8 @@ class FeedState:
 
 @dataclass(frozen=True, slots=True)
 class KnownItem:
+    """An item already stored for a feed: enough to tell new, edited and seen."""
+
     id: int
     content_hash: str
     story_id: int | None
@@ -52,6 +56,8 @@ class KnownItem:
 
 @dataclass(frozen=True, slots=True)
 class StoryRow:
+    """A stored story: the items of several feeds about one event."""
+
     id: int
     canonical_url: str | None
     title: str
@@ -62,6 +68,8 @@ class StoryRow:
 
 @dataclass(frozen=True, slots=True)
 class OutboxEntry:
+    """A delivery waiting in the outbox."""
+
     id: int
     alert: Alert
     channel: str
@@ -82,6 +90,8 @@ class Delivery:
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
+    """A delivery that failed for good."""
+
     id: int
     alert_id: str
     channel: str
@@ -92,6 +102,8 @@ class DeadLetter:
 
 @dataclass(frozen=True, slots=True)
 class PriorAlert:
+    """The last alert sent for a (rule, story)."""
+
     alert_id: str
     severity: Severity
     created_at: datetime
