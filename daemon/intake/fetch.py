@@ -19,10 +19,11 @@ import structlog
 
 from daemon import __version__
 from daemon.errors import ConfigError, FetchError
+from daemon.intake.connection import Connector, HTTPError, PeerRefused, open_streams
 from daemon.intake.decode import DecodeError, TooBig, body_decoder
 from daemon.intake.fetch_errors import network_error, status_error, too_big
 from daemon.intake.headers import BasicAuth, Validators, first_header, parse_expires_in, server_now
-from daemon.intake.http1 import Connector, HTTPClient, HTTPError, PeerRefused, Response, open_streams
+from daemon.intake.http1 import HTTPClient, Response
 from daemon.intake.local import read_local
 from daemon.intake.netguard import Resolver, check_url, peer_refusal, system_resolve
 from daemon.util.redact import redact_url

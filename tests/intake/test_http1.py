@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 
 from daemon.errors import FetchError
+from daemon.intake.connection import PeerRefused
 from daemon.intake.fetch import Fetcher, FetchResult, FetchSettings, make_client
 from daemon.intake.headers import BasicAuth, Validators
-from daemon.intake.http1 import HTTPClient, PeerRefused
+from daemon.intake.http1 import HTTPClient
 from daemon.intake.proxies import ProxyRules
 from tests.kit.tls import server_context
 
@@ -164,19 +165,47 @@ class TestKeepAlive:
         assert seen.connections == 2
         assert len(seen.requests) == 3
 
-    async def test_stale_408_on_a_kept_connection_is_sent_again(self) -> None:
-        """A "408 Request Timeout" a server left on an idle connection is not taken as the answer: retried."""
+    async def test_408_on_a_kept_connection_is_sent_again(self) -> None:
+        """A "408 Request Timeout" on a kept connection (the server gave up on it) is retried on a new one."""
 
         async def reply(writer: asyncio.StreamWriter, conn: int, index: int, head: bytes) -> bool:
-            writer.write(ok())
-            if conn == 0:  # then, unasked, the notice some servers send before closing an idle connection
+            if index == 1:
                 writer.write(b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+                return False
+            writer.write(ok())
             return True
 
         async with server(reply) as seen, fetcher() as f:
             for _ in range(2):
                 assert (await f.fetch(seen.url)).body == FEED
         assert seen.connections == 2
+        assert len(seen.requests) == 3
+
+    async def test_bytes_sent_to_an_idle_connection_retire_it(self) -> None:
+        """Anything a server sends on an idle connection (here a 408 notice) is not read as the next answer."""
+
+        async def reply(writer: asyncio.StreamWriter, conn: int, index: int, head: bytes) -> bool:
+            writer.write(ok())
+            if conn == 0:
+                await writer.drain()
+                await asyncio.sleep(0.05)
+                writer.write(b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n")
+            return True
+
+        async with server(reply) as seen, fetcher() as f:
+            assert (await f.fetch(seen.url)).body == FEED
+            await asyncio.sleep(0.2)
+            assert (await f.fetch(seen.url)).body == FEED
+        assert seen.connections == 2
+        assert len(seen.requests) == 2
+
+    async def test_bytes_past_the_end_of_a_response_retire_its_connection(self) -> None:
+        """A 304 that carries a body anyway leaves bytes that are not an answer: the connection is not reused."""
+        bogus = b'HTTP/1.1 304 Not Modified\r\nETag: "v1"\r\nContent-Length: 5\r\n\r\nhello'
+        async with server(always(bogus)) as seen, fetcher() as f:
+            for _ in range(3):
+                assert (await f.fetch(seen.url, Validators(etag='"v1"'))).status == 304
+        assert seen.connections == 3
 
     async def test_new_connection_closed_without_answer_is_not_retried(self) -> None:
         """Only a reused connection earns a second try: a new one that closes unanswered is an error."""
