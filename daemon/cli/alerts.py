@@ -253,10 +253,10 @@ def sample_alert(now: datetime) -> Alert:
 
 
 async def _send(config: Config, name: str) -> None:
-    from daemon.intake.fetch import FetchSettings, make_client
-    from daemon.service.runtime import build_channels
+    from daemon.intake.fetch import FetchSettings
+    from daemon.service.runtime import build_channels, channel_client
 
-    async with make_client(FetchSettings()) as client:
+    async with channel_client(FetchSettings()) as client:
         channel = build_channels(config, client)[name]
         try:
             await channel.send(sample_alert(datetime.now(UTC)))

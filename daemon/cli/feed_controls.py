@@ -42,17 +42,15 @@ def _find(config: Config, key: str) -> FeedConfig | None:
 
 
 async def _fetch(config: Config, url: str, feed: FeedConfig | None) -> tuple[int, bytes, str | None, str]:
-    import httpx
-
     from daemon.intake.fetch import Fetcher, make_client
-    from daemon.intake.headers import Validators
+    from daemon.intake.headers import BasicAuth, Validators
     from daemon.service.runtime import fetch_settings
 
     settings = fetch_settings(config)
     headers = dict(feed.headers) if feed else {}
-    auth: httpx.Auth | None = None
+    auth: BasicAuth | None = None
     if feed is not None and feed.username and feed.password:
-        auth = httpx.BasicAuth(feed.username, feed.password.reveal())
+        auth = BasicAuth(feed.username, feed.password.reveal())
     if feed is not None and feed.token:
         headers["Authorization"] = f"Bearer {feed.token.reveal()}"
     async with make_client(settings) as client:

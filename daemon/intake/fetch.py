@@ -8,23 +8,23 @@ from __future__ import annotations
 import asyncio
 import functools
 import mimetypes
+import os
 import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote, urljoin, urlsplit
 
-import httpx
 import structlog
 
 from daemon import __version__
 from daemon.errors import ConfigError, FetchError
 from daemon.intake.decode import DecodeError, TooBig, body_decoder
 from daemon.intake.fetch_errors import network_error, status_error, too_big
-from daemon.intake.headers import Validators, first_header, parse_expires_in, server_now
+from daemon.intake.headers import BasicAuth, Validators, first_header, parse_expires_in, server_now
+from daemon.intake.http1 import Connector, HTTPClient, HTTPError, Response, open_streams
 from daemon.intake.local import read_local
 from daemon.intake.netguard import Resolver, check_url, peer_refusal, system_resolve
-from daemon.intake.pools import PooledTransport
 from daemon.util.redact import redact_url
 
 log = structlog.get_logger(__name__)
@@ -70,37 +70,42 @@ class FetchResult:
     elapsed: float
 
 
-def make_client(settings: FetchSettings, *, transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
-    """The one shared client: env proxies honoured, our redirect handling, ``ca_bundle`` if set."""
-    try:
-        verify = _tls_context(settings.ca_bundle)
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(f"cannot load CA bundle: {exc}", path=settings.ca_bundle) from exc
-    pooled = PooledTransport(verify=verify, concurrency=settings.concurrency, per_host=settings.per_host)
-    return httpx.AsyncClient(
-        timeout=httpx.Timeout(
-            connect=settings.connect_timeout,
-            read=settings.read_timeout,
-            write=settings.read_timeout,
-            pool=settings.total_timeout,
-        ),
-        follow_redirects=False,
-        trust_env=True,
-        verify=verify,
-        transport=transport,
-        # A mount, not the transport: httpx reads proxies from the environment only when it makes its own
-        # transport; requests that no proxy takes come here.
-        mounts=None if transport else {"all://": pooled},
-        headers={"User-Agent": settings.user_agent},
+def make_client(settings: FetchSettings, *, connect: Connector = open_streams) -> HTTPClient:
+    """The one shared feed client: env proxies honoured, ``ca_bundle`` if set, connections kept per origin."""
+    return HTTPClient(
+        tls=tls_context(settings.ca_bundle),
+        connect_timeout=settings.connect_timeout,
+        read_timeout=settings.read_timeout,
+        # Enough idle connections for every fetch the poller lets run at once to one host.
+        max_idle_per_origin=max(2, settings.per_host),
+        max_idle=max(64, 2 * settings.concurrency),
+        connect=connect,
     )
+
+
+def tls_context(ca_bundle: str | None) -> ssl.SSLContext:
+    """The TLS settings of every HTTPS connection; an unreadable bundle is a configuration error."""
+    try:
+        return _tls_context(ca_bundle)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"cannot load CA bundle: {exc}", path=ca_bundle) from exc
 
 
 @functools.lru_cache(maxsize=8)
 def _tls_context(ca_bundle: str | None) -> ssl.SSLContext:
     """Loading a CA store takes ~50 ms, so clients made in one process share a context per bundle."""
     if ca_bundle:
-        return ssl.create_default_context(cafile=ca_bundle)
-    return httpx.create_ssl_context(trust_env=True)  # certifi, or SSL_CERT_FILE / SSL_CERT_DIR
+        context = ssl.create_default_context(cafile=ca_bundle)
+    elif os.environ.get("SSL_CERT_FILE"):
+        context = ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
+    elif os.environ.get("SSL_CERT_DIR"):
+        context = ssl.create_default_context(capath=os.environ["SSL_CERT_DIR"])
+    else:
+        import certifi  # the CA store httpx used: the same trust with or without a system store
+
+        context = ssl.create_default_context(cafile=certifi.where())
+    context.set_alpn_protocols(["http/1.1"])
+    return context
 
 
 class Fetcher:
@@ -118,9 +123,7 @@ class Fetcher:
     ==================  ==========================================================================
     """
 
-    def __init__(
-        self, client: httpx.AsyncClient, settings: FetchSettings, *, resolve: Resolver = system_resolve
-    ) -> None:
+    def __init__(self, client: HTTPClient, settings: FetchSettings, *, resolve: Resolver = system_resolve) -> None:
         self._client = client
         self._settings = settings
         self._resolve = resolve
@@ -131,7 +134,7 @@ class Fetcher:
         validators: Validators = NO_VALIDATORS,
         *,
         headers: Mapping[str, str] | None = None,
-        auth: httpx.Auth | None = None,
+        auth: BasicAuth | None = None,
         allow_private: bool = False,
     ) -> FetchResult:
         """GET ``url`` (http, https, file or a plain path); raises :class:`FetchError` only.
@@ -176,7 +179,7 @@ class Fetcher:
         url: str,
         validators: Validators,
         extra_headers: Mapping[str, str] | None,
-        auth: httpx.Auth | None,
+        auth: BasicAuth | None,
         started: float,
         allow_private: bool,
     ) -> FetchResult:
@@ -191,25 +194,26 @@ class Fetcher:
                 raise FetchError(f"{hop}refused: {refused}", feed_url=redact_url(url), transient=current != url)
             # Credentials and caller headers only go to the origin they were configured for.
             trusted = _same_origin(url, current)
-            request_headers = self._headers(validators, extra_headers if trusted else None)
+            request_headers = self._headers(
+                current, validators, extra_headers if trusted else None, auth if trusted else None
+            )
             try:
-                async with self._client.stream(
-                    "GET",
-                    current,
-                    headers=request_headers,
-                    auth=auth if trusted else None,
-                    follow_redirects=False,
-                ) as response:
-                    rebound = peer_refusal(current, response.extensions, allow_private=allow_private)
+                response = await self._client.get(current, request_headers)
+                try:
+                    rebound = peer_refusal(
+                        current, response.peer, allow_private=allow_private, proxied=response.proxied
+                    )
                     if rebound is not None:
                         raise FetchError(f"refused: {rebound}", feed_url=redact_url(url))
-                    status = response.status_code
+                    status = response.status
                     if status in REDIRECT_STATUSES:
                         location = first_header(response.headers, "location")
                         await _drain(response)
                     else:
                         return await self._finish(url, current, chain, all_permanent, validators, response, started)
-            except httpx.HTTPError as exc:
+                finally:
+                    response.close()
+            except HTTPError as exc:
                 raise network_error(
                     url,
                     current,
@@ -241,7 +245,9 @@ class Fetcher:
             chain.append(nxt)
             current = nxt
 
-    def _headers(self, validators: Validators, extra: Mapping[str, str] | None) -> dict[str, str]:
+    def _headers(
+        self, url: str, validators: Validators, extra: Mapping[str, str] | None, auth: BasicAuth | None
+    ) -> list[tuple[str, str]]:
         headers = {
             "User-Agent": self._settings.user_agent,
             "Accept": ACCEPT,
@@ -252,8 +258,12 @@ class Fetcher:
         if validators.last_modified:
             headers["If-Modified-Since"] = validators.last_modified
         if extra:
-            headers.update(extra)
-        return headers
+            _merge(headers, extra)  # caller headers win over ours, whatever their case
+        if auth is None and "@" in url:
+            auth = _url_credentials(url)
+        if auth is not None:
+            _merge(headers, {"Authorization": auth.header()})  # Basic auth wins over a bearer header
+        return list(headers.items())
 
     async def _finish(
         self,
@@ -262,10 +272,10 @@ class Fetcher:
         chain: list[str],
         all_permanent: bool,
         old: Validators,
-        response: httpx.Response,
+        response: Response,
         started: float,
     ) -> FetchResult:
-        status = response.status_code
+        status = response.status
         headers = response.headers
         now = server_now(headers)
         body: bytes | None = None
@@ -291,7 +301,7 @@ class Fetcher:
             elapsed=time.monotonic() - started,
         )
 
-    async def _read_body(self, url: str, response: httpx.Response) -> bytes:
+    async def _read_body(self, url: str, response: Response) -> bytes:
         cap = self._settings.max_bytes
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > cap:
@@ -303,7 +313,7 @@ class Fetcher:
         body = bytearray()
         raw_total = 0
         try:
-            async for raw in response.aiter_raw():
+            while raw := await response.read_chunk():
                 raw_total += len(raw)
                 if raw_total > cap:
                     raise too_big(url, cap, "before decompression")
@@ -376,18 +386,35 @@ def _same_origin(first: str, other: str) -> bool:
     return a.port == b.port or (a.scheme, b.scheme) == ("http", "https")
 
 
-async def _drain(response: httpx.Response) -> None:
-    """Read to the end of a small response we do not use.
+def _merge(headers: dict[str, str], extra: Mapping[str, str]) -> None:
+    """``headers.update(extra)`` with header names compared without regard to case."""
+    names = {name.lower(): name for name in headers}
+    for name, value in extra.items():
+        headers.pop(names.get(name.lower(), name), None)
+        headers[name] = value
 
-    httpcore closes a connection whose response was not read to its end, and an unread 304 counts:
-    every conditional GET answered "not modified" then paid a new TCP (and TLS) handshake. A large
-    or broken remainder is left unread; that connection simply closes.
+
+def _url_credentials(url: str) -> BasicAuth | None:
+    """User and password written in the URL (``https://user:pass@host/``) are sent as Basic auth."""
+    parts = urlsplit(url)
+    if not parts.username and not parts.password:
+        return None
+    return BasicAuth(unquote(parts.username or ""), unquote(parts.password or ""))
+
+
+async def _drain(response: Response) -> None:
+    """Read to the end of a small response we do not use, so its connection can be reused.
+
+    An unread 304 would otherwise close its connection, and every conditional GET answered "not
+    modified" would pay a new TCP (and TLS) handshake. A large or broken remainder is left unread;
+    that connection simply closes.
     """
     seen = 0
     try:
-        async for chunk in response.aiter_raw():
+        while chunk := await response.read_chunk():
             seen += len(chunk)
             if seen > DRAIN_MAX:
+                response.close()
                 return
-    except httpx.HTTPError:
+    except HTTPError:
         return

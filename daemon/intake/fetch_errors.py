@@ -8,16 +8,15 @@ import ssl
 from datetime import datetime
 from urllib.parse import urlsplit
 
-import httpx
-
 from daemon.errors import FetchError
-from daemon.intake.headers import first_header
+from daemon.intake import http1
+from daemon.intake.headers import Headers, first_header
 from daemon.util.durations import format_size
 from daemon.util.httpdates import parse_retry_after
 from daemon.util.redact import redact_url
 
 
-def status_error(url: str, status: int, headers: httpx.Headers, now: datetime) -> FetchError:
+def status_error(url: str, status: int, headers: Headers, now: datetime) -> FetchError:
     try:
         text = f"HTTP {status} {http.HTTPStatus(status).phrase}"
     except ValueError:
@@ -41,7 +40,7 @@ def too_big(url: str, cap: int, detail: str) -> FetchError:
 
 
 def network_error(
-    url: str, current: str, exc: httpx.HTTPError, *, connect_timeout: float, read_timeout: float
+    url: str, current: str, exc: http1.HTTPError, *, connect_timeout: float, read_timeout: float
 ) -> FetchError:
     """Name what happened in words an operator can act on; the feed URL is prefixed by FetchError."""
     parts = urlsplit(current)
@@ -49,17 +48,17 @@ def network_error(
     where = f"{host}:{parts.port}" if parts.port else host
     causes = _causes(exc)
     detail = str(exc) or type(exc).__name__
-    if isinstance(exc, httpx.ConnectTimeout):
+    if isinstance(exc, http1.ConnectTimeout):
         msg = f"connect timeout: no connection to {where} within {connect_timeout:g} s"
-    elif isinstance(exc, httpx.ReadTimeout):
+    elif isinstance(exc, http1.ReadTimeout):
         msg = f"read timeout: {where} sent nothing for {read_timeout:g} s"
-    elif isinstance(exc, httpx.TimeoutException):
+    elif isinstance(exc, http1.WriteTimeout):
         msg = f"timeout talking to {where}: {detail}"
-    elif isinstance(exc, httpx.ProxyError):
+    elif isinstance(exc, http1.ProxyError):
         msg = f"proxy error reaching {where}: {detail}"
-    elif isinstance(exc, httpx.ConnectError) and _is_dns_failure(detail, causes):
+    elif isinstance(exc, http1.ConnectError) and _is_dns_failure(detail, causes):
         msg = f"name resolution failed for host {host}"
-    elif isinstance(exc, httpx.ConnectError) and (
+    elif isinstance(exc, http1.ConnectError) and (
         any(isinstance(c, ConnectionRefusedError) for c in causes) or "refused" in detail.lower()
     ):
         msg = f"connection refused by {where}"
@@ -67,14 +66,18 @@ def network_error(
         msg = f"TLS certificate verification failed for {host}: {detail}"
     elif any(isinstance(c, ssl.SSLError) for c in causes):
         msg = f"TLS handshake with {host} failed: {detail}"
-    elif isinstance(exc, httpx.ConnectError):
+    elif isinstance(exc, http1.ConnectError):
         msg = f"could not connect to {where}: {detail}"
-    elif isinstance(exc, httpx.RemoteProtocolError):
+    elif isinstance(exc, http1.RemoteClosed):
         msg = f"{where} broke the HTTP protocol (connection closed early?): {detail}"
-    elif isinstance(exc, httpx.ReadError):
+    elif isinstance(exc, http1.ProtocolError):
+        msg = f"{where} broke the HTTP protocol: {detail}"
+    elif isinstance(exc, http1.ReadError):
         msg = f"connection to {where} failed while reading: {detail}"
-    elif isinstance(exc, httpx.InvalidURL | httpx.UnsupportedProtocol):
+    elif isinstance(exc, http1.InvalidURL):
         return FetchError(f"invalid URL: {detail}", feed_url=redact_url(url), transient=False)
+    elif isinstance(exc, http1.InvalidRequest):
+        return FetchError(f"cannot send the request: {detail}", feed_url=redact_url(url), transient=False)
     else:
         msg = f"HTTP transport error with {where}: {detail}"
     return FetchError(msg, feed_url=redact_url(url))

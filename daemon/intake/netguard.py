@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-import urllib.request
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
+
+from daemon.intake.proxies import proxy_for
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Awaitable[list[str]]]
@@ -74,36 +74,24 @@ async def system_resolve(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
-def peer_refusal(url: str, extensions: Mapping[str, Any], *, allow_private: bool) -> str | None:
-    """Why the connection a response came over may not be used, or None.
+def peer_refusal(
+    url: str, peer: tuple[str, int] | None, *, allow_private: bool, proxied: bool | None = None
+) -> str | None:
+    """Why the connection to ``peer`` (the address really connected to) may not be used, or None.
 
-    The name was checked before connecting, but the HTTP client resolves it again: a DNS answer that
-    changed in between (rebinding) shows here, before a byte of the body is read. Through a proxy the
-    peer is the proxy, which the operator chose: not checked.
+    The name was checked before connecting, but connecting resolves it again: a DNS answer that changed
+    in between (rebinding) shows here, before a byte of the body is read. Through a proxy the peer is
+    the proxy, which the operator chose: not checked (``proxied`` None: as the environment says).
     """
     parts = urlsplit(url)
     host = parts.hostname or ""
-    if _proxied(parts.scheme, host):
-        return None
-    stream = extensions.get("network_stream")
-    peer = stream.get_extra_info("server_addr") if stream is not None else None
-    if not peer:
+    if proxied is None:
+        proxied = proxy_for(parts.scheme.lower(), host) is not None
+    if proxied or not peer:
         return None
     address = literal_address(str(peer[0]))
     reason = refusal(address, allow_private=allow_private) if address is not None else None
     return f"{host} was connected at {reason}" if reason else None
-
-
-def _proxied(scheme: str, host: str) -> bool:
-    """Whether the environment sends a request for ``host`` through a proxy (as the client reads it)."""
-    proxies = urllib.request.getproxies_environment()
-    if not (proxies.get(scheme) or proxies.get("all")):
-        return False
-    for entry in proxies.get("no", "").split(","):
-        entry = entry.strip().lstrip(".").lower()
-        if entry == "*" or (entry and (host == entry or host.endswith("." + entry))):
-            return False
-    return True
 
 
 async def check_url(url: str, *, allow_private: bool, resolve: Resolver = system_resolve) -> str | None:

@@ -15,7 +15,6 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
-import httpx
 import structlog
 
 from daemon.alerting import ingest as pipeline
@@ -26,7 +25,7 @@ from daemon.config.model import Config, FeedConfig
 from daemon.errors import FetchError
 from daemon.intake import policy as health
 from daemon.intake.fetch import Fetcher, FetchResult
-from daemon.intake.headers import Validators
+from daemon.intake.headers import BasicAuth, Validators
 from daemon.intake.parsing import FeedParser
 from daemon.models import Alert, FeedDocument
 from daemon.store.async_store import AsyncStore
@@ -198,10 +197,10 @@ class Poller:
         return await self._fetch_url(feed, _fetch_url_of(feed, state), Validators(state.etag, state.last_modified))
 
     async def _fetch_url(self, feed: FeedConfig, url: str, validators: Validators) -> FetchResult:
-        auth: httpx.Auth | None = None
+        auth: BasicAuth | None = None
         headers = dict(feed.headers)
         if feed.username and feed.password:
-            auth = httpx.BasicAuth(feed.username, feed.password.reveal())
+            auth = BasicAuth(feed.username, feed.password.reveal())
         if feed.token:
             headers["Authorization"] = f"Bearer {feed.token.reveal()}"
         # Host slot first: a feed queued behind its busy host must not hold a global slot other hosts could use.

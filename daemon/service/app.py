@@ -36,6 +36,7 @@ from daemon.service.runtime import (
     HEARTBEAT_EVERY,
     Active,
     build_channels,
+    channel_client,
     close_channels,
     fetch_settings,
     heartbeat_interval,
@@ -114,6 +115,8 @@ class Service:
         client = make_client(settings)
         self._stack.push_async_callback(client.aclose)
         self.fetcher = Fetcher(client, settings)
+        http = channel_client(settings)
+        self._stack.push_async_callback(http.aclose)
         # Worker processes only when configured: the fast path rarely needs them (docs/feeds.md).
         limits = ParseLimits(seconds=cfg.polling.parse_timeout, memory=cfg.polling.parse_memory)
         parser = FeedParser(workers=cfg.polling.parse_workers, limits=limits)
@@ -129,7 +132,7 @@ class Service:
             rng=self._rng,
             observer=self.observer,
         )
-        self.channels = build_channels(cfg, client)
+        self.channels = build_channels(cfg, http)
         keep_threads(self.channels, self.store)
         self._stack.push_async_callback(close_channels, self.channels)
         policy = RetryPolicy(attempts=cfg.alerts.max_attempts, base=cfg.alerts.retry_base, cap=cfg.alerts.retry_cap)

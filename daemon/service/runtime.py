@@ -13,7 +13,7 @@ import structlog
 
 from daemon.alerting.ingest import Routing
 from daemon.config.model import Config
-from daemon.intake.fetch import FetchSettings
+from daemon.intake.fetch import FetchSettings, tls_context
 from daemon.intake.policy import PollPolicy, poll_policy
 from daemon.notify.base import Channel
 from daemon.rules.compiled import LazyMatcher
@@ -105,6 +105,27 @@ def fetch_settings(config: Config) -> FetchSettings:
         ca_bundle=p.ca_bundle,
         concurrency=p.max_concurrency,
         per_host=p.per_host,
+    )
+
+
+def channel_client(settings: FetchSettings) -> httpx.AsyncClient:
+    """The HTTP client of the Slack and webhook channels: env proxies honoured, ``ca_bundle`` trusted.
+
+    Feeds are fetched by :mod:`daemon.intake.http1`; channels post through httpx.
+    """
+    import httpx
+
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(
+            connect=settings.connect_timeout,
+            read=settings.read_timeout,
+            write=settings.read_timeout,
+            pool=settings.total_timeout,
+        ),
+        follow_redirects=False,
+        trust_env=True,
+        verify=tls_context(settings.ca_bundle),
+        headers={"User-Agent": settings.user_agent},
     )
 
 

@@ -18,7 +18,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import brotli
-import httpx
 import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
@@ -26,8 +25,10 @@ from werkzeug import Request, Response
 from daemon.errors import ConfigError, FetchError
 from daemon.intake.decode import body_decoder
 from daemon.intake.fetch import Fetcher, FetchResult, FetchSettings, make_client
-from daemon.intake.headers import Validators
+from daemon.intake.headers import BasicAuth, Validators
+from daemon.intake.http1 import Connector, Streams, open_streams
 from daemon.util.redact import redact_url
+from tests.kit.tls import make_certs
 
 FEED = b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title></channel></rss>'
 MiB = 1 << 20
@@ -44,10 +45,10 @@ def _no_env_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @contextlib.asynccontextmanager
 async def fetcher_for(
-    settings: FetchSettings | None = None, transport: httpx.AsyncBaseTransport | None = None
+    settings: FetchSettings | None = None, connect: Connector = open_streams
 ) -> AsyncIterator[Fetcher]:
     settings = settings or FetchSettings(connect_timeout=2, read_timeout=2, total_timeout=5)
-    async with make_client(settings, transport=transport) as client:
+    async with make_client(settings, connect=connect) as client:
         yield Fetcher(client, settings)
 
 
@@ -203,7 +204,7 @@ class TestConditionalGet:
         """Per-feed headers and credentials reach the feed's own server."""
         httpserver.expect_request("/feed").respond_with_data(FEED)
         async with fetcher_for() as f:
-            await f.fetch(httpserver.url_for("/feed"), headers={"X-Token": "t"}, auth=httpx.BasicAuth("u", "p"))
+            await f.fetch(httpserver.url_for("/feed"), headers={"X-Token": "t"}, auth=BasicAuth("u", "p"))
         request = httpserver.log[0][0]
         assert request.headers["X-Token"] == "t"
         assert request.headers["Authorization"].startswith("Basic ")
@@ -410,11 +411,10 @@ class TestNetworkErrors:
     async def test_name_resolution_failure(self) -> None:
         """A resolver failure is reported as such, naming the host (no real DNS is queried)."""
 
-        class NoDNS(httpx.AsyncBaseTransport):
-            async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-                raise httpx.ConnectError("[Errno -2] Name or service not known", request=request)
+        async def no_dns(host: str, port: int, tls: ssl.SSLContext | None, name: str | None) -> Streams:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
-        async with fetcher_for(transport=NoDNS()) as f:
+        async with fetcher_for(connect=no_dns) as f:
             with pytest.raises(FetchError) as info:
                 await f.fetch("https://feeds.example.invalid/rss")
         assert (
@@ -559,9 +559,7 @@ class TestRedirects:
                 "", status=302, headers={"Location": other.url_for("/feed")}
             )
             async with fetcher_for() as f:
-                result = await f.fetch(
-                    httpserver.url_for("/feed"), headers={"X-Token": "t"}, auth=httpx.BasicAuth("u", "p")
-                )
+                result = await f.fetch(httpserver.url_for("/feed"), headers={"X-Token": "t"}, auth=BasicAuth("u", "p"))
             assert result.body == FEED
             assert "Authorization" in httpserver.log[0][0].headers
             assert "Authorization" not in other.log[0][0].headers
@@ -661,7 +659,7 @@ class TestUrls:
 @pytest.fixture(scope="module")
 def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[HTTPServer, str]]:
     """An HTTPS server on 127.0.0.1 with a certificate from a throwaway CA; yields (server, CA path)."""
-    ca_pem, cert_pem, key_pem = _make_certs()
+    ca_pem, cert_pem, key_pem = make_certs()
     folder = tmp_path_factory.mktemp("tls")
     (folder / "ca.pem").write_bytes(ca_pem)
     (folder / "cert.pem").write_bytes(cert_pem)
@@ -687,59 +685,3 @@ class TestTls:
         server.expect_request("/feed").respond_with_data(FEED)
         err = await fetch_error(server.url_for("/feed"))
         assert "TLS certificate verification failed for 127.0.0.1" in str(err)
-
-
-def _make_certs() -> tuple[bytes, bytes, bytes]:
-    """A CA and a leaf certificate for IP 127.0.0.1, as PEM (ca, cert, key)."""
-    import ipaddress
-
-    x509 = pytest.importorskip("cryptography.x509")
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    now = dt.datetime.now(dt.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "feedwatch test CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                key_cert_sign=True,
-                crl_sign=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    pem = serialization.Encoding.PEM
-    key_pem = key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    return ca.public_bytes(pem), cert.public_bytes(pem), key_pem

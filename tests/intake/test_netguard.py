@@ -1,44 +1,41 @@
 """Feeds cannot send us to link-local, metadata or (unless allowed) private addresses, on any redirect hop.
 
 Only 127.0.0.1 servers receive traffic here. Addresses elsewhere are refused before any connection: the
-client's transport passes loopback requests to the real network and records (and fails) every other one,
-so a broken guard shows up as a recorded attempt, never as traffic.
+client's connector passes loopback connections to the real network and records (and fails) every other
+one, so a broken guard shows up as a recorded attempt, never as traffic.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import ssl
 import subprocess
 from pathlib import Path
 
-import httpx
 import pytest
 from pytest_httpserver import HTTPServer
 
 from daemon.config.settings import load_config
 from daemon.errors import FetchError
 from daemon.intake.fetch import Fetcher, FetchSettings, make_client
+from daemon.intake.http1 import HTTPClient, Streams, open_streams
 from daemon.intake.netguard import peer_refusal, refusal
 from tests.conftest import CLI, cli_env
 
 FEED = b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title></channel></rss>'
 
 
-class LoopbackOnly(httpx.AsyncBaseTransport):
-    """Real HTTP to 127.0.0.1/localhost; any other destination is recorded and fails without a packet sent."""
+class LoopbackOnly:
+    """Real connections to 127.0.0.1/localhost; any other destination is recorded and fails without a packet sent."""
 
     def __init__(self) -> None:
-        self.real = httpx.AsyncHTTPTransport()
         self.elsewhere: list[str] = []
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if request.url.host in ("127.0.0.1", "localhost"):
-            return await self.real.handle_async_request(request)
-        self.elsewhere.append(request.url.host)
-        raise httpx.ConnectError("test transport: no traffic outside loopback", request=request)
-
-    async def aclose(self) -> None:
-        await self.real.aclose()
+    async def __call__(self, host: str, port: int, tls: ssl.SSLContext | None, name: str | None) -> Streams:
+        if host in ("127.0.0.1", "localhost"):
+            return await open_streams(host, port, tls, name)
+        self.elsewhere.append(host)
+        raise ConnectionRefusedError("test connector: no traffic outside loopback")
 
 
 async def fake_dns(host: str, port: int) -> list[str]:
@@ -53,7 +50,7 @@ async def fake_dns(host: str, port: int) -> list[str]:
 
 async def fetch(url: str, transport: LoopbackOnly, *, allow_private: bool = False) -> bytes | None:
     settings = FetchSettings(total_timeout=10)
-    async with make_client(settings, transport=transport) as client:
+    async with make_client(settings, connect=transport) as client:
         result = await Fetcher(client, settings, resolve=fake_dns).fetch(url, allow_private=allow_private)
     return result.body
 
@@ -135,27 +132,27 @@ class TestRebinding:
     async def test_peer_address_is_read_from_the_real_connection(self, httpserver: HTTPServer) -> None:
         """The client reports the address it really connected to; loopback passes the check."""
         httpserver.expect_request("/feed").respond_with_data(FEED)
-        async with httpx.AsyncClient(trust_env=False) as client, client.stream("GET", httpserver.url_for("/feed")) as r:
-            assert r.extensions["network_stream"].get_extra_info("server_addr")[0] == "127.0.0.1"
-            assert peer_refusal(httpserver.url_for("/feed"), r.extensions, allow_private=False) is None
+        async with HTTPClient(tls=ssl.create_default_context(), connect_timeout=2, read_timeout=2) as client:
+            r = await client.get(httpserver.url_for("/feed"), [])
+            r.close()
+            assert r.peer is not None
+            assert r.peer[0] == "127.0.0.1"
+            assert peer_refusal(httpserver.url_for("/feed"), r.peer, allow_private=False) is None
 
     def test_connection_rebound_to_metadata_is_refused(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """A name that resolved to a public address but was connected at 169.254.169.254 is refused.
 
-        A connection to that address cannot be made here: the stream stands for one (the only stand-in).
+        A connection to that address cannot be made here: the peer address stands for one (the only stand-in).
         """
         for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
             monkeypatch.delenv(name, raising=False)
 
-        class Stream:
-            def get_extra_info(self, key: str) -> object:
-                return ("169.254.169.254", 80) if key == "server_addr" else None
-
-        reason = peer_refusal("http://rebind.test/feed", {"network_stream": Stream()}, allow_private=True)
+        peer = ("169.254.169.254", 80)
+        reason = peer_refusal("http://rebind.test/feed", peer, allow_private=True)
         assert reason is not None
         assert "link-local" in reason
         monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:3128")  # through a proxy the peer is the proxy
-        assert peer_refusal("http://rebind.test/feed", {"network_stream": Stream()}, allow_private=True) is None
+        assert peer_refusal("http://rebind.test/feed", peer, allow_private=True) is None
 
 
 class TestConfig:

@@ -1,5 +1,5 @@
-"""Connection pools of the shared HTTP client: many fetches to one host spread over small pools, and
-connections are kept and reused between polls."""
+"""Connection pool of the feed client: many fetches to one host run at once, and connections are kept and
+reused between polls, never more idle ones than the caps allow."""
 
 from __future__ import annotations
 
@@ -11,10 +11,8 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import httpx
-
 from daemon.intake.fetch import FetchSettings, make_client
-from daemon.intake.pools import PER_POOL, PooledTransport
+from daemon.intake.http1 import HTTPClient
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -62,10 +60,11 @@ def server() -> Iterator[_Server]:
         srv.server_close()
 
 
-async def get_all(client: httpx.AsyncClient, url: str, n: int) -> None:
+async def get_all(client: HTTPClient, url: str, n: int) -> None:
     async def one() -> None:
-        response = await client.get(url)
-        assert response.status_code == 304
+        response = await client.get(url, [])
+        assert response.status == 304
+        assert await response.read_chunk() == b""  # read to its end: the connection is kept
 
     await asyncio.gather(*(one() for _ in range(n)))
 
@@ -92,8 +91,13 @@ class TestPools:
                     await get_all(client, url, 1)
             assert srv.connections == 1
 
-    def test_pool_count_follows_concurrency(self) -> None:
-        """The client's concurrency is split into pools of PER_POOL connections."""
-        ctx = httpx.create_ssl_context()
-        assert len(PooledTransport(verify=ctx, concurrency=64, per_host=64)._pools) == 64 // PER_POOL
-        assert len(PooledTransport(verify=ctx, concurrency=1, per_host=1)._pools) == 1
+    async def test_idle_connections_never_exceed_the_per_origin_cap(self) -> None:
+        """8 fetches at once to a host allowed 3 keep 3 connections; the second round opens only 5 anew."""
+        with server() as srv:
+            url = f"http://127.0.0.1:{srv.server_address[1]}/feed"
+            async with make_client(FetchSettings(concurrency=16, per_host=3)) as client:
+                await get_all(client, url, 8)
+                assert client.idle_connections() == 3
+                await get_all(client, url, 8)
+                assert client.idle_connections() == 3
+            assert srv.connections == 8 + 5
