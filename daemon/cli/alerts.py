@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from daemon.cli.common import count, load, show
 from daemon.cli.exitcodes import ExitCode
@@ -16,6 +17,9 @@ from daemon.errors import ConfigError, DeliveryError
 from daemon.models import Alert, AlertKind, Hit, Severity, alert_to_dict
 from daemon.store.controls import AmbiguousId
 from daemon.store.sqlite import Store
+
+if TYPE_CHECKING:
+    import httpx
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -256,8 +260,14 @@ async def _send(config: Config, name: str) -> None:
     from daemon.intake.fetch import FetchSettings
     from daemon.service.runtime import build_channels, channel_client
 
-    async with channel_client(FetchSettings()) as client:
-        channel = build_channels(config, client)[name]
+    async with contextlib.AsyncExitStack() as stack:
+
+        def http() -> httpx.AsyncClient:  # only Slack and webhook channels need one
+            client = channel_client(FetchSettings())
+            stack.push_async_callback(client.aclose)
+            return client
+
+        channel = build_channels(config, http)[name]
         try:
             await channel.send(sample_alert(datetime.now(UTC)))
         finally:

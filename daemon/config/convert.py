@@ -268,8 +268,22 @@ def _fields(cls: type[msgspec.Struct]) -> tuple[msgspec.structs.FieldInfo, ...]:
     return msgspec.structs.fields(cls)
 
 
+_UNWRAPPED: dict[Any, tuple[Any, tuple[Any, ...]]] = {}
+
+
 def _unwrap(tp: Any) -> tuple[Any, tuple[Any, ...]]:
     """(type without Annotated and without None, markers); TOML has no null, so ``X | None`` is X."""
+    # Cached: each field of each of a config's thousands of [[feeds]] asks this of the same few types.
+    try:
+        return _UNWRAPPED[tp]
+    except KeyError:
+        found = _UNWRAPPED[tp] = _unwrap_type(tp)
+        return found
+    except TypeError:  # an unhashable marker
+        return _unwrap_type(tp)
+
+
+def _unwrap_type(tp: Any) -> tuple[Any, tuple[Any, ...]]:
     marks: tuple[Any, ...] = ()
     if get_origin(tp) is Annotated:
         tp, *rest = get_args(tp)

@@ -16,7 +16,6 @@ import msgspec
 
 from daemon.models import Severity
 from daemon.util.fields import Duration, FieldError, Parse, Relative, Size, StringTable, duration_value
-from daemon.util.schedule import parse_schedule
 from daemon.util.secret import Secret
 
 DEFAULT_INTERVAL = 15 * 60.0
@@ -68,6 +67,8 @@ def _severity(value: Any) -> Severity:
 def _schedule(value: Any) -> str:
     if not isinstance(value, str):
         raise ValueError(f'expected a schedule like "08:00" or "every 1h", got {value!r}')
+    from daemon.util.schedule import parse_schedule  # here: only digest channels have a schedule
+
     parse_schedule(value)
     return value
 

@@ -44,6 +44,7 @@ _MEDIA = frozenset({"http://search.yahoo.com/mrss/", "http://search.yahoo.com/mr
 _ITUNES = frozenset({"http://www.itunes.com/dtds/podcast-1.0.dtd", "http://example.com/dtds/podcast-1.0.dtd"})
 _XHTML = "http://www.w3.org/1999/xhtml"
 _RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
+_RDF_ABOUT = f"{{{_RDF}}}about"
 _ATOM = frozenset({"http://www.w3.org/2005/Atom", "http://purl.org/atom/ns#"})
 
 _DATE_SLOTS = {
@@ -73,6 +74,7 @@ _BASE_ATTR = re.compile(rb"\s(?:xml:)?base\s*=", re.I)
 _URI_FIXER = re.compile(r"^([A-Za-z][A-Za-z0-9+-.]*://)(/*)(.*?)")
 _AMP_REF = re.compile(r"&([A-Za-z0-9_]+);")
 _CP1252 = {b: bytes([b]).decode("cp1252") for b in range(0x80, 0xA0) if b not in (0x81, 0x8D, 0x8F, 0x90, 0x9D)}
+_C1 = re.compile("[\x80-\x9f]")  # the only characters _CP1252 maps
 _LOCAL = threading.local()
 _NAMES: dict[str, tuple[str, str]] = {}  # tag -> _split(tag); bounded, tags repeat across feeds
 
@@ -129,7 +131,7 @@ def _attr(el: Any, name: str) -> str | None:
     value = el.get(name)
     if value is not None:
         return str(value)
-    for key in el.attrib:
+    for key in el.keys():  # noqa: SIM118 (an lxml element iterates its children; keys() are attribute names)
         if key.lower() == name:
             return str(el.get(key))
     return None
@@ -156,7 +158,7 @@ class _Doc:
         if self.utf8:
             with contextlib.suppress(UnicodeEncodeError, UnicodeDecodeError):
                 value = value.encode("iso-8859-1").decode("utf-8")
-        return value.translate(_CP1252)
+        return value.translate(_CP1252) if _C1.search(value) else value  # translate goes char by char
 
     def text(self, el: Any) -> str:
         """The text of a text construct, inline XHTML serialised as markup."""
@@ -203,14 +205,15 @@ class _EntryReader:
         self.events: list[tuple[str, int, str, str]] = []  # (kind, depth, value, content type)
         self.dates: dict[str, datetime | None] = {}
         self.link: str | None = None
-        self.guid = _attr(el, f"{{{_RDF}}}about")  # RSS 1.0 items are identified by rdf:about
+        self.guid = _attr(el, _RDF_ABOUT)  # RSS 1.0 items are identified by rdf:about
         self.guidislink = False
         self.guids = 0
         self.author = ""
         for child in el:
-            if not isinstance(child.tag, str):
+            tag = child.tag
+            if not isinstance(tag, str):
                 raise Unsure("an entity reference inside an entry")
-            self._child(child, _name(child.tag))
+            self._child(child, _name(tag))
 
     def _child(self, child: Any, key: tuple[str, str]) -> None:
         kind = _KINDS.get(key)
@@ -251,9 +254,10 @@ class _EntryReader:
                 self._nested(sub, depth + 1)
 
     def _link(self, child: Any) -> None:
-        href = _attr(child, "href")
+        named = bool(child.keys())  # RSS links have no attributes at all
+        href = _attr(child, "href") if named else None
         if href is None:
-            if _attr(child, "url") is not None or _attr(child, "uri") is not None or len(child):
+            if (named and (_attr(child, "url") is not None or _attr(child, "uri") is not None)) or len(child):
                 raise Unsure("a link element of an unusual shape")
             self.link = _amp(self.doc.fix(_uri(child.text or "")).replace("&amp;", "&"))
             return
@@ -318,7 +322,7 @@ class _EntryReader:
             guidislink=self.guidislink,
             summary=summary,
             content=contents,
-            published=next((self.dates[k] for k in ("published", "updated", "created") if self.dates.get(k)), None),
+            published=self.dates.get("published") or self.dates.get("updated") or self.dates.get("created"),
             author=self.author,
         )
 

@@ -19,10 +19,11 @@ import structlog
 
 from daemon import __version__
 from daemon.errors import ConfigError, FetchError
+from daemon.intake.connection import Connector, HTTPError, PeerRefused, open_streams
 from daemon.intake.decode import DecodeError, TooBig, body_decoder
 from daemon.intake.fetch_errors import network_error, status_error, too_big
 from daemon.intake.headers import BasicAuth, Validators, first_header, parse_expires_in, server_now
-from daemon.intake.http1 import Connector, HTTPClient, HTTPError, Response, open_streams
+from daemon.intake.http1 import HTTPClient, Response
 from daemon.intake.local import read_local
 from daemon.intake.netguard import Resolver, check_url, peer_refusal, system_resolve
 from daemon.util.redact import redact_url
@@ -197,14 +198,15 @@ class Fetcher:
             request_headers = self._headers(
                 current, validators, extra_headers if trusted else None, auth if trusted else None
             )
+
+            # The name was checked above, but connecting resolves it again: the address really connected
+            # to is checked too, before a byte is sent (a DNS answer that changed meanwhile: rebinding).
+            def admit(peer: tuple[str, int] | None, proxied: bool, hop: str = current) -> str | None:
+                return peer_refusal(hop, peer, allow_private=allow_private, proxied=proxied)
+
             try:
-                response = await self._client.get(current, request_headers)
+                response = await self._client.get(current, request_headers, admit=admit)
                 try:
-                    rebound = peer_refusal(
-                        current, response.peer, allow_private=allow_private, proxied=response.proxied
-                    )
-                    if rebound is not None:
-                        raise FetchError(f"refused: {rebound}", feed_url=redact_url(url))
                     status = response.status
                     if status in REDIRECT_STATUSES:
                         location = first_header(response.headers, "location")
@@ -213,6 +215,8 @@ class Fetcher:
                         return await self._finish(url, current, chain, all_permanent, validators, response, started)
                 finally:
                     response.close()
+            except PeerRefused as exc:
+                raise FetchError(f"refused: {exc}", feed_url=redact_url(url)) from None
             except HTTPError as exc:
                 raise network_error(
                     url,
@@ -277,7 +281,6 @@ class Fetcher:
     ) -> FetchResult:
         status = response.status
         headers = response.headers
-        now = server_now(headers)
         body: bytes | None = None
         if status == 304:
             # A 304 may refresh validators; anything it omits stays as it was.
@@ -288,7 +291,7 @@ class Fetcher:
             new = Validators(headers.get("etag"), headers.get("last-modified"))
         else:
             await _drain(response)
-            raise status_error(url, status, headers, now)
+            raise status_error(url, status, headers, server_now(headers))
         return FetchResult(
             url=url,
             final_url=final_url,
@@ -297,7 +300,7 @@ class Fetcher:
             body=body,
             content_type=headers.get("content-type"),
             validators=new,
-            expires_in=parse_expires_in(headers, now=now),
+            expires_in=parse_expires_in(headers),
             elapsed=time.monotonic() - started,
         )
 

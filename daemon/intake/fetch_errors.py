@@ -9,7 +9,7 @@ from datetime import datetime
 from urllib.parse import urlsplit
 
 from daemon.errors import FetchError
-from daemon.intake import http1
+from daemon.intake import connection as http1
 from daemon.intake.headers import Headers, first_header
 from daemon.util.durations import format_size
 from daemon.util.httpdates import parse_retry_after

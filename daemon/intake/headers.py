@@ -61,8 +61,11 @@ def first_header(headers: Headers, name: str) -> str | None:
     return values[0] if values else None
 
 
-def parse_expires_in(headers: Headers, *, now: datetime) -> float | None:
-    """Freshness lifetime from Cache-Control max-age (minus Age) or Expires; None when absent or zero."""
+def parse_expires_in(headers: Headers, *, now: datetime | None = None) -> float | None:
+    """Freshness lifetime from Cache-Control max-age (minus Age) or Expires; None when absent or zero.
+
+    ``now`` defaults to the server's clock (:func:`server_now`), read only when an Expires date needs it.
+    """
     cache_control = headers.get("cache-control")
     if cache_control:
         directives = {}
@@ -79,7 +82,7 @@ def parse_expires_in(headers: Headers, *, now: datetime) -> float | None:
     expires = parse_http_date(first_header(headers, "expires"))
     if expires is None:
         return None
-    left_s = (expires - now).total_seconds()
+    left_s = (expires - (now or server_now(headers))).total_seconds()
     return left_s if left_s > 0 else None
 
 

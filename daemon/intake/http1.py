@@ -11,19 +11,7 @@ the request goes once more on a new connection (a GET may be repeated).
 Proxies come from the environment (:mod:`daemon.intake.proxies`): an ``http://`` proxy gets the whole
 URL in the request line for ``http`` feeds and a ``CONNECT`` tunnel, with TLS inside, for ``https`` ones.
 
-Every failure is an :class:`HTTPError`:
-
-==================  ============================================================================
-``ConnectError``    no connection: refused, name resolution, TLS handshake or certificate (cause kept)
-``ConnectTimeout``  no connection (TCP and TLS) within ``connect_timeout``
-``ReadTimeout``     the server sent nothing for ``read_timeout`` seconds
-``WriteTimeout``    the request could not be sent within ``read_timeout`` seconds
-``RemoteClosed``    the connection closed before the response was complete
-``ProtocolError``   the bytes received are not an HTTP/1.x response (or its head is too large)
-``ReadError``       the connection failed while sending or reading
-``ProxyError``      the proxy refused the tunnel, or its URL cannot be used
-``InvalidRequest``  a header cannot be sent as given; ``InvalidURL``: the URL cannot be requested
-==================  ============================================================================
+Every failure is an :class:`~daemon.intake.connection.HTTPError` (the table is there).
 """
 
 from __future__ import annotations
@@ -31,17 +19,33 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from urllib.parse import quote, urlsplit
 
 import h11
 
+from daemon.intake.connection import (
+    MAX_HEAD,
+    ConnectError,
+    Connection,
+    Connector,
+    ConnectTimeout,
+    InvalidRequest,
+    InvalidURL,
+    Key,
+    PeerRefused,
+    ProtocolError,
+    ProxyError,
+    RemoteClosed,
+    Stale,
+    Streams,
+    error_text,
+    open_streams,
+)
 from daemon.intake.headers import Headers, header_bytes, header_text, keepalive_timeout
 from daemon.intake.proxies import ProxyRules, TunnelRefused, proxy_authorization, tunnel
 from daemon.util.urls import ascii_host
 
-READ_SIZE = 64 * 1024  # bytes asked of the socket per read
-MAX_HEAD = 100 * 1024  # response line and headers; CDNs with many cookies need more than h11's 16 KiB
 # nginx keeps an idle connection 75 s, AWS load balancers 60 s, Apache 5 s (which it announces in
 # Keep-Alive: timeout=5). Under a minute keeps the connections of one poll cycle for the next feeds of
 # that host without holding sockets servers have long given up on.
@@ -51,134 +55,10 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 _PATH_SAFE = "/%:@!$&'()*+,;=~"  # kept as written: reserved characters and existing escapes
 _QUERY_SAFE = _PATH_SAFE + "?"
 
-Key = tuple[str, str, int, str | None]  # scheme, host (ASCII), port, proxy URL
-Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
-# (host, port, TLS context or None, server name) -> connected streams; tests pass one that refuses
-# anything but loopback, so a broken guard shows as a recorded attempt rather than as traffic.
-Connector = Callable[[str, int, ssl.SSLContext | None, str | None], Awaitable[Streams]]
-
-
-class HTTPError(Exception):
-    """A request failed; the message says how, in words for an operator."""
-
-
-class ConnectError(HTTPError):
-    pass
-
-
-class ConnectTimeout(HTTPError):
-    pass
-
-
-class ReadTimeout(HTTPError):
-    pass
-
-
-class WriteTimeout(HTTPError):
-    pass
-
-
-class RemoteClosed(HTTPError):
-    pass
-
-
-class ProtocolError(HTTPError):
-    pass
-
-
-class ReadError(HTTPError):
-    pass
-
-
-class ProxyError(HTTPError):
-    pass
-
-
-class InvalidRequest(HTTPError):
-    pass
-
-
-class InvalidURL(InvalidRequest):
-    pass
-
-
-class _Stale(Exception):
-    """A kept connection turned out closed before any byte of the answer: retry on a new one."""
-
-
-async def open_streams(host: str, port: int, tls: ssl.SSLContext | None, server_name: str | None) -> Streams:
-    """A TCP connection (TLS when ``tls`` is given), resolved by the system."""
-    return await asyncio.open_connection(host, port, ssl=tls, server_hostname=server_name if tls else None)
-
-
-class _Connection:
-    __slots__ = ("answered", "expires", "h11", "key", "peer", "proxied", "read_timeout", "reader", "used", "writer")
-
-    def __init__(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, key: Key, read_timeout: float
-    ) -> None:
-        self.reader = reader
-        self.read_timeout = read_timeout  # longest silence while sending or reading
-        self.writer = writer
-        self.key = key
-        self.h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD)
-        peer = writer.get_extra_info("peername")
-        self.peer: tuple[str, int] | None = (str(peer[0]), int(peer[1])) if peer else None
-        self.proxied = key[3] is not None
-        self.expires = 0.0
-        self.used = False  # answered a request before: an early failure may be a stale keep-alive
-        self.answered = False  # a byte of the current response has arrived
-
-    def alive(self) -> bool:
-        return not self.writer.is_closing() and not self.reader.at_eof()
-
-    def close(self) -> None:
-        # abort, not close: nothing is left to send, and a TLS close_notify could wait on a dead peer.
-        self.writer.transport.abort()
-
-    async def send(self, request: h11.Request) -> None:
-        self.answered = False
-        data = self.h11.send(request)
-        end = self.h11.send(h11.EndOfMessage())
-        self.writer.write(data + end if end else data)
-        if self.writer.transport.get_write_buffer_size():
-            try:
-                async with asyncio.timeout(self.read_timeout):
-                    await self.writer.drain()
-            except TimeoutError:
-                raise WriteTimeout(f"the request could not be sent within {self.read_timeout:g} s") from None
-            except OSError as exc:
-                if self.used:
-                    raise _Stale from exc
-                raise ReadError(_text(exc)) from exc
-
-    async def receive(self) -> object:
-        """The next h11 event, reading as needed; every failure as an HTTPError (or _Stale)."""
-        conn = self.h11
-        while True:
-            state = conn.their_state  # h11 sets ERROR when it raises
-            try:
-                event = conn.next_event()
-            except h11.RemoteProtocolError as exc:
-                raise _broken(exc, head=state is h11.SEND_RESPONSE) from None
-            if event is not h11.NEED_DATA:
-                return event
-            try:
-                async with asyncio.timeout(self.read_timeout):
-                    data = await self.reader.read(READ_SIZE)
-            except TimeoutError:
-                raise ReadTimeout(f"nothing received for {self.read_timeout:g} s") from None
-            except OSError as exc:
-                if self.used and not self.answered:
-                    raise _Stale from exc
-                raise ReadError(_text(exc)) from exc
-            if not self.answered:
-                if not data:
-                    if self.used:
-                        raise _Stale
-                    raise RemoteClosed("the connection was closed without a response")
-                self.answered = True
-            conn.receive_data(data)
+_Target = tuple[Key, str, tuple[tuple[bytes, bytes], ...]]  # key, request target, Host & proxy fields
+TARGETS_CACHED = 8192  # URLs whose parsing is remembered (a daemon polls the same ones again and again)
+# (peer address or None, through a proxy?) -> why that connection may not be used, or None
+Admit = Callable[[tuple[str, int] | None, bool], str | None]
 
 
 class Response:
@@ -186,9 +66,9 @@ class Response:
 
     __slots__ = ("_client", "_conn", "headers", "peer", "proxied", "status")
 
-    def __init__(self, client: HTTPClient, conn: _Connection, head: h11.Response) -> None:
+    def __init__(self, client: HTTPClient, conn: Connection, head: h11.Response) -> None:
         self._client = client
-        self._conn: _Connection | None = conn
+        self._conn: Connection | None = conn
         self.status = head.status_code
         self.headers = Headers((name.decode("ascii"), header_text(value)) for name, value in head.headers)
         self.peer = conn.peer  # the address really connected to (the proxy's, through one)
@@ -211,7 +91,7 @@ class Response:
                     return b""
                 else:
                     raise ProtocolError(f"unexpected {type(event).__name__} in a response body")
-        except _Stale:
+        except Stale:
             raise RemoteClosed("the connection was closed without a response") from None
         except BaseException:
             self.close()
@@ -247,7 +127,8 @@ class HTTPClient:
         self._max_idle = max(1, max_idle)
         self._proxies = ProxyRules.from_environment() if proxies is None else proxies
         self._connect_streams = connect
-        self._idle: dict[Key, list[_Connection]] = {}
+        self._idle: dict[Key, list[Connection]] = {}
+        self._targets: dict[str, _Target] = {}
         self._idle_count = 0
         self._sweeper: asyncio.TimerHandle | None = None
         self._closed = False
@@ -264,19 +145,29 @@ class HTTPClient:
             return self._idle_count
         return sum(len(v) for k, v in self._idle.items() if f"{k[0]}://{k[1]}:{k[2]}" == origin)
 
-    async def get(self, url: str, headers: Sequence[tuple[str, str]]) -> Response:
-        """Send ``GET url`` and wait for the response head; the caller reads or closes the body."""
+    async def get(self, url: str, headers: Sequence[tuple[str, str]], *, admit: Admit | None = None) -> Response:
+        """Send ``GET url`` and wait for the response head; the caller reads or closes the body.
+
+        ``admit`` sees the address of the connection about to carry the request (and whether it is a
+        proxy's): a reason it returns refuses that connection before a byte is sent (:class:`PeerRefused`).
+        """
         key, request = self._prepare(url, headers)
         conn = self._take(key)
         if conn is not None:
+            _admit(conn, admit)
             try:
-                return await self._exchange(conn, request)
-            except _Stale:
+                response = await self._exchange(conn, request)
+            except Stale:
                 pass  # the server closed the kept connection: once more, on a new one
+            else:
+                if response.status != 408:
+                    return response
+                response.close()  # a server's "idle too long" notice, read as our answer: once more
         conn = await self._connect(key)
+        _admit(conn, admit)
         try:
             return await self._exchange(conn, request)
-        except _Stale:  # not raised for a new connection; kept for the type checker
+        except Stale:  # not raised for a new connection; kept for the type checker
             raise RemoteClosed("the connection was closed without a response") from None
 
     async def aclose(self) -> None:
@@ -296,6 +187,25 @@ class HTTPClient:
     # -- requests ------------------------------------------------------------------------------
 
     def _prepare(self, url: str, headers: Sequence[tuple[str, str]]) -> tuple[Key, h11.Request]:
+        target = self._targets.get(url)
+        if target is None:
+            target = self._target(url)
+            if len(self._targets) >= TARGETS_CACHED:
+                self._targets.clear()
+            self._targets[url] = target
+        key, path, fields = target
+        try:
+            request = h11.Request(
+                method="GET",
+                target=path,
+                headers=[*fields, *((k.encode("ascii"), header_bytes(v)) for k, v in headers)],
+            )
+        except (h11.LocalProtocolError, UnicodeError):  # h11's text repeats the value: maybe a token
+            raise InvalidRequest("a request header holds characters HTTP does not allow (a line break?)") from None
+        return key, request
+
+    def _target(self, url: str) -> _Target:
+        """Where ``url`` goes: its pool key, request target and Host (and Proxy-Authorization) fields."""
         try:
             parts = urlsplit(url)
             scheme = parts.scheme.lower()
@@ -304,30 +214,24 @@ class HTTPClient:
         except KeyError:
             raise InvalidURL("only http and https URLs are fetched") from None
         except (ValueError, UnicodeError) as exc:  # never the URL itself: it may hold a password
-            raise InvalidURL(_text(exc)) from None
+            raise InvalidURL(error_text(exc)) from None
         if not host:
             raise InvalidURL("no host name")
         proxy = self._proxies.proxy_for(scheme, host)
         authority = f"[{host}]" if ":" in host else host
         if port != DEFAULT_PORTS[scheme]:
             authority += f":{port}"
-        target = quote(parts.path or "/", safe=_PATH_SAFE)
+        path = quote(parts.path or "/", safe=_PATH_SAFE)
         if parts.query:
-            target += "?" + quote(parts.query, safe=_QUERY_SAFE)
-        fields = [("Host", authority), *headers]
+            path += "?" + quote(parts.query, safe=_QUERY_SAFE)
+        fields = [(b"Host", authority.encode("ascii"))]
         if proxy is not None and scheme == "http":  # absolute-form request line to the proxy itself
-            target = f"http://{authority}{target}"
+            path = f"http://{authority}{path}"
             if (auth := proxy_authorization(proxy)) is not None:
-                fields.append(("Proxy-Authorization", auth))
-        try:
-            request = h11.Request(
-                method="GET", target=target, headers=[(k.encode("ascii"), header_bytes(v)) for k, v in fields]
-            )
-        except (h11.LocalProtocolError, UnicodeError):  # h11's text repeats the value: maybe a token
-            raise InvalidRequest("a request header holds characters HTTP does not allow (a line break?)") from None
-        return (scheme, host, port, proxy), request
+                fields.append((b"Proxy-Authorization", auth.encode("latin-1")))
+        return (scheme, host, port, proxy), path, tuple(fields)
 
-    async def _exchange(self, conn: _Connection, request: h11.Request) -> Response:
+    async def _exchange(self, conn: Connection, request: h11.Request) -> Response:
         try:
             await conn.send(request)
             while True:
@@ -342,7 +246,7 @@ class HTTPClient:
 
     # -- connections ---------------------------------------------------------------------------
 
-    async def _connect(self, key: Key) -> _Connection:
+    async def _connect(self, key: Key) -> Connection:
         scheme, host, port, proxy = key
         try:
             async with asyncio.timeout(self.connect_timeout):
@@ -354,15 +258,19 @@ class HTTPClient:
                     reader, writer = await self._through_proxy(proxy, scheme, host, port)
         except TimeoutError:
             raise ConnectTimeout(f"no connection within {self.connect_timeout:g} s") from None
-        except (OSError, UnicodeError) as exc:  # ssl.SSLError is an OSError
-            raise ConnectError(_text(exc)) from exc
-        return _Connection(reader, writer, key, self.read_timeout)
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError; a host that cannot be encoded
+            raise ConnectError(error_text(exc)) from exc
+        return Connection(reader, writer, key, self.read_timeout)
 
     async def _through_proxy(self, proxy: str, scheme: str, host: str, port: int) -> Streams:
         parts = urlsplit(proxy)
         if parts.scheme.lower() != "http" or not parts.hostname:
             raise ProxyError(f"proxy {parts.scheme}://{parts.hostname or ''} cannot be used: only http:// proxies are")
-        reader, writer = await self._connect_streams(parts.hostname, parts.port or 80, None, None)
+        where = f"{parts.hostname}:{parts.port or 80}"
+        try:
+            reader, writer = await self._connect_streams(parts.hostname, parts.port or 80, None, None)
+        except (OSError, ValueError) as exc:
+            raise ProxyError(f"cannot connect to the proxy {where}: {error_text(exc)}") from exc
         if scheme == "http":
             return reader, writer
         try:
@@ -376,7 +284,7 @@ class HTTPClient:
             raise
         return reader, writer
 
-    def _take(self, key: Key) -> _Connection | None:
+    def _take(self, key: Key) -> Connection | None:
         idle = self._idle.get(key)
         if not idle:
             return None
@@ -385,14 +293,17 @@ class HTTPClient:
             conn = idle.pop()  # newest first: the likeliest to be still open
             self._idle_count -= 1
             if conn.expires > now and conn.alive():
+                conn.idle(False)
                 return conn
             conn.close()
         return None
 
-    def _release(self, conn: _Connection, keepalive: float) -> None:
+    def _release(self, conn: Connection, keepalive: float) -> None:
         """A response read to its end: keep its connection when HTTP/1.1 and everyone allow it."""
         state = conn.h11
-        if self._closed or keepalive <= 0 or state.our_state is not h11.DONE or state.their_state is not h11.DONE:
+        done = state.our_state is h11.DONE and state.their_state is h11.DONE
+        # Bytes past the response's end (a body on a 304, say) would be misread as the next answer.
+        if self._closed or keepalive <= 0 or not done or state.trailing_data[0]:
             conn.close()
             return
         state.start_next_cycle()
@@ -405,6 +316,7 @@ class HTTPClient:
             conn.close()
             return
         conn.expires = time.monotonic() + keepalive
+        conn.idle(True)
         idle.append(conn)
         self._idle_count += 1
         if self._sweeper is None:
@@ -430,14 +342,7 @@ class HTTPClient:
             self._sweeper = asyncio.get_running_loop().call_later(SWEEP_EVERY, self._sweep)
 
 
-def _broken(exc: h11.RemoteProtocolError, *, head: bool) -> HTTPError:
-    """h11's complaint about a response, as an HTTPError saying which part was wrong."""
-    if "closed" in str(exc):  # h11: "peer [unexpectedly] closed connection ..."
-        return RemoteClosed(str(exc))
-    if head and exc.error_status_hint == 431:
-        return ProtocolError(f"response headers larger than {MAX_HEAD // 1024} KiB")
-    return ProtocolError(f"malformed response {'head' if head else 'body'} ({exc})")
-
-
-def _text(exc: BaseException) -> str:
-    return str(exc) or type(exc).__name__
+def _admit(conn: Connection, admit: Admit | None) -> None:
+    if admit is not None and (reason := admit(conn.peer, conn.proxied)) is not None:
+        conn.close()
+        raise PeerRefused(reason)

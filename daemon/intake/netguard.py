@@ -8,6 +8,7 @@ the configured URL and again on every redirect hop, on the resolved addresses, n
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
 from collections.abc import Awaitable, Callable
@@ -40,6 +41,7 @@ _PRIVATE = tuple(
 )
 
 
+@functools.lru_cache(maxsize=1024)  # every poll checks its host's addresses, and the peer's
 def refusal(address: IPAddress, *, allow_private: bool) -> str | None:
     """Why ``address`` may not be fetched from, or None when it may."""
     if isinstance(address, ipaddress.IPv6Address):
@@ -57,6 +59,7 @@ def refusal(address: IPAddress, *, allow_private: bool) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=1024)
 def literal_address(host: str) -> IPAddress | None:
     try:
         return ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
@@ -80,8 +83,8 @@ def peer_refusal(
     """Why the connection to ``peer`` (the address really connected to) may not be used, or None.
 
     The name was checked before connecting, but connecting resolves it again: a DNS answer that changed
-    in between (rebinding) shows here, before a byte of the body is read. Through a proxy the peer is
-    the proxy, which the operator chose: not checked (``proxied`` None: as the environment says).
+    in between (rebinding) shows here, before the request is sent. Through a proxy the peer is the
+    proxy, which the operator chose: not checked (``proxied`` None: as the environment says).
     """
     parts = urlsplit(url)
     host = parts.hostname or ""

@@ -8,9 +8,11 @@ so a library only one channel needs costs nothing to everyone else: ``status`` n
 Adding a channel type (an Apprise channel, say): write ``daemon/notify/<type>.py`` with its settings,
 its ``Channel`` and ``CHANNEL = ChannelType("<type>", Settings, build)``, importing its library (apprise)
 at the top of that module as usual; then add one line to ``CHANNEL_MODULES``. Nothing else imports the
-module, so the library loads only for configs that use the type. Optional parts that are not channels
-(a metrics endpoint, say) follow the same rule: import the library inside the code path that runs only
-when the part is configured, never at the top of a module the daemon always imports.
+module, so the library loads only for configs that use the type (a type that posts through the shared
+httpx client says ``http=True``: that client is made only when such a channel is configured). Optional
+parts that are not channels (a metrics endpoint, say) follow the same rule: import the library inside
+the code path that runs only when the part is configured, never at the top of a module the daemon
+always imports.
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ CHANNEL_TYPES: Mapping[str, ChannelType[Any]] = _Types()
 SETTINGS_TYPES: Mapping[str, type[msgspec.Struct]] = _Settings()
 
 
-def build_channel(name: str, type_: str, settings: object, *, http: httpx.AsyncClient) -> Channel:
+def build_channel(name: str, type_: str, settings: object, *, http: httpx.AsyncClient | None) -> Channel:
     """A channel of ``type_`` named ``name``; unknown types and mismatched settings are ConfigErrors."""
     kind = CHANNEL_TYPES.get(type_)
     if kind is None:

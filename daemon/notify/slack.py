@@ -65,4 +65,4 @@ def _build(name: str, settings: SlackSettings, http: httpx.AsyncClient) -> Chann
     return SlackChannel(name, settings, http)
 
 
-CHANNEL = ChannelType("slack", SlackSettings, _build)
+CHANNEL = ChannelType("slack", SlackSettings, _build, http=True)

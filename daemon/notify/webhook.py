@@ -158,4 +158,4 @@ def _build(name: str, settings: WebhookSettings, http: httpx.AsyncClient) -> Cha
     return WebhookChannel(name, settings, http)
 
 
-CHANNEL = ChannelType("webhook", WebhookSettings, _build)
+CHANNEL = ChannelType("webhook", WebhookSettings, _build, http=True)

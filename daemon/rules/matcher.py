@@ -20,7 +20,7 @@ import ahocorasick
 import regex
 from rapidfuzz import fuzz
 
-from daemon.models import FIELDS, Item, RuleMatch
+from daemon.models import Item, RuleMatch
 from daemon.rules.judge import EXCLUDE, MAX_HITS_PER_TERM, Evaluation, Raw, Scan, fires, judge, not_applied
 from daemon.rules.pattern import cased_regex, tail_regex
 from daemon.rules.ruleset import Alias, Rule, RuleSet, Term
@@ -37,6 +37,8 @@ _PROCLITIC = Left.PROCLITIC
 # The rest of a word after a wildcard's prefix: word characters, but not those of unspaced scripts.
 _WORD_TAIL = re.compile(r"[^\W\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u2e80-\u9fff\uf900-\ufaff]*")
 _FUZZY_CACHE_MAX = 100_000
+# Characters of folded text, commonest first (folded text is lower case, its dashes spaces).
+_COMMON_CHARS = " etaoinsrhldcumfpgwybvkxjqz.,0123456789'\":;()?!/&%$+#@*=[]|<>~^`{}\\_"
 # Seconds all regex terms of one rule may spend on one item. Ordinary patterns need microseconds;
 # a tenth of a second is far beyond them and short enough that a feed of hostile titles stays cheap.
 REGEX_BUDGET = 0.1
@@ -84,10 +86,13 @@ class Matcher:
         self._regexes: list[tuple[int, int, int, Any, bool]] = []  # Any: regex.Pattern (untyped)
         self._regex_needs: list[frozenset[str] | None] = []  # per regex: literals of which one must occur
         self._fuzzy: list[_FuzzyEntry] = []
+        self._fuzzy_terms: list[tuple[str, float, int, tuple[int, ...]]] = []  # (folded, threshold, window, entries)
         # Chunks whose fuzzy verdict is known, and the verdicts that found something (see _scan_fuzzy).
         self._fuzzy_known: tuple[set[str], dict[str, tuple[tuple[str, int, float], ...]]] = (set(), {})
         self._fuzzy_token_re: re.Pattern[str] | None = None
         self._needs_case_fold = False
+        # Per rule, its ``require`` entries as sets of group indices (any one of which must count).
+        self._requires = [_required_groups(rule) for rule in self.rules]
         self._compile()
 
     # --- compilation -------------------------------------------------------------------------------
@@ -120,8 +125,21 @@ class Matcher:
         if self._fuzzy:
             shortest = min(len(fe.folded) - fe.window for fe in self._fuzzy)
             self._fuzzy_token_re = word_pattern(max(1, shortest))
+            # Shared lists repeat one spelling in many rules: rapidfuzz compares each spelling (and
+            # threshold) once per word, and the verdict goes to every entry that has it.
+            same: dict[tuple[str, float, int], list[int]] = defaultdict(list)
+            for idx, fe in enumerate(self._fuzzy):
+                same[(fe.folded, fe.threshold, fe.window)].append(idx)
+            self._fuzzy_terms = [(f, t, w, tuple(ix)) for (f, t, w), ix in same.items()]
         if words:
             automaton = ahocorasick.Automaton()
+            # pyahocorasick looks a character up among a node's children one by one, in the order they
+            # were added: at the root a space or a comma, which no term starts with, was compared with
+            # every first letter of every term. Keys that never match (they end in NUL, which folded
+            # text never holds: fold makes every control character a space) put the commonest
+            # characters of folded text first; matches are the same, as the new nodes end no term.
+            for ch in _COMMON_CHARS:
+                automaton.add_word(ch + "\x00", (2, Left.FREE, False, (), (), ()))
             for key, entries in words.items():
                 left = left_rule(key)
                 right = attaches(key[-1])
@@ -136,7 +154,7 @@ class Matcher:
     # --- scanning ----------------------------------------------------------------------------------
 
     def _scan(self, item: Item) -> Scan:
-        folded = [fold(t) if (t := item.field_text(name)) else None for name in FIELDS]
+        folded = [fold(t) if t else None for t in (item.title, item.summary, item.content)]  # models.FIELDS
         scan = Scan(folded)
         for fi, ft in enumerate(folded):
             if ft is None or not ft.text:
@@ -211,8 +229,14 @@ class Matcher:
         cased_ft = fold(ft.original, keep_case=True) if self._needs_case_fold else ft
         for (ri, gi, ti, rx, case), needs in zip(self._regexes, self._regex_needs, strict=True):
             target = cased_ft if case else ft
-            if ri in scan.overrun or (needs is not None and not any(lit in target.text for lit in needs)):
+            if ri in scan.overrun:
                 continue
+            if needs is not None:
+                for lit in needs:  # a plain loop: twice as fast as any() over a generator here
+                    if lit in target.text:
+                        break
+                else:
+                    continue
             started = time.perf_counter()
             try:
                 # concurrent=True releases the GIL while matching (the text is an immutable str).
@@ -242,8 +266,8 @@ class Matcher:
         seen, found_in = self._fuzzy_known
         if len(seen) >= _FUZZY_CACHE_MAX:
             seen, found_in = self._fuzzy_known = (set(), {})
-        chunks = set(ft.text.split(" "))
-        for chunk in chunks - seen:
+        chunks = ft.text.split(" ")
+        for chunk in () if seen.issuperset(chunks) else set(chunks) - seen:
             found = tuple(
                 (word, idx, score)
                 for word in self._fuzzy_token_re.findall(chunk)
@@ -252,9 +276,9 @@ class Matcher:
             seen.add(chunk)
             if found:
                 found_in[chunk] = found
-        hit_chunks = found_in.keys() & chunks
-        if not hit_chunks:
+        if found_in.keys().isdisjoint(chunks):
             return
+        hit_chunks = found_in.keys() & set(chunks)
         positive: dict[str, list[tuple[int, float]]] = {}
         for chunk in hit_chunks:
             for word, idx, score in found_in[chunk]:
@@ -266,12 +290,13 @@ class Matcher:
 
     def _fuzzy_lookup(self, token: str) -> tuple[tuple[int, float], ...]:
         out: list[tuple[int, float]] = []
-        for idx, fe in enumerate(self._fuzzy):
-            if token == fe.folded or abs(len(token) - len(fe.folded)) > fe.window:
+        for folded, threshold, window, indices in self._fuzzy_terms:
+            if token == folded or abs(len(token) - len(folded)) > window:
                 continue
-            score = fuzz.ratio(fe.folded, token, score_cutoff=fe.threshold)
+            score = fuzz.ratio(folded, token, score_cutoff=threshold)
             if score:
-                out.append((idx, round(score, 1)))
+                out += [(idx, round(score, 1)) for idx in indices]
+        out.sort()  # entry order, as if each entry had been compared on its own
         return tuple(out)
 
     # --- judging -----------------------------------------------------------------------------------
@@ -289,10 +314,18 @@ class Matcher:
             if not rule.enabled or rule.not_applicable(item.feed, feed_tags) is not None:
                 continue
             raws = scan.hits[ri]
+            if self._requires[ri]:
+                # A group counts only with a hit of its own (not an ``unless`` context): most rules with a
+                # hit on an item have none in a required group, and need no judging at all.
+                groups = {r.group for r in raws if not r.context}
+                if any(groups.isdisjoint(need) for need in self._requires[ri]):
+                    continue
             if fires(rule, scan, raws):
                 match = judge(rule, scan, raws).to_match()
                 if match is not None:
                     out.append(match)
+        if not scan.overrun:
+            return Scored(out)
         overruns = tuple(
             self.rules[ri].id
             for ri in sorted(scan.overrun)
@@ -391,6 +424,11 @@ def _literal_branch(sub: Any) -> frozenset[str] | None:
             chars.append(chr(av))
         out.add("".join(chars))
     return frozenset(out)
+
+
+def _required_groups(rule: Rule) -> tuple[frozenset[int], ...]:
+    names = {g.name: i for i, g in enumerate(rule.groups)}
+    return tuple(frozenset(names[g] for g in entry.split("|") if g in names) for entry in rule.require)
 
 
 def _entry(ri: int, gi: int, ti: int, alias: Alias, case: bool, *, context: bool = False) -> _Entry:

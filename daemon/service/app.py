@@ -61,7 +61,10 @@ from daemon.util.observe import NULL_OBSERVER, Observer
 from daemon.util.retry import RetryPolicy
 
 if TYPE_CHECKING:
+    import httpx
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+    from daemon.intake.fetch import FetchSettings
 
 log = structlog.get_logger(__name__)
 
@@ -115,8 +118,6 @@ class Service:
         client = make_client(settings)
         self._stack.push_async_callback(client.aclose)
         self.fetcher = Fetcher(client, settings)
-        http = channel_client(settings)
-        self._stack.push_async_callback(http.aclose)
         # Worker processes only when configured: the fast path rarely needs them (docs/feeds.md).
         limits = ParseLimits(seconds=cfg.polling.parse_timeout, memory=cfg.polling.parse_memory)
         parser = FeedParser(workers=cfg.polling.parse_workers, limits=limits)
@@ -132,7 +133,7 @@ class Service:
             rng=self._rng,
             observer=self.observer,
         )
-        self.channels = build_channels(cfg, http)
+        self.channels = build_channels(cfg, lambda: self._channel_client(settings))
         keep_threads(self.channels, self.store)
         self._stack.push_async_callback(close_channels, self.channels)
         policy = RetryPolicy(attempts=cfg.alerts.max_attempts, base=cfg.alerts.retry_base, cap=cfg.alerts.retry_cap)
@@ -147,6 +148,12 @@ class Service:
             observer=self.observer,
         )
         await self._record_rules()
+
+    def _channel_client(self, settings: FetchSettings) -> httpx.AsyncClient:
+        """The Slack and webhook channels' HTTP client, closed after them at stop."""
+        client = channel_client(settings)
+        self._stack.push_async_callback(client.aclose)
+        return client
 
     async def _serve_metrics(self) -> None:
         """Serve /metrics and /healthz when ``[metrics] listen`` is set (until the daemon stops)."""
@@ -455,7 +462,7 @@ class Service:
         started = time.perf_counter()
         active = self.active
         await asyncio.to_thread(active.scorer.get)
-        log.debug(
+        log.info(
             "matcher_compiled", rules=len(active.report.ruleset.rules), ms=round((time.perf_counter() - started) * 1000)
         )
 

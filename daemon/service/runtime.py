@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -129,10 +129,19 @@ def channel_client(settings: FetchSettings) -> httpx.AsyncClient:
     )
 
 
-def build_channels(config: Config, client: httpx.AsyncClient) -> dict[str, Channel]:
-    from daemon.notify.registry import build_channel
+def build_channels(config: Config, http: Callable[[], httpx.AsyncClient]) -> dict[str, Channel]:
+    """Every configured channel; ``http`` makes the client of the Slack and webhook channels, and is called
+    only when one of them is configured (a console or email setup never imports httpx)."""
+    from daemon.notify.registry import CHANNEL_TYPES, build_channel
 
-    return {name: build_channel(name, cc.type, cc.settings, http=client) for name, cc in config.channels.items()}
+    client: httpx.AsyncClient | None = None
+    channels: dict[str, Channel] = {}
+    for name, cc in config.channels.items():
+        kind = CHANNEL_TYPES.get(cc.type)  # None for an unknown type: build_channel names the mistake
+        if client is None and kind is not None and kind.http:
+            client = http()
+        channels[name] = build_channel(name, cc.type, cc.settings, http=client)
+    return channels
 
 
 async def close_channels(channels: Mapping[str, Channel]) -> None:

@@ -71,9 +71,12 @@ def redact_url(url: SecretLike, *, secret: bool | None = None) -> str:
 
     ``secret`` defaults to whether ``url`` was given as a secret object.
     """
-    if secret is None:
-        secret = isinstance(url, Revealable)
-    raw = _value(url)
+    if type(url) is str:  # the common case, without the slower protocol check
+        raw = url
+        secret = bool(secret)
+    else:
+        raw = _value(url)
+        secret = isinstance(url, Revealable) if secret is None else secret
     if secret:
         try:
             parts = urlsplit(raw)

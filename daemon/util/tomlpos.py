@@ -7,7 +7,6 @@ tomllib returns plain dicts without positions; config and rule files both report
 from __future__ import annotations
 
 import bisect
-import difflib
 import re
 import tomllib
 from collections.abc import Iterable
@@ -25,6 +24,8 @@ _TOML_POS_RE = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
 
 def close_match(word: str, options: Iterable[str]) -> str:
     """`` (did you mean 'x'?)`` when a close option exists, else ``""``."""
+    import difflib  # here: only a mistake needs a suggestion
+
     found = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
     return f" (did you mean {found[0]!r}?)" if found else ""
 

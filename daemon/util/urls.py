@@ -13,6 +13,10 @@ _TRACKING = re.compile(r"^(utm_[a-z_]+|fbclid|gclid|dclid|mc_cid|mc_eid|yclid|ig
 # bidi controls (which can make "exe.pdf" of "fdp.exe"): a link holding one is refused, never repaired.
 _REFUSED = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 _SPACE = re.compile(r"\s")  # the characters str.isspace() is true of (both use Py_UNICODE_ISSPACE)
+# Most links: an absolute http(s) URL whose host is ASCII letters, digits, hyphens and dots (and maybe a
+# port), then nothing or a path, query or fragment. urlsplit would read scheme http(s), that host, and no
+# userinfo, so safe_link accepts such a link without parsing it.
+_PLAIN_HTTP = re.compile(r"(?i:https?)://[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*(?::[0-9]*)?(?:[/?#].*)?", re.DOTALL)
 
 
 def safe_link(raw: str | None, base: str | None = None) -> str | None:
@@ -27,6 +31,12 @@ def safe_link(raw: str | None, base: str | None = None) -> str | None:
     cleaned = raw.strip()
     if not cleaned or _REFUSED.search(cleaned) or _SPACE.search(cleaned):
         return None
+    if _PLAIN_HTTP.fullmatch(cleaned):
+        return cleaned
+    return _parsed_link(cleaned, base)
+
+
+def _parsed_link(cleaned: str, base: str | None) -> str | None:
     if base and not urlsplit(cleaned).scheme:
         base_parts = urlsplit(base)
         if base_parts.scheme in ("http", "https"):

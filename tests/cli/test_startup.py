@@ -32,8 +32,11 @@ threshold = 1.0
 [rule.outage.groups.what]
 terms = ["blackout*", "power cut"]
 """
-# What a console-only `run --once` must not load: other channels' libraries, optional parts, the fallback parser.
-NOT_FOR_CONSOLE = ("aiosmtplib", "email.mime", "prometheus_client", "feedparser", "apprise")
+# What a console-only `run --once` must not load: other channels' libraries (the Slack and webhook channels'
+# HTTP client among them: feeds have their own), optional parts, the fallback parser.
+NOT_FOR_CONSOLE = (
+    "aiosmtplib", "email.mime", "prometheus_client", "feedparser", "apprise", "httpx", "httpcore", "anyio",
+)  # fmt: skip
 
 
 def loaded_after(cwd: Path, argv: list[str], *, full: bool = False) -> set[str]:
@@ -136,7 +139,8 @@ def polling_site(tmp_path: Path, httpserver: HTTPServer) -> tuple[Path, FeedServ
 
 class TestRunOnce:
     def test_console_only_run_loads_no_optional_library(self, polling_site: tuple[Path, FeedServer]) -> None:
-        """`run --once` with a console channel loads no SMTP, email, metrics or Apprise library, nor feedparser."""
+        """`run --once` with a console channel loads no SMTP, email, metrics, Apprise or HTTP client library,
+        nor feedparser."""
         site, feed = polling_site
         loaded = loaded_after(site, ["run", "--once"], full=True)
         assert len(feed.requests) == 1  # it did poll

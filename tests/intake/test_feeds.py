@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from daemon.errors import FeedParseError
 from daemon.intake.parse import item_key, parse_feed
+from daemon.util.urls import _PLAIN_HTTP, _parsed_link, safe_link
 
 
 def rss(items: str, extra: str = "") -> bytes:
@@ -73,6 +76,28 @@ class TestSanitising:
         """A space inside is never silently dropped (the link is refused); so are userinfo and bidi controls."""
         body = rss(f"<item><guid>g</guid><title>A</title><link>{link}</link></item>")
         assert parse_feed(body, feed="f", url="https://f.example/").items[0].link == kept
+
+    def test_plain_links_are_judged_as_urlsplit_judges_them(self) -> None:
+        """Links accepted without parsing (plain http(s) hosts) get the verdict urlsplit and urljoin give."""
+        schemes = ["http", "https", "HTTPS", "hTTp"] * 3 + ["ftp", "", "http:", "1http"]
+        separators = ["://"] * 8 + [":/", ":///", "//", ":", ""]
+        pieces = ["news", ".", "example", "-", ":8080", ":", ":x", "@", "?q=1", "#f", "/", "[", "]", "%41", "_",
+                  "\u00e9", "b\u00fccher", "xn--bcher-kva", "..", "a", "1", "\uff0e", "\u2488"]  # fmt: skip
+        rng = random.Random(14)
+        bases = [None, "https://f.example/dir/", "ftp://f.example/"]
+        plain = 0
+        for _ in range(20_000):
+            host = "".join(rng.choice(pieces[:5] * 4 + pieces) for _ in range(rng.randint(0, 4)))
+            tail = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 4)))
+            link = rng.choice(schemes) + rng.choice(separators) + host + rng.choice(["", "/", "?", "#"]) + tail
+            base = rng.choice(bases)
+            try:
+                expected = _parsed_link(link, base) if link else None
+            except ValueError:  # urlsplit refuses the netloc before the check that catches it
+                continue
+            assert safe_link(link, base) == expected, (link, base)
+            plain += _PLAIN_HTTP.fullmatch(link) is not None
+        assert plain > 1_000
 
     def test_html_and_control_characters_become_plain_text(self) -> None:
         """Markup, entities and control characters are reduced to one line of text."""

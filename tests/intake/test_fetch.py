@@ -23,10 +23,10 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from daemon.errors import ConfigError, FetchError
+from daemon.intake.connection import Connector, Streams, open_streams
 from daemon.intake.decode import body_decoder
 from daemon.intake.fetch import Fetcher, FetchResult, FetchSettings, make_client
 from daemon.intake.headers import BasicAuth, Validators
-from daemon.intake.http1 import Connector, Streams, open_streams
 from daemon.util.redact import redact_url
 from tests.kit.tls import make_certs
 

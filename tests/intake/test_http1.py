@@ -14,8 +14,10 @@ from pathlib import Path
 import pytest
 
 from daemon.errors import FetchError
+from daemon.intake.connection import PeerRefused
 from daemon.intake.fetch import Fetcher, FetchResult, FetchSettings, make_client
 from daemon.intake.headers import BasicAuth, Validators
+from daemon.intake.http1 import HTTPClient
 from daemon.intake.proxies import ProxyRules
 from tests.kit.tls import server_context
 
@@ -163,6 +165,48 @@ class TestKeepAlive:
         assert seen.connections == 2
         assert len(seen.requests) == 3
 
+    async def test_408_on_a_kept_connection_is_sent_again(self) -> None:
+        """A "408 Request Timeout" on a kept connection (the server gave up on it) is retried on a new one."""
+
+        async def reply(writer: asyncio.StreamWriter, conn: int, index: int, head: bytes) -> bool:
+            if index == 1:
+                writer.write(b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+                return False
+            writer.write(ok())
+            return True
+
+        async with server(reply) as seen, fetcher() as f:
+            for _ in range(2):
+                assert (await f.fetch(seen.url)).body == FEED
+        assert seen.connections == 2
+        assert len(seen.requests) == 3
+
+    async def test_bytes_sent_to_an_idle_connection_retire_it(self) -> None:
+        """Anything a server sends on an idle connection (here a 408 notice) is not read as the next answer."""
+
+        async def reply(writer: asyncio.StreamWriter, conn: int, index: int, head: bytes) -> bool:
+            writer.write(ok())
+            if conn == 0:
+                await writer.drain()
+                await asyncio.sleep(0.05)
+                writer.write(b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n")
+            return True
+
+        async with server(reply) as seen, fetcher() as f:
+            assert (await f.fetch(seen.url)).body == FEED
+            await asyncio.sleep(0.2)
+            assert (await f.fetch(seen.url)).body == FEED
+        assert seen.connections == 2
+        assert len(seen.requests) == 2
+
+    async def test_bytes_past_the_end_of_a_response_retire_its_connection(self) -> None:
+        """A 304 that carries a body anyway leaves bytes that are not an answer: the connection is not reused."""
+        bogus = b'HTTP/1.1 304 Not Modified\r\nETag: "v1"\r\nContent-Length: 5\r\n\r\nhello'
+        async with server(always(bogus)) as seen, fetcher() as f:
+            for _ in range(3):
+                assert (await f.fetch(seen.url, Validators(etag='"v1"'))).status == 304
+        assert seen.connections == 3
+
     async def test_new_connection_closed_without_answer_is_not_retried(self) -> None:
         """Only a reused connection earns a second try: a new one that closes unanswered is an error."""
         async with server(always(b"", keep=False)) as seen, fetcher() as f:
@@ -203,6 +247,36 @@ class TestKeepAlive:
                     break
                 await asyncio.sleep(0.02)
             assert seen.ended == 1
+
+
+class TestPeerCheck:
+    async def test_refused_peer_gets_no_request(self) -> None:
+        """A connection whose address the caller refuses carries no request, new or kept."""
+        async with server(always(ok())) as seen:
+            async with HTTPClient(tls=ssl.create_default_context(), connect_timeout=2, read_timeout=2) as client:
+                response = await client.get(seen.url, [])
+                assert await response.read_chunk() == FEED
+                assert await response.read_chunk() == b""
+                for _ in range(2):  # the kept connection, then a new one
+                    with pytest.raises(PeerRefused, match="not this one"):
+                        await client.get(seen.url, [], admit=lambda peer, proxied: "not this one")
+            assert len(seen.requests) == 1
+            assert seen.connections == 2
+
+    async def test_admit_sees_the_real_peer(self) -> None:
+        """The address handed to the check is the socket's peer, loopback here, and not a proxy's."""
+        peers: list[tuple[tuple[str, int] | None, bool]] = []
+
+        def admit(peer: tuple[str, int] | None, proxied: bool) -> str | None:
+            peers.append((peer, proxied))
+            return None
+
+        client = HTTPClient(tls=ssl.create_default_context(), connect_timeout=2, read_timeout=2)
+        async with server(always(ok())) as seen, client:
+            response = await client.get(seen.url, [], admit=admit)
+            response.close()
+        port = int(seen.url.split(":")[2].split("/")[0])
+        assert peers == [(("127.0.0.1", port), False)]
 
 
 class TestFraming:
@@ -417,6 +491,15 @@ class TestProxies:
         monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
         async with server(always(ok())) as seen, fetcher() as f:
             assert (await f.fetch(seen.url)).body == FEED
+
+    async def test_unreachable_proxy_is_named(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A proxy nobody answers at is reported as the proxy's failure, not the feed server's."""
+        monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:1")
+        async with server(always(ok())) as seen, fetcher() as f:
+            err = await fetch_error(f, seen.url)
+        assert "proxy error reaching 127.0.0.1:" in str(err)
+        assert "cannot connect to the proxy 127.0.0.1:1" in str(err)
+        assert seen.connections == 0
 
     async def test_socks_proxy_is_refused_plainly(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """A proxy URL of a scheme we cannot speak fails the fetch with the reason, sending nothing."""

@@ -17,8 +17,9 @@ from pytest_httpserver import HTTPServer
 
 from daemon.config.settings import load_config
 from daemon.errors import FetchError
+from daemon.intake.connection import Streams, open_streams
 from daemon.intake.fetch import Fetcher, FetchSettings, make_client
-from daemon.intake.http1 import HTTPClient, Streams, open_streams
+from daemon.intake.http1 import HTTPClient
 from daemon.intake.netguard import peer_refusal, refusal
 from tests.conftest import CLI, cli_env
 

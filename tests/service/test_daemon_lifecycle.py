@@ -68,6 +68,16 @@ class TestStartup:
         daemon.wait_until(lambda: bool(daemon.alerts()), "the first alert")
         daemon.notify.wait_for(lambda n: "last alert none" not in n.fields.get("STATUS", "last alert none"))
 
+    def test_matcher_compiled_right_after_start(self, tmp_path: Path, feed: FeedServer) -> None:
+        """The daemon compiles its matcher right after start, though no item has needed it yet (the feed fails)."""
+        feed.status = 503
+        write_site(tmp_path, feed_url=feed.url)
+        with running_site(tmp_path) as d:
+            d.wait_ready(d.start())
+            d.wait_until(lambda: "matcher_compiled" in d.stderr(), "the matcher_compiled event")
+            d.wait_until(lambda: "feed_failed" in d.stderr(), "the failed poll")
+            assert "feed_polled" not in d.stderr()  # no poll brought an item to score
+
     def test_status_json_while_running(self, daemon: Daemon) -> None:
         """`status --json` of a running daemon: running, a fresh heartbeat, the feed listed; exit 0."""
         daemon.wait_ready(daemon.start())
