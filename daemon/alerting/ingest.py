@@ -193,23 +193,30 @@ def _ingest(
     tags = frozenset(feed.tags)
     silences = store.silences(now=now)
     known = store.known_items(state.id, (i.key for i in items))
+    quiet: list[Item] = []  # new items no rule matched: their rows go in together, in document order
     for item in items:
         prior_item = known.get(item.key)
         if prior_item is None:
+            result.new_items += 1
+            matches = scorer.score(item, feed_tags=tags)
+            if not matches:
+                quiet.append(item)
+                continue
+            _insert_quiet(store, state.id, quiet, now)  # rows keep document order, and so their ids
             item_id = store.insert_item(
                 state.id, item.key, item.content_hash, item.title, item.link, item.published, now,
                 summary=item.summary, content=item.content,
             )  # fmt: skip
-            result.new_items += 1
         elif prior_item.content_hash != item.content_hash:
+            _insert_quiet(store, state.id, quiet, now)
             item_id = prior_item.id
             store.update_item(item_id, item.content_hash, item.title, item.link, now)
             store.save_item_text(item_id, item.summary, item.content)
             result.changed_items += 1
+            matches = scorer.score(item, feed_tags=tags)
+            if not matches:
+                continue
         else:
-            continue
-        matches = scorer.score(item, feed_tags=tags)
-        if not matches:
             continue
         result.matched += 1
         may_alert = not first_poll or _backfill_allows(feed, item, now)
@@ -224,9 +231,17 @@ def _ingest(
                 _outcome(store, result, item, item_id, match, Outcome.BACKFILL, why)
             else:
                 _alert_for(store, feed, item, item_id, match, rules, routing, now, result, silences)
-    store.touch_items(state.id, (i.key for i in items), now)  # retention counts from the last sighting
+    _insert_quiet(store, state.id, quiet, now)
+    # Retention counts from the last sighting; a row inserted just now already says ``now``.
+    store.touch_items(state.id, (i.key for i in items if i.key in known), now)
     if document is not None:
         store.save_document(state.id, document, now=now, first_poll=first_poll, new_items=result.new_items)
+
+
+def _insert_quiet(store: IngestStore, feed_id: int, quiet: list[Item], now: datetime) -> None:
+    if quiet:
+        store.insert_items(feed_id, quiet, now)
+        quiet.clear()
 
 
 def _outcome(

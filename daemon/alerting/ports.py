@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from daemon.alerting.silences import Silence
-from daemon.models import Alert, FeedDocument, RuleMatch, Severity
+from daemon.models import Alert, FeedDocument, Item, RuleMatch, Severity
 
 
 class FeedRow(Protocol):
@@ -89,6 +89,7 @@ class IngestStore(AlertWriter, Protocol):
         summary: str | None = None,
         content: str | None = None,
     ) -> int: ...
+    def insert_items(self, feed_id: int, items: Sequence[Item], now: datetime) -> None: ...
     def update_item(self, item_id: int, content_hash: str, title: str, link: str | None, now: datetime) -> None: ...
     def save_item_text(self, item_id: int, summary: str, content: str) -> None: ...
     def touch_items(self, feed_id: int, keys: Iterable[str], now: datetime) -> None: ...

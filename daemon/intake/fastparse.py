@@ -254,9 +254,10 @@ class _EntryReader:
                 self._nested(sub, depth + 1)
 
     def _link(self, child: Any) -> None:
-        href = _attr(child, "href")
+        named = bool(child.keys())  # RSS links have no attributes at all
+        href = _attr(child, "href") if named else None
         if href is None:
-            if _attr(child, "url") is not None or _attr(child, "uri") is not None or len(child):
+            if (named and (_attr(child, "url") is not None or _attr(child, "uri") is not None)) or len(child):
                 raise Unsure("a link element of an unusual shape")
             self.link = _amp(self.doc.fix(_uri(child.text or "")).replace("&amp;", "&"))
             return
@@ -321,7 +322,7 @@ class _EntryReader:
             guidislink=self.guidislink,
             summary=summary,
             content=contents,
-            published=next((self.dates[k] for k in ("published", "updated", "created") if self.dates.get(k)), None),
+            published=self.dates.get("published") or self.dates.get("updated") or self.dates.get("created"),
             author=self.author,
         )
 

@@ -8,6 +8,7 @@ the same quirk applies here, so both paths store the same instant for the same t
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -58,6 +59,9 @@ def _offset(zone: str, names: dict[str, int]) -> int:
     return names.get(zone, 0) * 60
 
 
+# Dates repeat: within a cycle (items published the same minute) and across polls of a changed feed,
+# which repeat most of its items. datetimes are immutable, so a remembered one can be handed out again.
+@functools.lru_cache(maxsize=1024)  # ~250 KB at most
 def parse_date(text: str) -> datetime | None:
     """The UTC instant ``text`` names; None for blank text; ``UnsureDate`` for any other shape."""
     value = text.strip().lower()

@@ -58,7 +58,8 @@ class ParsedFeed:
 
 def clean_text(value: str, limit: int) -> str:
     """Markup to one line of plain text, control characters removed, bounded length."""
-    text = html_to_text(_CONTROL.sub(" ", value))
+    # Every character _CONTROL matches is unprintable; isprintable() settles most text without the regex.
+    text = html_to_text(value if value.isprintable() else _CONTROL.sub(" ", value))
     return text[:limit]
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from daemon.models import FeedDocument, FeedHealth, RuleMatch, Severity, hit_to_dict
+from daemon.models import FeedDocument, FeedHealth, Item, RuleMatch, Severity, hit_to_dict
 from daemon.store.base import ITEM_TEXT_MAX, StoreBase
 from daemon.store.rows import (
     OUTBOX_DIGEST,
@@ -52,6 +52,12 @@ def _feed_state(row: sqlite3.Row) -> FeedState:
             disabled=bool(row["disabled"]),
         ),
     )
+
+
+_INSERT_ITEM = (
+    "INSERT INTO items(feed_id, key, content_hash, title, link, published, first_seen, last_seen_at, summary, content) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 class FeedTables(StoreBase):
@@ -187,8 +193,7 @@ class FeedTables(StoreBase):
         """A new item's row; its text (cut at ITEM_TEXT_MAX) in the same statement when given."""
         seen = iso(now)
         cur = self._write(
-            "INSERT INTO items(feed_id, key, content_hash, title, link, published, first_seen, last_seen_at, "
-            "summary, content) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            _INSERT_ITEM,
             (
                 feed_id, key, content_hash, title, link, iso(published) if published else None, seen, seen,
                 None if summary is None else summary[:ITEM_TEXT_MAX],
@@ -197,6 +202,21 @@ class FeedTables(StoreBase):
         )  # fmt: skip
         assert cur.lastrowid is not None
         return cur.lastrowid
+
+    def insert_items(self, feed_id: int, items: Sequence[Item], now: datetime) -> None:
+        """New items' rows with their text, by one statement run for each (rows numbered in this order)."""
+        seen = iso(now)
+        rows = [
+            (
+                feed_id, i.key, i.content_hash, i.title, i.link, iso(i.published) if i.published else None, seen, seen,
+                i.summary[:ITEM_TEXT_MAX], i.content[:ITEM_TEXT_MAX],
+            )
+            for i in items
+        ]  # fmt: skip
+        try:
+            self.conn.executemany(_INSERT_ITEM, rows)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
 
     def update_item(self, item_id: int, content_hash: str, title: str, link: str | None, now: datetime) -> None:
         self._write(

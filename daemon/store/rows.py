@@ -14,10 +14,18 @@ from daemon.models import OUTBOX_PENDING as OUTBOX_PENDING
 from daemon.models import OUTBOX_SILENCED as OUTBOX_SILENCED
 from daemon.models import Alert, FeedHealth, Severity
 
+_last_iso: tuple[datetime | None, str] = (None, "")
+
 
 def iso(dt: datetime) -> str:
     """A datetime as stored: UTC ISO text with microseconds (sorts as text)."""
-    return dt.astimezone(UTC).isoformat(timespec="microseconds")
+    global _last_iso
+    last, text = _last_iso
+    if dt is last:  # one ingest writes its ``now`` on every row: the same object again
+        return text
+    text = dt.astimezone(UTC).isoformat(timespec="microseconds")
+    _last_iso = (dt, text)
+    return text
 
 
 def from_iso(text: str | None) -> datetime | None:

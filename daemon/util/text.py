@@ -207,6 +207,17 @@ _TABLES = {False: _FoldTable(keep_case=False), True: _FoldTable(keep_case=True)}
 _ASCII_TABLES = {k: {c: t[c] for c in range(128)} for k, t in _TABLES.items()}
 
 
+def _byte_table(table: dict[int, str]) -> bytes | None:
+    """The same ASCII fold as a ``bytes.translate`` table (a plain lookup, no dict), when every ASCII
+    character folds to one ASCII character."""
+    if not all(len(v) == 1 and v.isascii() for v in table.values()):
+        return None
+    return bytes(ord(table[c]) for c in range(128)) + bytes(range(128, 256))
+
+
+_BYTE_TABLES = {k: _byte_table(t) for k, t in _ASCII_TABLES.items()}
+
+
 def _fold_with_offsets(text: str, keep_case: bool) -> tuple[str, list[int], list[int]]:
     """The reference fold: folded text plus, per folded character, the original span it came from."""
     out: list[str] = []
@@ -261,7 +272,11 @@ class FoldedText:
         self._starts: list[int] | None
         self._ends: list[int] | None
         if original.isascii():
-            self.text = " ".join(original.translate(_ASCII_TABLES[keep_case]).split())
+            table = _BYTE_TABLES[keep_case]
+            if table is not None:
+                self.text = " ".join(original.encode("ascii").translate(table).decode("ascii").split())
+            else:
+                self.text = " ".join(original.translate(_ASCII_TABLES[keep_case]).split())
             self._starts = self._ends = None
         elif _NEEDS_CLUSTERS.search(original) is None:
             self.text = " ".join(original.translate(_TABLES[keep_case]).split())
@@ -388,25 +403,20 @@ def _simple_html_text(html: str) -> str | None:
 
     html.parser unescapes each run of text between two tags as a whole, so each run here is too.
     """
+    pieces = _SIMPLE_TAG.split(html)  # text, end tag name, start tag name, text, ...
+    if "<" in "".join(pieces[::3]):
+        return None
     parts: list[str] = []
-    pos = 0
-    for m in _SIMPLE_TAG.finditer(html):
-        start = m.start()
-        if start > pos:
-            run = html[pos:start]
-            if "<" in run:
-                return None
-            parts.append(unescape(run) if "&" in run else run)
-        name = (m.group(1) or m.group(2)).lower()
+    for i in range(1, len(pieces), 3):
+        name = (pieces[i] or pieces[i + 1]).lower()
         if name in _SKIP_TAGS:
             return None
+        run = pieces[i - 1]
+        parts.append(unescape(run) if "&" in run else run)
         if name in _BLOCK_TAGS:
             parts.append(" ")
-        pos = m.end()
-    rest = html[pos:]
-    if "<" in rest:
-        return None
-    parts.append(unescape(rest) if "&" in rest else rest)
+    run = pieces[-1]
+    parts.append(unescape(run) if "&" in run else run)
     return "".join(parts)
 
 

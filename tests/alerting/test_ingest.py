@@ -74,6 +74,40 @@ class TestIngest:
         assert state is not None
         assert (state.etag, state.items_seen, state.first_polled_at) == ('"v1"', 2, NOW)
 
+    def test_items_are_stored_in_document_order_with_their_text(self, store: Store, matcher: Matcher) -> None:
+        """Matched or not, new items get rows numbered in document order, with their summary and content kept."""
+        feed = FeedConfig(name="wire", url="https://wire.example/rss", backfill=math.inf)
+        titles = ["Budget talks", "Rain", "Earthquake shakes the coast", "Markets", "Aftershock felt", "Ferry"]
+        items = [Item("wire", f"k{n}", t, None, f"summary {n}", f"content {n}") for n, t in enumerate(titles)]
+        result = run(store, matcher, feed, items)
+        assert (result.new_items, result.matched) == (6, 2)
+        rows = [store.item(n) for n in range(1, 7)]
+        assert [(r.key, r.title, r.summary, r.content) for r in rows if r is not None] == [
+            (i.key, i.title, i.summary, i.content) for i in items
+        ]
+        edited = Item("wire", "k1", "Rain", None, "summary 1, edited", "")
+        again = run(
+            store, matcher, feed, [edited, Item("wire", "k9", "Snow", None, "cold", "")], NOW + timedelta(hours=1)
+        )
+        assert (again.new_items, again.changed_items) == (1, 1)
+        changed, added = store.item(2), store.item(7)
+        assert changed is not None
+        assert (changed.summary, changed.content) == ("summary 1, edited", "")
+        assert added is not None
+        assert (added.key, added.summary) == ("k9", "cold")
+
+    def test_every_item_of_the_document_is_marked_seen_now(self, store: Store, matcher: Matcher) -> None:
+        """Items seen again get the poll's time as their last sighting; a new item's first sighting is it."""
+        feed = FeedConfig(name="wire", url="https://wire.example/rss")
+        run(store, matcher, feed, [item("a", "Rain"), item("b", "Snow")])
+        now, later = (
+            NOW.isoformat(timespec="microseconds"),
+            (NOW + timedelta(hours=2)).isoformat(timespec="microseconds"),
+        )
+        run(store, matcher, feed, [item("b", "Snow"), item("c", "Hail")], NOW + timedelta(hours=2))
+        rows = store.conn.execute("SELECT key, first_seen, last_seen_at FROM items ORDER BY key").fetchall()
+        assert [tuple(r) for r in rows] == [("a", now, now), ("b", now, later), ("c", later, later)]
+
     def test_same_items_again_alert_nothing(self, store: Store, matcher: Matcher) -> None:
         """A second poll with the same items records nothing new and queues no second alert."""
         feed = FeedConfig(name="wire", url="https://wire.example/rss", backfill=math.inf)

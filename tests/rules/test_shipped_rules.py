@@ -130,6 +130,24 @@ class TestShippedRules:
             fired += bool(full)
         assert fired > 100
 
+    def test_lookup_order_keys_change_no_verdict(self, matcher: Matcher, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The never-matching keys that order the automaton's lookups leave every verdict and hit as it was."""
+        import daemon.rules.matcher as matcher_module
+
+        monkeypatch.setattr(matcher_module, "_COMMON_CHARS", "")
+        plain = Matcher(load_rules(RULES).ruleset)
+        monkeypatch.undo()
+        assert len(matcher._automaton or ()) > len(plain._automaton or ())
+        items = [
+            Item(
+                feed="demo", key=str(row["id"]), title=str(row["title"]), link=None, summary=str(row.get("summary", ""))
+            )
+            for path in [*WRITTEN, *([DEV] if DEV is not None else [])]  # the real set is in many scripts
+            for row in _rows(path)
+        ]
+        for item in items:
+            assert matcher.evaluate(item) == plain.evaluate(item), item.title
+
     @pytest.mark.skipif(DEV is None, reason="shared/realnews/dev.jsonl not found beside or above the repo")
     def test_real_news_dev_set(self, matcher: Matcher) -> None:
         """On real published news (shared/realnews/dev.jsonl, 0/1 labels) any-rule precision reaches 0.92
