@@ -176,7 +176,7 @@ class Connection:
                 raise ReadError(error_text(exc)) from exc
 
     async def receive(self) -> object:
-        """The next h11 event, reading as needed; every failure as an HTTPError (or _Stale)."""
+        """The next h11 event, reading as needed; every failure as an HTTPError (or Stale)."""
         conn = self.h11
         while True:
             state = conn.their_state  # h11 sets ERROR when it raises

@@ -258,7 +258,7 @@ class HTTPClient:
                     reader, writer = await self._through_proxy(proxy, scheme, host, port)
         except TimeoutError:
             raise ConnectTimeout(f"no connection within {self.connect_timeout:g} s") from None
-        except (OSError, UnicodeError) as exc:  # ssl.SSLError is an OSError
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError; a host that cannot be encoded
             raise ConnectError(error_text(exc)) from exc
         return Connection(reader, writer, key, self.read_timeout)
 
@@ -266,7 +266,11 @@ class HTTPClient:
         parts = urlsplit(proxy)
         if parts.scheme.lower() != "http" or not parts.hostname:
             raise ProxyError(f"proxy {parts.scheme}://{parts.hostname or ''} cannot be used: only http:// proxies are")
-        reader, writer = await self._connect_streams(parts.hostname, parts.port or 80, None, None)
+        where = f"{parts.hostname}:{parts.port or 80}"
+        try:
+            reader, writer = await self._connect_streams(parts.hostname, parts.port or 80, None, None)
+        except (OSError, ValueError) as exc:
+            raise ProxyError(f"cannot connect to the proxy {where}: {error_text(exc)}") from exc
         if scheme == "http":
             return reader, writer
         try:

@@ -492,6 +492,15 @@ class TestProxies:
         async with server(always(ok())) as seen, fetcher() as f:
             assert (await f.fetch(seen.url)).body == FEED
 
+    async def test_unreachable_proxy_is_named(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A proxy nobody answers at is reported as the proxy's failure, not the feed server's."""
+        monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:1")
+        async with server(always(ok())) as seen, fetcher() as f:
+            err = await fetch_error(f, seen.url)
+        assert "proxy error reaching 127.0.0.1:" in str(err)
+        assert "cannot connect to the proxy 127.0.0.1:1" in str(err)
+        assert seen.connections == 0
+
     async def test_socks_proxy_is_refused_plainly(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """A proxy URL of a scheme we cannot speak fails the fetch with the reason, sending nothing."""
         monkeypatch.setenv("ALL_PROXY", "socks5://127.0.0.1:1080")
