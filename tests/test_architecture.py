@@ -95,3 +95,24 @@ def test_every_log_event_is_documented() -> None:
     doc = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
     missing = {name: where for name, where in events.items() if f"`{name}`" not in doc}
     assert missing == {}
+
+
+def _is_dataclass_decorator(node: ast.expr) -> bool:
+    target = node.func if isinstance(node, ast.Call) else node
+    return (isinstance(target, ast.Name) and target.id == "dataclass") or (
+        isinstance(target, ast.Attribute) and target.attr == "dataclass"
+    )
+
+
+def test_every_dataclass_has_a_docstring() -> None:
+    """Each dataclass in daemon/ has a docstring: without one, Python works out a signature for it at import."""
+    found: list[str] = []
+    missing: list[str] = []
+    for path in sorted(DAEMON.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef) and any(_is_dataclass_decorator(d) for d in node.decorator_list):
+                found.append(node.name)
+                if ast.get_docstring(node) is None:
+                    missing.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}")
+    assert "Rule" in found  # the scan finds dataclasses at all
+    assert missing == []

@@ -97,6 +97,8 @@ class Routing:
 
 @dataclass(slots=True)
 class IngestResult:
+    """What one poll's ingest did: counts, the alerts it recorded and each match's outcome."""
+
     new_items: int = 0
     changed_items: int = 0
     matched: int = 0

@@ -38,12 +38,16 @@ class Outcome(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Prior:
+    """The alert already sent for a (rule, story): its severity and when."""
+
     severity: Severity
     created_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
 class Decision:
+    """Whether to alert for a match, and why."""
+
     action: Action
     reason: str
 

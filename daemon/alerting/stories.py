@@ -27,6 +27,8 @@ MIN_SUBSET_WORDS = 7
 
 @dataclass(frozen=True, slots=True)
 class StoryCandidate:
+    """A recent story an item may belong to."""
+
     id: int
     canonical_url: str | None
     title: str

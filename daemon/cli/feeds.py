@@ -82,6 +82,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 @dataclass(frozen=True)
 class NewFeed:
+    """A feed as `feeds add` will write it into config.toml."""
+
     url: str
     name: str | None = None
     interval: str | None = None

@@ -47,6 +47,8 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
 
 @dataclass(frozen=True, slots=True)
 class ParsedFeed:
+    """A parsed feed document: its title and sanitised items."""
+
     title: str
     items: tuple[Item, ...]
     ttl_minutes: int | None = None

@@ -23,6 +23,8 @@ _MAX_DOUBLINGS = 40  # 2**40 backoff steps dwarf any cap; stops float overflow o
 
 @dataclass(frozen=True, slots=True)
 class PollPolicy:
+    """How often and how patiently feeds are polled, from ``[polling]``."""
+
     min_interval: float = 60.0  # floor, configurable down to 2 s for tests/benchmarks
     max_backoff: float = 6 * 3600.0
     backoff_base: float = 60.0

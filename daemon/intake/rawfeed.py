@@ -24,6 +24,8 @@ class RawEntry:
 
 @dataclass(frozen=True, slots=True)
 class RawFeed:
+    """A feed document as a parser read it, before sanitising and item identity."""
+
     title: str
     link: str | None
     entries: tuple[RawEntry, ...]

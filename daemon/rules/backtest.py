@@ -69,6 +69,8 @@ class Case:
 
 @dataclass(frozen=True, slots=True)
 class Parsed:
+    """A backtest corpus as read: its labelled cases and warnings about its lines."""
+
     cases: list[Case]
     warnings: list[str]
 
@@ -203,6 +205,8 @@ class Confusion:
 
 @dataclass(slots=True)
 class RuleStats(Confusion):
+    """One rule's counts over a backtest corpus."""
+
     fired: int = 0
     tp: int = 0
     fp: int = 0

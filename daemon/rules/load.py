@@ -31,6 +31,8 @@ from daemon.util.startup import no_gc
 
 @dataclass
 class _FileResult:
+    """What validating one rule or list file gave."""
+
     lists: dict[str, tuple[Term, ...]]
     rules: list[Rule]
     errors: list[RuleError]

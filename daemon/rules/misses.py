@@ -50,6 +50,8 @@ class Miss:
 
 @dataclass(frozen=True, slots=True)
 class ReasonCount:
+    """How many misses one reason explains."""
+
     kind: str
     category: str
     count: int
@@ -58,6 +60,8 @@ class ReasonCount:
 
 @dataclass(frozen=True, slots=True)
 class LanguageRow(Confusion):
+    """Detection counts of the items in one language."""
+
     lang: str
     items: int
     tp: int

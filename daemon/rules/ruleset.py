@@ -94,6 +94,8 @@ class Term:
 
 @dataclass(frozen=True, slots=True)
 class Group:
+    """A named group of terms with its weight: a rule scores the distinct terms of each group."""
+
     name: str
     weight: float
     terms: tuple[Term, ...]
@@ -121,12 +123,16 @@ class SeverityBands:
 
 @dataclass(frozen=True, slots=True)
 class Proximity:
+    """Groups whose hits must lie within ``words`` words of each other."""
+
     groups: tuple[str, ...]
     words: int
 
 
 @dataclass(frozen=True, slots=True)
 class FieldFactors:
+    """How much a hit counts in each field of an item."""
+
     title: float = 2.0
     summary: float = 1.0
     content: float = 0.5
@@ -151,6 +157,8 @@ class Example:
 
 @dataclass(frozen=True, slots=True)
 class Rule:
+    """One watch rule: groups of terms, threshold, severity, routing and feed filters."""
+
     id: str
     groups: tuple[Group, ...]
     description: str = ""
@@ -212,6 +220,8 @@ class RuleSet:
 
 @dataclass(frozen=True, slots=True)
 class LoadReport:
+    """A loaded RuleSet with the errors and warnings of its files, and the versions in use."""
+
     ruleset: RuleSet
     errors: tuple[RuleError, ...] = ()
     warnings: tuple[str, ...] = ()
@@ -225,6 +235,8 @@ class LoadReport:
 
 @dataclass(frozen=True, slots=True)
 class ExampleFailure:
+    """A rule's example that did not come out as the rule says it should."""
+
     rule_id: str
     index: int  # 0-based position in the rule's examples
     title: str

@@ -12,6 +12,8 @@ from daemon.models import OUTBOX_PENDING
 
 @dataclass(frozen=True, slots=True)
 class CopyInfo:
+    """What a backup copy holds: its size, schema version and row counts."""
+
     size: int
     schema: int
     items: int

@@ -31,6 +31,8 @@ ALERT_COLUMNS = "id, kind, rule_id, story_id, item_id, severity, score, created_
 
 @dataclass(frozen=True, slots=True)
 class ItemRow:
+    """A stored item, as `alerts show` and `explain` read it."""
+
     id: int
     feed: str
     key: str
@@ -45,6 +47,8 @@ class ItemRow:
 
 @dataclass(frozen=True, slots=True)
 class MatchRow:
+    """A stored match of an item."""
+
     rule_id: str
     score: float
     severity: int
@@ -57,6 +61,8 @@ class MatchRow:
 
 @dataclass(frozen=True, slots=True)
 class AttemptRow:
+    """One delivery attempt of an alert."""
+
     channel: str
     at: datetime
     outcome: str

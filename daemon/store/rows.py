@@ -34,6 +34,8 @@ def from_iso(text: str | None) -> datetime | None:
 
 @dataclass(frozen=True, slots=True)
 class FeedState:
+    """A feed's stored state: validators, health and schedule."""
+
     id: int
     name: str
     url: str
@@ -53,6 +55,8 @@ class FeedState:
 
 @dataclass(frozen=True, slots=True)
 class KnownItem:
+    """An item already stored for a feed: enough to tell new, edited and seen."""
+
     id: int
     content_hash: str
     story_id: int | None
@@ -60,6 +64,8 @@ class KnownItem:
 
 @dataclass(frozen=True, slots=True)
 class StoryRow:
+    """A stored story: the items of several feeds about one event."""
+
     id: int
     canonical_url: str | None
     title: str
@@ -70,6 +76,8 @@ class StoryRow:
 
 @dataclass(frozen=True, slots=True)
 class OutboxEntry:
+    """A delivery waiting in the outbox."""
+
     id: int
     alert: Alert
     channel: str
@@ -90,6 +98,8 @@ class Delivery:
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
+    """A delivery that failed for good."""
+
     id: int
     alert_id: str
     channel: str
@@ -100,6 +110,8 @@ class DeadLetter:
 
 @dataclass(frozen=True, slots=True)
 class PriorAlert:
+    """The last alert sent for a (rule, story)."""
+
     alert_id: str
     severity: Severity
     created_at: datetime

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
+    """Exponential backoff with jitter, capped, for a bounded number of attempts."""
+
     attempts: int = 12  # after this many failed attempts a delivery becomes a dead letter
     base: float = 10.0
     cap: float = 3600.0

@@ -13,6 +13,8 @@ _AT = re.compile(r"^(?:(mon|tue|wed|thu|fri|sat|sun)\s+)?([01]?\d|2[0-3]):([0-5]
 
 @dataclass(frozen=True, slots=True)
 class Schedule:
+    """A digest schedule: every N seconds, or daily or weekly at a time."""
+
     every: float | None = None  # seconds, for "every 1h"
     hour: int | None = None
     minute: int | None = None

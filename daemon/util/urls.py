@@ -15,8 +15,12 @@ _REFUSED = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\
 _SPACE = re.compile(r"\s")  # the characters str.isspace() is true of (both use Py_UNICODE_ISSPACE)
 # Most links: an absolute http(s) URL whose host is ASCII letters, digits, hyphens and dots (and maybe a
 # port), then nothing or a path, query or fragment. urlsplit would read scheme http(s), that host, and no
-# userinfo, so safe_link accepts such a link without parsing it.
-_PLAIN_HTTP = re.compile(r"(?i:https?)://[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*(?::[0-9]*)?(?:[/?#].*)?", re.DOTALL)
+# userinfo, so safe_link accepts such a link without parsing it. The rest holds no character _REFUSED or
+# _SPACE finds, so one match settles the usual link.
+_PLAIN_HTTP = re.compile(
+    r"(?i:https?)://[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*(?::[0-9]*)?"
+    "(?:[/?#][^\\s\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]*)?"
+)
 
 
 def safe_link(raw: str | None, base: str | None = None) -> str | None:
@@ -29,10 +33,10 @@ def safe_link(raw: str | None, base: str | None = None) -> str | None:
     if not raw:
         return None
     cleaned = raw.strip()
-    if not cleaned or _REFUSED.search(cleaned) or _SPACE.search(cleaned):
-        return None
     if _PLAIN_HTTP.fullmatch(cleaned):
         return cleaned
+    if not cleaned or _REFUSED.search(cleaned) or _SPACE.search(cleaned):
+        return None
     return _parsed_link(cleaned, base)
 
 

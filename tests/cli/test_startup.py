@@ -104,6 +104,12 @@ class TestImports:
         loaded = loaded_after(site, ["status"])
         assert loaded & {*HEAVY, "structlog", "asyncio", "regex", "ahocorasick"} == set()
 
+    def test_quick_commands_skip_what_only_some_configs_or_mistakes_need(self, site: Path) -> None:
+        """`--version` and `status` load no hashing, IDNA, time zone, "did you mean" or importlib.resources code."""
+        for argv in (["--version"], ["status"]):
+            loaded = loaded_after(site, argv, full=True)
+            assert loaded & {"hashlib", "idna", "zoneinfo", "difflib", "importlib.abc", "importlib.resources"} == set()
+
     def test_check_loads_no_network_stack(self, site: Path) -> None:
         """`check` with a console channel compiles rules but loads no HTTP client, scheduler or parser."""
         loaded = loaded_after(site, ["check"])

@@ -1,0 +1,62 @@
+"""The lazily compiled matcher: built once, by the first thread that asks, and scoring like a Matcher."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from daemon.models import Item
+from daemon.rules.compiled import LazyMatcher
+from daemon.rules.load import load_rules
+from daemon.rules.matcher import Matcher
+
+RULE = """[rule.outage.groups.what]
+terms = ["blackout*", "power cut"]
+"""
+
+
+def lazy(tmp_path: Path) -> LazyMatcher:
+    (tmp_path / "r.toml").write_text(RULE, encoding="utf-8")
+    report = load_rules(tmp_path)
+    assert report.ok
+    return LazyMatcher(report.ruleset)
+
+
+def item(title: str) -> Item:
+    return Item(feed="demo", key="k", title=title, link=None, summary="")
+
+
+class TestLazyMatcher:
+    def test_not_built_until_asked(self, tmp_path: Path) -> None:
+        """Holding a LazyMatcher compiles nothing; the first score does, and the matcher is kept."""
+        m = lazy(tmp_path)
+        assert not m.built
+        assert [r.rule_id for r in m.score(item("Blackouts across the city"))] == ["outage"]
+        assert m.built
+        assert m.get() is m.get()
+
+    def test_scores_like_the_matcher(self, tmp_path: Path) -> None:
+        """score and score_checked give what a Matcher of the same rules gives."""
+        m = lazy(tmp_path)
+        direct = Matcher(m.ruleset)
+        for title in ("A power cut in the north", "Markets calm", "Blackout"):
+            assert m.score(item(title)) == direct.score(item(title))
+            assert m.score_checked(item(title)).matches == direct.score_checked(item(title)).matches
+
+    def test_threads_asking_at_once_share_one_build(self, tmp_path: Path) -> None:
+        """Threads that ask at the same moment all get the one matcher the first of them built."""
+        m = lazy(tmp_path)
+        start = threading.Barrier(8)
+        got: list[Matcher] = []
+
+        def ask() -> None:
+            start.wait()
+            got.append(m.get())
+
+        threads = [threading.Thread(target=ask) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+        assert len(got) == 8
+        assert len({id(x) for x in got}) == 1
