@@ -12,6 +12,7 @@ from daemon.cli.exitcodes import ExitCode
 from daemon.config.load import find_config, load_config
 from daemon.config.model import Config
 from daemon.errors import ConfigError, StoreError
+from daemon.util.startup import no_gc
 
 HEALTH_EXIT = {"ok": ExitCode.OK, "degraded": ExitCode.DEGRADED, "no daemon": ExitCode.NO_DAEMON}
 
@@ -23,8 +24,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from daemon.service import status
-    from daemon.store.sqlite import Store
+    with no_gc():  # importing the store: see daemon.util.startup
+        from daemon.service import status
+        from daemon.store.sqlite import Store
 
     path = find_config(args.config)
     config: Config | None
