@@ -188,11 +188,16 @@ class Fetcher:
         chain = [url]
         all_permanent = True
         while True:
-            refused = await check_url(current, allow_private=allow_private, resolve=self._resolve)
-            if refused is not None:
-                hop = "" if current == url else f"redirected to {redact_url(current)}: "
-                # The configured URL itself can never work; a redirect may change, so it is retried.
-                raise FetchError(f"{hop}refused: {refused}", feed_url=redact_url(url), transient=current != url)
+            # Before any connection is made for this hop, every address its host resolves to is checked.
+            # A kept connection was checked when it was made (and its address is checked again below), so
+            # a poll on one costs no DNS lookup.
+            async def vet(hop: str = current) -> None:
+                refused = await check_url(hop, allow_private=allow_private, resolve=self._resolve)
+                if refused is not None:
+                    where = "" if hop == url else f"redirected to {redact_url(hop)}: "
+                    # The configured URL itself can never work; a redirect may change, so it is retried.
+                    raise FetchError(f"{where}refused: {refused}", feed_url=redact_url(url), transient=hop != url)
+
             # Credentials and caller headers only go to the origin they were configured for.
             trusted = _same_origin(url, current)
             request_headers = self._headers(
@@ -205,7 +210,7 @@ class Fetcher:
                 return peer_refusal(hop, peer, allow_private=allow_private, proxied=proxied)
 
             try:
-                response = await self._client.get(current, request_headers, admit=admit)
+                response = await self._client.get(current, request_headers, admit=admit, before_connect=vet)
                 try:
                     status = response.status
                     if status in REDIRECT_STATUSES:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from urllib.parse import quote, urlsplit
 
 import h11
@@ -145,13 +145,26 @@ class HTTPClient:
             return self._idle_count
         return sum(len(v) for k, v in self._idle.items() if f"{k[0]}://{k[1]}:{k[2]}" == origin)
 
-    async def get(self, url: str, headers: Sequence[tuple[str, str]], *, admit: Admit | None = None) -> Response:
+    async def get(
+        self,
+        url: str,
+        headers: Sequence[tuple[str, str]],
+        *,
+        admit: Admit | None = None,
+        before_connect: Callable[[], Awaitable[None]] | None = None,
+    ) -> Response:
         """Send ``GET url`` and wait for the response head; the caller reads or closes the body.
 
         ``admit`` sees the address of the connection about to carry the request (and whether it is a
         proxy's): a reason it returns refuses that connection before a byte is sent (:class:`PeerRefused`).
+        ``before_connect`` is awaited before a new connection is opened for the request (and before every
+        request through a proxy, which resolves the host anew each time); what it raises propagates.
         """
         key, request = self._prepare(url, headers)
+        vetted = False
+        if before_connect is not None and key[3] is not None:
+            await before_connect()
+            vetted = True
         conn = self._take(key)
         if conn is not None:
             _admit(conn, admit)
@@ -163,6 +176,8 @@ class HTTPClient:
                 if response.status != 408:
                     return response
                 response.close()  # a server's "idle too long" notice, read as our answer: once more
+        if before_connect is not None and not vetted:
+            await before_connect()
         conn = await self._connect(key)
         _admit(conn, admit)
         try:

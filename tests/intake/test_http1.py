@@ -299,6 +299,43 @@ class TestPeerCheck:
         port = int(seen.url.split(":")[2].split("/")[0])
         assert peers == [(("127.0.0.1", port), False)]
 
+    async def test_kept_connection_needs_no_dns_lookup(self) -> None:
+        """The host's addresses are checked before a connection is made, not again for each poll on it."""
+        lookups: list[str] = []
+
+        async def resolve(host: str, port: int) -> list[str]:
+            lookups.append(host)
+            return ["127.0.0.1"]
+
+        settings = FetchSettings(connect_timeout=2, read_timeout=2, total_timeout=5)
+        async with server(always(ok())) as seen, make_client(settings) as client:
+            f = Fetcher(client, settings, resolve=resolve)
+            for _ in range(3):
+                assert (await f.fetch(seen.url.replace("127.0.0.1", "localhost"))).body == FEED
+        assert lookups == ["localhost"]
+        assert seen.connections == 1
+
+    async def test_every_proxied_request_is_checked(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Through a proxy (which resolves the name itself, each time) every request's host is checked first."""
+        lookups: list[str] = []
+
+        async def resolve(host: str, port: int) -> list[str]:
+            lookups.append(host)
+            return ["93.184.216.34"] if len(lookups) < 3 else ["169.254.169.254"]
+
+        settings = FetchSettings(connect_timeout=2, read_timeout=2, total_timeout=5)
+        async with server(always(ok())) as proxy:
+            monkeypatch.setenv("HTTP_PROXY", proxy.url.removesuffix("/feed"))
+            async with make_client(settings) as client:  # made after: a client reads the proxies when made
+                f = Fetcher(client, settings, resolve=resolve)
+                for _ in range(2):
+                    assert (await f.fetch("http://feeds.example/rss")).body == FEED
+                with pytest.raises(FetchError, match="link-local"):
+                    await f.fetch("http://feeds.example/rss")
+        assert lookups == ["feeds.example"] * 3
+        assert len(proxy.requests) == 2
+        assert proxy.connections == 1
+
 
 class TestFraming:
     async def test_chunked_body_with_extensions_and_trailers(self) -> None:
