@@ -7,7 +7,9 @@ is ever pinned by a hostile document.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from concurrent.futures import BrokenExecutor, Executor, ThreadPoolExecutor
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from typing import TYPE_CHECKING
 
 import structlog
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 FALLBACKS_AT_ONCE = 2  # feedparser children at a time: each may take its whole deadline and memory cap
+Aside = Callable[[], AbstractAsyncContextManager[object]]
 
 
 def _parse_on_thread(body: bytes, name: str, url: str, content_type: str | None) -> ParsedFeed | Fallback | Refused:
@@ -79,7 +82,11 @@ class FeedParser:
         if self._pool is not None:
             self._pool.shutdown()
 
-    async def parse(self, name: str, url: str, body: bytes, content_type: str | None) -> ParsedFeed:
+    async def parse(
+        self, name: str, url: str, body: bytes, content_type: str | None, *, aside: Aside | None = None
+    ) -> ParsedFeed:
+        """The feed in ``body``; ``aside`` is entered while a child process parses it (the feedparser fallback),
+        so the caller can let others use what it holds meanwhile."""
         loop = asyncio.get_running_loop()
         if self._pool is not None:
             # A worker process gets the function by name: the parse module's own, so it imports only that.
@@ -103,19 +110,22 @@ class FeedParser:
                 log.error("feed_parse_crashed", feed=name, url=url, error=outcome.reason, traceback=outcome.crash)
             raise FeedParseError(outcome.reason, feed_url=url)
         if isinstance(outcome, Fallback):
-            return await self._fallback(name, url, body, content_type, outcome)
+            return await self._fallback(name, url, body, content_type, outcome, aside)
         return outcome
 
     async def _fallback(
-        self, name: str, url: str, body: bytes, content_type: str | None, fallback: Fallback
+        self, name: str, url: str, body: bytes, content_type: str | None, fallback: Fallback, aside: Aside | None
     ) -> ParsedFeed:
         log.debug("feed_parse_fallback", feed=name, url=url, reason=fallback.reason)
         if self._fallbacks is None:
             self._fallbacks = asyncio.Semaphore(FALLBACKS_AT_ONCE)
-        async with self._fallbacks:
-            raw = await bounded.read_async(
-                fallback.body, url=url, content_type=content_type, original=body, limits=self.limits
-            )
+        async with AsyncExitStack() as stack:
+            if aside is not None:
+                await stack.enter_async_context(aside())
+            async with self._fallbacks:
+                raw = await bounded.read_async(
+                    fallback.body, url=url, content_type=content_type, original=body, limits=self.limits
+                )
         from daemon.intake.parse import build
 
         loop = asyncio.get_running_loop()

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
@@ -26,7 +27,7 @@ from daemon.errors import FetchError
 from daemon.intake import policy as health
 from daemon.intake.fetch import Fetcher, FetchResult
 from daemon.intake.headers import BasicAuth, Validators
-from daemon.intake.parsing import FeedParser
+from daemon.intake.parsing import Aside, FeedParser
 from daemon.models import Alert, FeedDocument
 from daemon.store.async_store import AsyncStore
 from daemon.store.rows import FeedState
@@ -66,6 +67,32 @@ class ActiveSet(Protocol):
     def routing(self) -> pipeline.Routing: ...
     @property
     def policy(self) -> health.PollPolicy: ...
+
+
+class _StageSlot:
+    """One poll's place in the CPU stages, stepped out of while a child process parses its document: a
+    feedparser fallback may take its whole deadline, and must not hold up the other feeds meanwhile."""
+
+    def __init__(self, stage: asyncio.Semaphore) -> None:
+        self._stage = stage
+        self._held = False
+
+    async def take(self) -> None:
+        await self._stage.acquire()
+        self._held = True
+
+    def give_back(self) -> None:
+        if self._held:
+            self._held = False
+            self._stage.release()
+
+    @asynccontextmanager
+    async def aside(self) -> AsyncIterator[None]:
+        self.give_back()
+        try:
+            yield
+        finally:
+            await self.take()  # if cancelled here, nothing is held and give_back does nothing
 
 
 def _fetch_url_of(feed: FeedConfig, state: FeedState) -> str:
@@ -125,22 +152,23 @@ class Poller:
         try:
             # A fetched document waits for the CPU stages holding this slot, so a busy CPU slows the
             # fetching down instead of piling up documents; with the CPU idle the wait is nil.
+            slot = _StageSlot(self._stage)
             await self._in_hand.acquire()
             try:
                 result = await self._fetch(feed, state)
                 if result.status != 304:
                     # Parse, score and ingest hold the GIL or the store's one thread anyway: letting every
                     # fetched feed into them at once would only multiply the documents and items alive.
-                    await self._stage.acquire()
+                    await slot.take()
             finally:
                 self._in_hand.release()
             if result.status != 304:
                 try:
-                    parsed = await self._parse(feed, result)
+                    parsed = await self._parse(feed, result, aside=slot.aside)
                     result = replace(result, body=None)  # the items are all the poll needs from here on
                     new_items = await self._ingest(feed, state, result, parsed, now)
                 finally:
-                    self._stage.release()
+                    slot.give_back()
         except FetchError as exc:
             self._observer.polled(feed.name, ok=False)
             await self._failed(feed, state, exc, now)
@@ -214,9 +242,9 @@ class Poller:
             log.warning("feed_moved", feed=feed.name, old=url, new=result.permanent_url)
         return result
 
-    async def _parse(self, feed: FeedConfig, result: FetchResult) -> ParsedFeed:
+    async def _parse(self, feed: FeedConfig, result: FetchResult, *, aside: Aside | None = None) -> ParsedFeed:
         assert result.body is not None
-        return await self._parser.parse(feed.name, result.final_url, result.body, result.content_type)
+        return await self._parser.parse(feed.name, result.final_url, result.body, result.content_type, aside=aside)
 
     async def _ingest(
         self, feed: FeedConfig, state: FeedState, result: FetchResult, parsed: ParsedFeed, now: datetime

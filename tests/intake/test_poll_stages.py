@@ -11,9 +11,10 @@ from pytest_httpserver import HTTPServer
 
 from daemon.config.model import FeedConfig
 from daemon.intake.parse import ParsedFeed
-from daemon.intake.parsing import FeedParser
+from daemon.intake.parsing import Aside, FeedParser
 from daemon.intake.poller import CPU_STAGES, Poller
 from daemon.util.observe import NullObserver
+from tests.intake.test_parse_paths import HOSTILE
 from tests.kit.feeds import FeedServer
 from tests.kit.polling import PROXY_VARS, Daemon, feed_toml, write_config
 
@@ -37,13 +38,22 @@ class Stages:
         self.most_inside = 0
         self.parsed = 0
         self.most_waiting = 0  # documents served whose poll had not reached the parse yet
+        self.done: list[str] = []  # feeds in the order their polls ended
+        self._entries = asyncio.Condition()
 
-    def entered(self) -> None:
+    async def all_in(self, n: int) -> None:
+        """Wait until ``n`` polls have entered the parse."""
+        async with self._entries:
+            await self._entries.wait_for(lambda: self.parsed >= n)
+
+    async def entered(self) -> None:
         self.inside += 1
         self.parsed += 1
         self.most_inside = max(self.most_inside, self.inside)
         served = sum(len(s.requests) for s in self.servers)
         self.most_waiting = max(self.most_waiting, served - self.parsed)
+        async with self._entries:
+            self._entries.notify_all()
 
     def left(self) -> None:
         self.inside -= 1
@@ -56,10 +66,12 @@ class SlowParser(FeedParser):
         super().__init__()
         self.stages = stages
 
-    async def parse(self, name: str, url: str, body: bytes, content_type: str | None) -> ParsedFeed:
-        self.stages.entered()
+    async def parse(
+        self, name: str, url: str, body: bytes, content_type: str | None, *, aside: Aside | None = None
+    ) -> ParsedFeed:
+        await self.stages.entered()
         await asyncio.sleep(0.01)
-        return await super().parse(name, url, body, content_type)
+        return await super().parse(name, url, body, content_type, aside=aside)
 
 
 class Observer(NullObserver):
@@ -68,6 +80,7 @@ class Observer(NullObserver):
 
     def polled(self, feed: str, *, ok: bool, new_items: int = 0) -> None:
         self.stages.left()
+        self.stages.done.append(feed)
 
 
 WORDS = [
@@ -109,10 +122,10 @@ async def _stored(d: Daemon) -> list[tuple[str, str]]:
     return [(str(a), str(b)) for a, b in rows]
 
 
-async def _poll_together(d: Daemon, stages: Stages) -> None:
-    """Poll every feed at once with a Poller on the daemon's store and fetcher, watched by ``stages``."""
+def _poller(d: Daemon, stages: Stages) -> Poller:
+    """A Poller on the daemon's store and fetcher, watched by ``stages``."""
     service = d.service
-    poller = Poller(
+    return Poller(
         service.store,
         service.fetcher,
         lambda: service.active,
@@ -122,6 +135,11 @@ async def _poll_together(d: Daemon, stages: Stages) -> None:
         parser=SlowParser(stages),
         observer=Observer(stages),
     )
+
+
+async def _poll_together(d: Daemon, stages: Stages) -> None:
+    """Poll every feed at once, watched by ``stages``."""
+    poller = _poller(d, stages)
     configs: list[FeedConfig] = [d.feed(f"feed{n}") for n in range(FEEDS)]
     await asyncio.gather(*(poller.poll(feed) for feed in configs))
 
@@ -167,3 +185,28 @@ async def test_parse_workers_widen_the_cpu_stages(httpserver: HTTPServer, tmp_pa
         await _poll_together(d, stages)
         assert await d.count_items() == FEEDS * 5
     assert stages.most_inside == CPU_STAGES + 2
+
+
+async def test_feeds_parsed_in_a_child_process_leave_the_cpu_stages_to_others(
+    httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    """Two feeds sent to the feedparser fallback (a child process) do not hold up the healthy feeds polled
+    after them: every healthy poll ends before either of theirs."""
+    servers = _servers(httpserver)[:6]
+    bad = HOSTILE["namespace-heavy 1 MiB, ill-formed"]
+    hostile = [FeedServer(httpserver, f"/hostile{n}", bad) for n in range(CPU_STAGES)]
+    feeds = "".join(feed_toml(f"feed{n}", s.url) for n, s in enumerate(servers))
+    feeds += "".join(feed_toml(f"hostile{n}", s.url) for n, s in enumerate(hostile))
+    polling = {"parse_timeout": "1500ms", "total_timeout": "20s"}
+    stages = Stages(servers)
+    async with Daemon(write_config(tmp_path, feeds, polling=polling)) as d:
+        poller = _poller(d, stages)
+        slow = [asyncio.create_task(poller.poll(d.feed(f"hostile{n}"))) for n in range(CPU_STAGES)]
+        await stages.all_in(CPU_STAGES)  # both hold their place in the stages before the others come
+        await asyncio.gather(*(poller.poll(d.feed(f"feed{n}")) for n in range(len(servers))))
+        healthy_done = list(stages.done)
+        await asyncio.gather(*slow)
+        stored = [feed for feed, _ in await _stored(d) if feed.startswith("feed")]
+    assert len(stored) == len(servers) * 5
+    assert sorted(healthy_done) == sorted(f"feed{n}" for n in range(len(servers)))
+    assert sorted(stages.done[len(servers) :]) == [f"hostile{n}" for n in range(CPU_STAGES)]
