@@ -46,7 +46,9 @@ RECORDED_ALERT = frozenset(
     {Outcome.ALERTED, Outcome.UPDATED, Outcome.STORM, Outcome.DIGEST, Outcome.SILENCED, Outcome.SEVERITY_FLOOR}
 )
 AUTO_CEILING = 12 * 3600.0  # "auto" never waits longer than this between polls
-CPU_STAGES = 2  # polls parsing, scoring or ingesting at once: one in each stage keeps the CPU busy
+# Polls parsing, scoring or ingesting at once: one in each stage keeps the CPU busy. Parse worker
+# processes add one each, since they parse side by side.
+CPU_STAGES = 2
 
 
 class ActiveSet(Protocol):
@@ -97,7 +99,7 @@ class Poller:
         self._hosts: dict[str, asyncio.Semaphore] = {}
         self._global = asyncio.Semaphore(active().config.polling.max_concurrency)
         self._in_hand = asyncio.Semaphore(active().config.polling.max_concurrency)
-        self._stage = asyncio.Semaphore(CPU_STAGES)
+        self._stage = asyncio.Semaphore(CPU_STAGES + active().config.polling.parse_workers)
         # Rules already reported for a regex overrun, for the matcher in use (a reload starts afresh).
         self._overran: tuple[Matcher | None, set[str]] = (None, set())
 

@@ -109,6 +109,23 @@ async def _stored(d: Daemon) -> list[tuple[str, str]]:
     return [(str(a), str(b)) for a, b in rows]
 
 
+async def _poll_together(d: Daemon, stages: Stages) -> None:
+    """Poll every feed at once with a Poller on the daemon's store and fetcher, watched by ``stages``."""
+    service = d.service
+    poller = Poller(
+        service.store,
+        service.fetcher,
+        lambda: service.active,
+        clock=d.clock,
+        reschedule=lambda feed, at: None,
+        on_alerts=lambda now: None,
+        parser=SlowParser(stages),
+        observer=Observer(stages),
+    )
+    configs: list[FeedConfig] = [d.feed(f"feed{n}") for n in range(FEEDS)]
+    await asyncio.gather(*(poller.poll(feed) for feed in configs))
+
+
 async def test_polls_at_once_enter_the_cpu_stages_a_few_at_a_time(httpserver: HTTPServer, tmp_path: Path) -> None:
     """With 24 feeds polled at once, at most CPU_STAGES polls parse/score/ingest together, at most
     max_concurrency documents wait for them, and every item and alert is the same as polling one by one."""
@@ -129,19 +146,7 @@ async def test_polls_at_once_enter_the_cpu_stages_a_few_at_a_time(httpserver: HT
     together.mkdir()
     stages = Stages(servers)
     async with Daemon(write_config(together, feeds, polling=polling)) as d:
-        service = d.service
-        poller = Poller(
-            service.store,
-            service.fetcher,
-            lambda: service.active,
-            clock=d.clock,
-            reschedule=lambda feed, at: None,
-            on_alerts=lambda now: None,
-            parser=SlowParser(stages),
-            observer=Observer(stages),
-        )
-        configs: list[FeedConfig] = [d.feed(f"feed{n}") for n in range(FEEDS)]
-        await asyncio.gather(*(poller.poll(feed) for feed in configs))
+        await _poll_together(d, stages)
         items, alerts = await _stored(d), sorted(await d.alerted_titles())
 
     assert stages.parsed == FEEDS
@@ -150,3 +155,15 @@ async def test_polls_at_once_enter_the_cpu_stages_a_few_at_a_time(httpserver: HT
     assert len(items) == FEEDS * 5
     assert (items, alerts) == (expected_items, expected_alerts)
     assert len(alerts) > FEEDS // 2
+
+
+async def test_parse_workers_widen_the_cpu_stages(httpserver: HTTPServer, tmp_path: Path) -> None:
+    """Parse worker processes parse side by side, so each of them lets one more poll into the CPU stages."""
+    servers = _servers(httpserver)
+    feeds = "".join(feed_toml(f"feed{n}", s.url, backfill="all") for n, s in enumerate(servers))
+    polling = {"max_concurrency": 16, "per_host": 16, "parse_workers": 2}
+    stages = Stages(servers)
+    async with Daemon(write_config(tmp_path, feeds, polling=polling)) as d:
+        await _poll_together(d, stages)
+        assert await d.count_items() == FEEDS * 5
+    assert stages.most_inside == CPU_STAGES + 2
