@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import ahocorasick
-import regex
 
 from daemon.models import Item, RuleMatch
 from daemon.rules.judge import EXCLUDE, MAX_HITS_PER_TERM, Evaluation, Raw, Scan, fires, judge, not_applied
@@ -109,6 +108,8 @@ class Matcher:
         for ri, rule in enumerate(self.rules):
             for gi, ti, term in self._terms(rule):
                 if term.regex is not None:
+                    import regex  # here: a pack without regex terms need not load the engine (~1.3 MB)
+
                     flags = 0 if term.case else regex.IGNORECASE
                     rx = regex.compile(fold_pattern(term.regex, keep_case=term.case), flags)
                     self._regexes.append((ri, gi, ti, rx, term.case))
@@ -221,7 +222,7 @@ class Matcher:
         always run.
         """
         self._regex_needs = [
-            required_literals(rx.pattern, re.IGNORECASE if rx.flags & regex.IGNORECASE else 0, case)
+            required_literals(rx.pattern, re.IGNORECASE if rx.flags & re.IGNORECASE else 0, case)  # same bit
             for _, _, _, rx, case in self._regexes
         ]
 

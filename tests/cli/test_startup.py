@@ -166,8 +166,8 @@ class TestRunOnce:
     def test_fuzzy_terms_and_story_grouping_load_no_similarity_library(
         self, polling_site: tuple[Path, FeedServer]
     ) -> None:
-        """A fuzzy term matching a misspelling, and two near-identical headlines grouped, load no rapidfuzz:
-        the daemon scores Indel similarity itself."""
+        """A fuzzy term matching a misspelling, and two near-identical headlines grouped, load no rapidfuzz
+        (the daemon scores Indel similarity itself), and a pack without regex terms loads no regex engine."""
         site, feed = polling_site
         (site / "rules" / "outage.toml").write_text(FUZZY_RULE)
         config = site / "config.toml"
@@ -177,7 +177,7 @@ class TestRunOnce:
         printed, loaded = run_and_list(site, ["run", "--once"], full=True)
         assert "Clashes reported near Karabagh overnight" in printed  # the misspelling matched
         assert {"daemon.rules.matcher", "daemon.alerting.stories"} <= loaded
-        assert {m.split(".")[0] for m in loaded} & {"rapidfuzz"} == set()
+        assert {m.split(".")[0] for m in loaded} & {"rapidfuzz", "regex"} == set()  # a pack without regex terms
 
     def test_all_304_run_never_compiles_the_matcher(self, polling_site: tuple[Path, FeedServer]) -> None:
         """A cycle with new items compiles the matcher; a cycle where every feed answers 304 does not."""
