@@ -386,6 +386,8 @@ def _classify(url: str) -> tuple[str, str]:
 
 def _same_origin(first: str, other: str) -> bool:
     """Same host, and no downgrade from https: where configured credentials may still be sent."""
+    if first == other:
+        return True
     a, b = urlsplit(first), urlsplit(other)
     if (a.hostname or "").lower() != (b.hostname or "").lower():
         return False

@@ -86,15 +86,14 @@ def peer_refusal(
     in between (rebinding) shows here, before the request is sent. Through a proxy the peer is the
     proxy, which the operator chose: not checked (``proxied`` None: as the environment says).
     """
-    parts = urlsplit(url)
-    host = parts.hostname or ""
     if proxied is None:
-        proxied = proxy_for(parts.scheme.lower(), host) is not None
+        parts = urlsplit(url)
+        proxied = proxy_for(parts.scheme.lower(), parts.hostname or "") is not None
     if proxied or not peer:
         return None
     address = literal_address(str(peer[0]))
     reason = refusal(address, allow_private=allow_private) if address is not None else None
-    return f"{host} was connected at {reason}" if reason else None
+    return f"{urlsplit(url).hostname or ''} was connected at {reason}" if reason else None
 
 
 async def check_url(url: str, *, allow_private: bool, resolve: Resolver = system_resolve) -> str | None:

@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import ahocorasick
-import regex
-from rapidfuzz import fuzz
 
 from daemon.models import Item, RuleMatch
 from daemon.rules.judge import EXCLUDE, MAX_HITS_PER_TERM, Evaluation, Raw, Scan, fires, judge, not_applied
@@ -26,6 +24,7 @@ from daemon.rules.pattern import cased_regex, tail_regex
 from daemon.rules.ruleset import Alias, Rule, RuleSet, Term
 from daemon.rules.sre import parse_pattern
 from daemon.util.scripts import Left, attaches, left_rule, proclitics_before, stem
+from daemon.util.similarity import ratio
 from daemon.util.text import FoldedText, fold, fold_pattern, fold_term, tokenize, word_pattern
 
 __all__ = ["MAX_HITS_PER_TERM", "REGEX_BUDGET", "Evaluation", "Matcher", "Scored"]
@@ -109,6 +108,8 @@ class Matcher:
         for ri, rule in enumerate(self.rules):
             for gi, ti, term in self._terms(rule):
                 if term.regex is not None:
+                    import regex  # here: a pack without regex terms need not load the engine (~1.3 MB)
+
                     flags = 0 if term.case else regex.IGNORECASE
                     rx = regex.compile(fold_pattern(term.regex, keep_case=term.case), flags)
                     self._regexes.append((ri, gi, ti, rx, term.case))
@@ -125,7 +126,7 @@ class Matcher:
         if self._fuzzy:
             shortest = min(len(fe.folded) - fe.window for fe in self._fuzzy)
             self._fuzzy_token_re = word_pattern(max(1, shortest))
-            # Shared lists repeat one spelling in many rules: rapidfuzz compares each spelling (and
+            # Shared lists repeat one spelling in many rules: each spelling is compared (and
             # threshold) once per word, and the verdict goes to every entry that has it.
             same: dict[tuple[str, float, int], list[int]] = defaultdict(list)
             for idx, fe in enumerate(self._fuzzy):
@@ -221,7 +222,7 @@ class Matcher:
         always run.
         """
         self._regex_needs = [
-            required_literals(rx.pattern, re.IGNORECASE if rx.flags & regex.IGNORECASE else 0, case)
+            required_literals(rx.pattern, re.IGNORECASE if rx.flags & re.IGNORECASE else 0, case)  # same bit
             for _, _, _, rx, case in self._regexes
         ]
 
@@ -256,7 +257,7 @@ class Matcher:
                     scan.hits[ri].append(Raw(gi, ti, rx.pattern, field, m.start(), m.end(), None))
 
     def _scan_fuzzy(self, scan: Scan, fi: int, ft: FoldedText) -> None:
-        # Whitespace-separated chunks never seen before are looked up with rapidfuzz; news vocabulary
+        # Whitespace-separated chunks never seen before are compared with the fuzzy spellings; news vocabulary
         # repeats, so set operations in C settle nearly every chunk, and only the rare chunks that hold a
         # fuzzy hit are kept with their verdict. Positions are found only for those. The two collections
         # are swapped out together when full, never cleared, so a call beside another thread sees a
@@ -293,7 +294,7 @@ class Matcher:
         for folded, threshold, window, indices in self._fuzzy_terms:
             if token == folded or abs(len(token) - len(folded)) > window:
                 continue
-            score = fuzz.ratio(folded, token, score_cutoff=threshold)
+            score = ratio(folded, token, threshold)
             if score:
                 out += [(idx, round(score, 1)) for idx in indices]
         out.sort()  # entry order, as if each entry had been compared on its own

@@ -32,6 +32,11 @@ threshold = 1.0
 [rule.outage.groups.what]
 terms = ["blackout*", "power cut"]
 """
+FUZZY_RULE = """[rule.region]
+threshold = 1.0
+[rule.region.groups.where]
+terms = [{ term = "Karabakh", fuzzy = 85 }]
+"""
 # What a console-only `run --once` must not load: other channels' libraries (the Slack and webhook channels'
 # HTTP client among them: feeds have their own), optional parts, the fallback parser.
 NOT_FOR_CONSOLE = (
@@ -42,6 +47,11 @@ NOT_FOR_CONSOLE = (
 def loaded_after(cwd: Path, argv: list[str], *, full: bool = False) -> set[str]:
     """Top-level modules (``full``: every module) imported by running ``feedwatch *argv`` (in-process,
     in a fresh interpreter)."""
+    return run_and_list(cwd, argv, full=full)[1]
+
+
+def run_and_list(cwd: Path, argv: list[str], *, full: bool = False) -> tuple[str, set[str]]:
+    """What ``feedwatch *argv`` printed, and the modules it imported (as in ``loaded_after``)."""
     name = "m" if full else "m.split('.')[0]"
     script = (
         "import json, sys\n"
@@ -57,7 +67,7 @@ def loaded_after(cwd: Path, argv: list[str], *, full: bool = False) -> set[str]:
         [sys.executable, "-c", script], cwd=cwd, env=cli_env(), capture_output=True, text=True, timeout=60, check=False
     )
     line = next(x for x in out.stdout.splitlines() if x.startswith("MODULES "))
-    return set(json.loads(line.removeprefix("MODULES ")))
+    return out.stdout, set(json.loads(line.removeprefix("MODULES ")))
 
 
 @pytest.fixture
@@ -126,7 +136,8 @@ class TestImports:
         )
         loaded = set(eval(out.stdout))  # a list literal we printed ourselves
         assert (
-            loaded & {"aiosmtplib", "feedparser", "tomlkit", "click", "pygments", "apprise", "prometheus_client"}
+            loaded
+            & {"aiosmtplib", "feedparser", "tomlkit", "click", "pygments", "apprise", "prometheus_client", "rapidfuzz"}
             == set()
         )
 
@@ -151,6 +162,22 @@ class TestRunOnce:
         loaded = loaded_after(site, ["run", "--once"], full=True)
         assert len(feed.requests) == 1  # it did poll
         assert {m for m in loaded if m.split(".")[0] in NOT_FOR_CONSOLE or m.startswith(NOT_FOR_CONSOLE)} == set()
+
+    def test_fuzzy_terms_and_story_grouping_load_no_similarity_library(
+        self, polling_site: tuple[Path, FeedServer]
+    ) -> None:
+        """A fuzzy term matching a misspelling, and two near-identical headlines grouped, load no rapidfuzz
+        (the daemon scores Indel similarity itself), and a pack without regex terms loads no regex engine."""
+        site, feed = polling_site
+        (site / "rules" / "outage.toml").write_text(FUZZY_RULE)
+        config = site / "config.toml"
+        config.write_text(config.read_text() + 'backfill = "all"\n')  # alert the first poll's items
+        feed.add("g3", "Clashes reported near Karabagh overnight")
+        feed.add("g4", "Clashes reported near Karabagh overnight, officials say")
+        printed, loaded = run_and_list(site, ["run", "--once"], full=True)
+        assert "Clashes reported near Karabagh overnight" in printed  # the misspelling matched
+        assert {"daemon.rules.matcher", "daemon.alerting.stories"} <= loaded
+        assert {m.split(".")[0] for m in loaded} & {"rapidfuzz", "regex"} == set()  # a pack without regex terms
 
     def test_all_304_run_never_compiles_the_matcher(self, polling_site: tuple[Path, FeedServer]) -> None:
         """A cycle with new items compiles the matcher; a cycle where every feed answers 304 does not."""

@@ -206,7 +206,8 @@ class TestHostile:
             parsed: ParsedFeed | str = parse_feed(body, feed="f", url=URL, limits=QUICK)
         except FeedParseError as exc:
             parsed = exc.reason
-        assert time.perf_counter() - started < QUICK.seconds + 2.0
+        # The deadline plus starting and stopping the child, which a busy machine can stretch to a few seconds.
+        assert time.perf_counter() - started < QUICK.seconds + 4.0
         safe, _ = prepare(body)
         try:
             reference: RawFeed | str = bounded.read(safe, url=URL, content_type=None, original=body, limits=QUICK)

@@ -357,6 +357,12 @@ class TestHostileFeeds:
         if workers:
             assert daemon.count("parse_pool_restarted") >= 1
             assert daemon.count("feed_parse_crashed") == 0
+        # The SIGKILL breaks the worker pool: the polls parsing at that moment (one per worker at most) fail once.
+        died = "the parser process died while this feed was being parsed"
+        hit_by_kill = [feed for feed, errors in failed.items() if died in errors]
+        assert len(hit_by_kill) <= workers, hit_by_kill
+        for feed in hit_by_kill:
+            failed[feed].discard(died)
         assert any("after decompression" in e for e in failed["bomb"])
         assert any("redirect loop" in e for e in failed["loop"])
         assert any("total time limit" in e for e in failed["trickle"])

@@ -98,7 +98,8 @@ class TestBudget:
             worst, last = max(worst, now - last), now
         worker.join()
         assert time.monotonic() - started >= 1.0  # it did grind: the test measured something
-        assert worst < 0.2, worst
+        # A regex holding the GIL would stall this thread for the whole 1 s; a busy machine adds gaps of ~0.2 s.
+        assert worst < 0.5, worst
 
 
 class TestBacktrackWarning:
