@@ -13,12 +13,12 @@ elements than it found entries — is a reason to fall back, never a guess.
 from __future__ import annotations
 
 import contextlib
+import html
 import re
 import threading
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
-from xml.sax.saxutils import escape
 
 from lxml import etree
 
@@ -172,7 +172,9 @@ class _Doc:
             if not lone_div or (el.text or "").strip() or (children[0].tail or "").strip():
                 raise Unsure("inline XHTML without one wrapping div")
             div = children[0]
-            inner = escape(div.text or "") + "".join(etree.tostring(c, encoding=str, with_tail=True) for c in div)
+            inner = html.escape(div.text or "", quote=False) + "".join(
+                etree.tostring(c, encoding=str, with_tail=True) for c in div
+            )
             return self.fix(inner.strip())
         return self.fix((el.text or "").strip())
 

@@ -178,6 +178,7 @@ class TestRunOnce:
         assert "Clashes reported near Karabagh overnight" in printed  # the misspelling matched
         assert {"daemon.rules.matcher", "daemon.alerting.stories"} <= loaded
         assert {m.split(".")[0] for m in loaded} & {"rapidfuzz", "regex"} == set()  # a pack without regex terms
+        assert {"urllib.request", "http.client"} & loaded == set()  # proxy settings and feeds read without them
 
     def test_all_304_run_never_compiles_the_matcher(self, polling_site: tuple[Path, FeedServer]) -> None:
         """A cycle with new items compiles the matcher; a cycle where every feed answers 304 does not."""
