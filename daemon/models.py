@@ -133,7 +133,7 @@ class Hit:
     end: int
     text: str  # the original text at that span
     contribution: float  # what this hit added to the score (0.0 for a repeat of a counted term)
-    fuzzy: float | None = None  # Indel similarity (0-100) when matched fuzzily
+    fuzzy: float | None = None  # rapidfuzz similarity when matched fuzzily
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,8 +13,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from daemon.util.similarity import token_set_ratio, token_sort_ratio
-
 _PREFIX = re.compile(r"^\s*(update[sd]?|updated|breaking|exclusive|watch|live|corrected?)\s*[:\-–—|]\s*", re.I)
 _CREDIT = re.compile(r"\s*(?:©|\(c\)|photo:|credit:|picture:).*$", re.I)
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
@@ -65,12 +63,14 @@ def similarity(a: str, b: str) -> float:
     things_a, things_b = named_things(a), named_things(b)
     if things_a - things_b and things_b - things_a:
         return 0.0
+    from rapidfuzz import fuzz  # here: a cycle without a match compares no titles and need not load it
+
     key_a, key_b = title_key(a), title_key(b)
-    score = float(token_sort_ratio(key_a, key_b))
+    score = float(fuzz.token_sort_ratio(key_a, key_b))
     # One headline extending the other (a wire update adding a clause) counts as the same story,
     # but only for long headlines: short ones are subsets of too many others.
     if min(len(key_a.split()), len(key_b.split())) >= MIN_SUBSET_WORDS:
-        score = max(score, float(token_set_ratio(key_a, key_b)))
+        score = max(score, float(fuzz.token_set_ratio(key_a, key_b)))
     return score
 
 

@@ -13,7 +13,6 @@ from typing import Any
 
 from daemon.errors import RuleError
 from daemon.rules.backtrack import backtrack_risk
-from daemon.util.similarity import ratio
 from daemon.util.text import fold_pattern
 from daemon.util.tomlpos import KeyPath, Locator, close_match, syntax_position
 
@@ -44,12 +43,16 @@ _COMMON_WORDS = frozenset(_COMMON_WORDS_TEXT.split())
 @functools.lru_cache(maxsize=4096)  # a list's terms are checked again in every fuzzy group that uses it
 def common_word_collisions(folded: str, threshold: float) -> tuple[str, ...]:
     """Common English words a fuzzy term would match at ``threshold`` (besides itself)."""
+    from rapidfuzz.distance import Indel  # only rules with fuzzy terms need it
+
     window = max(2, round(len(folded) * 0.25))
     return tuple(
         sorted(
             w
             for w in _COMMON_WORDS
-            if w != folded and abs(len(w) - len(folded)) <= window and ratio(folded, w) >= threshold
+            if w != folded
+            and abs(len(w) - len(folded)) <= window
+            and Indel.normalized_similarity(folded, w) * 100 >= threshold
         )
     )
 

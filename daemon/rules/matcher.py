@@ -24,7 +24,6 @@ from daemon.rules.pattern import cased_regex, tail_regex
 from daemon.rules.ruleset import Alias, Rule, RuleSet, Term
 from daemon.rules.sre import parse_pattern
 from daemon.util.scripts import Left, attaches, left_rule, proclitics_before, stem
-from daemon.util.similarity import ratio
 from daemon.util.text import FoldedText, fold, fold_pattern, fold_term, tokenize, word_pattern
 
 __all__ = ["MAX_HITS_PER_TERM", "REGEX_BUDGET", "Evaluation", "Matcher", "Scored"]
@@ -89,6 +88,7 @@ class Matcher:
         # Chunks whose fuzzy verdict is known, and the verdicts that found something (see _scan_fuzzy).
         self._fuzzy_known: tuple[set[str], dict[str, tuple[tuple[str, int, float], ...]]] = (set(), {})
         self._fuzzy_token_re: re.Pattern[str] | None = None
+        self._ratio: Any = None  # rapidfuzz's fuzz.ratio, bound when the pack has fuzzy terms
         self._needs_case_fold = False
         # Per rule, its ``require`` entries as sets of group indices (any one of which must count).
         self._requires = [_required_groups(rule) for rule in self.rules]
@@ -124,6 +124,9 @@ class Matcher:
                 for alias in term.unless:
                     words[stem(alias.folded)].append(_entry(ri, gi, ti, alias, False, context=True))
         if self._fuzzy:
+            from rapidfuzz import fuzz  # here: a pack without fuzzy terms never maps its C++ library
+
+            self._ratio = fuzz.ratio
             shortest = min(len(fe.folded) - fe.window for fe in self._fuzzy)
             self._fuzzy_token_re = word_pattern(max(1, shortest))
             # Shared lists repeat one spelling in many rules: each spelling is compared (and
@@ -294,7 +297,7 @@ class Matcher:
         for folded, threshold, window, indices in self._fuzzy_terms:
             if token == folded or abs(len(token) - len(folded)) > window:
                 continue
-            score = ratio(folded, token, threshold)
+            score = self._ratio(folded, token, score_cutoff=threshold)
             if score:
                 out += [(idx, round(score, 1)) for idx in indices]
         out.sort()  # entry order, as if each entry had been compared on its own
