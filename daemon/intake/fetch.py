@@ -11,7 +11,7 @@ import mimetypes
 import os
 import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote, urljoin, urlsplit
 
@@ -73,8 +73,13 @@ class FetchResult:
 
 def make_client(settings: FetchSettings, *, connect: Connector = open_streams) -> HTTPClient:
     """The one shared feed client: env proxies honoured, ``ca_bundle`` if set, connections kept per origin."""
+    tls: ssl.SSLContext | Callable[[], ssl.SSLContext]
+    if settings.ca_bundle or os.environ.get("SSL_CERT_FILE") or os.environ.get("SSL_CERT_DIR"):
+        tls = tls_context(settings.ca_bundle)  # a configured CA store is checked at start
+    else:
+        tls = functools.partial(tls_context, None)  # certifi's, loaded when the first HTTPS feed connects
     return HTTPClient(
-        tls=tls_context(settings.ca_bundle),
+        tls=tls,
         connect_timeout=settings.connect_timeout,
         read_timeout=settings.read_timeout,
         # Enough idle connections for every fetch the poller lets run at once to one host.

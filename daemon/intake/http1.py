@@ -110,7 +110,7 @@ class HTTPClient:
     def __init__(
         self,
         *,
-        tls: ssl.SSLContext,
+        tls: ssl.SSLContext | Callable[[], ssl.SSLContext],
         connect_timeout: float,
         read_timeout: float,
         max_idle_per_origin: int = 4,
@@ -119,7 +119,7 @@ class HTTPClient:
         proxies: ProxyRules | None = None,
         connect: Connector = open_streams,
     ) -> None:
-        self.tls = tls
+        self._tls = tls
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.keepalive = keepalive
@@ -132,6 +132,13 @@ class HTTPClient:
         self._idle_count = 0
         self._sweeper: asyncio.TimerHandle | None = None
         self._closed = False
+
+    @property
+    def tls(self) -> ssl.SSLContext:
+        """The TLS settings; a provider is called at the first HTTPS connection (a CA store is ~1.5 MB)."""
+        if not isinstance(self._tls, ssl.SSLContext):
+            self._tls = self._tls()
+        return self._tls
 
     async def __aenter__(self) -> HTTPClient:
         return self

@@ -474,6 +474,27 @@ class TestTls:
                 assert (await f.fetch(seen.url)).body == FEED
         assert seen.connections == 1
 
+    async def test_tls_settings_are_made_at_the_first_https_connection(self, tls: tuple[ssl.SSLContext, str]) -> None:
+        """A client given a TLS provider calls it only when an https feed connects, and once: plain-http
+        polling never loads a CA store."""
+        context, ca = tls
+        made: list[ssl.SSLContext] = []
+
+        def provide() -> ssl.SSLContext:
+            made.append(ssl.create_default_context(cafile=ca))
+            return made[-1]
+
+        fs = FetchSettings(connect_timeout=2.0, read_timeout=2.0, total_timeout=5.0)
+        async with HTTPClient(tls=provide, connect_timeout=2, read_timeout=2) as client:
+            f = Fetcher(client, fs)
+            async with server(always(ok())) as plain:
+                assert (await f.fetch(plain.url)).body == FEED
+            assert made == []
+            async with server(always(ok()), tls=context) as secure:
+                for _ in range(2):
+                    assert (await f.fetch(secure.url)).body == FEED
+            assert len(made) == 1
+
 
 async def tunnel_proxy(log: list[bytes], *, status: int = 200) -> tuple[asyncio.Server, str]:
     """An HTTP proxy on 127.0.0.1 that only tunnels (CONNECT), to 127.0.0.1 only, recording each request head."""
