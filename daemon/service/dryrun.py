@@ -17,7 +17,7 @@ import structlog
 
 from daemon.alerting.ingest import IngestResult
 from daemon.alerting.policy import Outcome, route
-from daemon.config.settings import Config, FeedConfig
+from daemon.config.model import Config, FeedConfig
 from daemon.errors import FeedwatchError
 from daemon.intake.fetch import Fetcher, make_client
 from daemon.intake.poller import Poller

@@ -11,7 +11,7 @@ from typing import Any
 
 from daemon.alerting.explain import Recorded, verdicts
 from daemon.alerting.policy import route
-from daemon.config.settings import Config
+from daemon.config.model import Config
 from daemon.models import Item, Severity, hit_from_dict, hit_to_dict
 from daemon.rules.load import load_rules
 from daemon.rules.matcher import Matcher

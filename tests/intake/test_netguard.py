@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from pytest_httpserver import HTTPServer
 
-from daemon.config.settings import load_config
+from daemon.config.load import load_config
 from daemon.errors import FetchError
 from daemon.intake.connection import Streams, open_streams
 from daemon.intake.fetch import Fetcher, FetchSettings, make_client

@@ -12,7 +12,7 @@ from pytest_httpserver import HTTPServer
 
 from daemon.alerting.explain import Recorded, not_fired_outcome, verdicts
 from daemon.alerting.silences import Silence
-from daemon.config.settings import load_config
+from daemon.config.load import load_config
 from daemon.models import Hit, Severity
 from daemon.rules.matcher import Evaluation
 from daemon.service.explain import Explainer
