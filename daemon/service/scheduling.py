@@ -33,6 +33,7 @@ PRUNE_EVERY = 3600.0
 PRUNE_FIRST = 60.0  # the first pass shortly after start, once the first polls are under way
 PRUNE_BATCH = 1000  # items per transaction: keeps each write lock short so polls are not held up
 MAX_START_SPREAD = 30.0  # seconds over which the first polls after a start are spread at most
+START_RATE = 10.0  # first polls per second a start spreads them to: one feed starts at once
 
 
 def schedule_feeds(
@@ -57,7 +58,7 @@ def schedule_feeds(
     for name, feed in wanted.items():
         interval = configured_interval(feed, config.polling)
         # Spread the first polls so a restart does not hit every server in the same second.
-        spread = min(interval * config.polling.jitter, MAX_START_SPREAD)
+        spread = start_spread(len(wanted), interval, config.polling.jitter)
         start = first_poll_at(feed, known.get(name), now=now, interval=interval, spread=rng.uniform(0, spread))
         trigger = IntervalTrigger(seconds=interval, jitter=int(interval * config.polling.jitter) or None)
         if scheduler.get_job(name) is None:
@@ -73,6 +74,12 @@ def schedule_feeds(
             )
         elif not initial:
             scheduler.reschedule_job(name, trigger=trigger)
+
+
+def start_spread(feeds: int, interval: float, jitter: float) -> float:
+    """Seconds over which the first polls after a start are spread: enough for ``START_RATE`` polls a
+    second, at most ``jitter`` of the interval and ``MAX_START_SPREAD``; a site with one feed polls at once."""
+    return min(feeds / START_RATE, interval * jitter, MAX_START_SPREAD)
 
 
 def schedule_digests(

@@ -17,7 +17,7 @@ from werkzeug import Request, Response
 from daemon.cli.exitcodes import ExitCode
 from daemon.config.load import load_config
 from daemon.service import status
-from daemon.service.scheduling import first_poll_at
+from daemon.service.scheduling import first_poll_at, start_spread
 from daemon.store.sqlite import Store
 from tests.conftest import CLI, cli_env
 from tests.kit.feeds import FeedServer
@@ -230,6 +230,20 @@ class TestBackoff:
         # The interval was shortened in the config since: the healthy feed does not wait out the old one.
         assert first_poll_at(shorter, ok, now=now, interval=600, spread=3) == now + timedelta(seconds=600)
         assert first_poll_at(shorter, None, now=now, interval=600, spread=3) == now + timedelta(seconds=3)
+
+
+class TestStartSpread:
+    @pytest.mark.parametrize(
+        ("feeds", "interval", "jitter", "spread"),
+        [(1, 300, 0.1, 0.1), (20, 300, 0.1, 2.0), (200, 300, 0.1, 20.0), (5000, 300, 0.1, 30.0), (200, 60, 0.1, 6.0),
+         (200, 300, 0.0, 0.0)],
+    )  # fmt: skip
+    def test_first_polls_are_spread_by_the_number_of_feeds(
+        self, feeds: int, interval: float, jitter: float, spread: float
+    ) -> None:
+        """After a start one feed is polled at once, many are spread at ten a second, never over 30 s nor
+        over the jitter's share of the interval."""
+        assert start_spread(feeds, interval, jitter) == pytest.approx(spread)
 
 
 class TestConcurrency:
