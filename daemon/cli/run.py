@@ -41,6 +41,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         config = load(args)
         setup_logging(log_level(args, config))
         service = Service(config)
+    if not any(f.enabled for f in config.feeds):
+        # Not an error (a daemon picks feeds up on reload), but a first run that polls nothing must say so.
+        show("feedwatch: no feeds to poll: add one with `feedwatch feeds add URL` (or enable one)", file=sys.stderr)
     if not args.once:
         asyncio.run(service.run_forever())
         return ExitCode.OK

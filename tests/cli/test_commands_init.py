@@ -53,6 +53,13 @@ class TestInit:
         assert "examples: 4 passed" in check.stdout
         assert check.stderr == ""  # not even a warning
 
+    def test_first_run_without_feeds_says_so(self, tmp_path: Path) -> None:
+        """`run --once` on the folder init wrote (no feeds yet) polls nothing, exits 0 and says how to add one."""
+        assert feedwatch("init", str(tmp_path), cwd=tmp_path).returncode == 0
+        out = feedwatch("--config", str(tmp_path / "config.toml"), "run", "--once", cwd=tmp_path)
+        assert out.returncode == 0, out.stderr
+        assert "no feeds to poll: add one with `feedwatch feeds add URL`" in out.stderr
+
     def test_unit_is_the_packaged_unit(self, tmp_path: Path) -> None:
         """The unit init writes is the one in packaging/ but for the executable and config path in ExecStart=."""
         assert feedwatch("init", str(tmp_path), cwd=tmp_path).returncode == 0
