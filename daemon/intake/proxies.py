@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import os
+import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
@@ -34,7 +34,7 @@ class ProxyRules:
 
     @classmethod
     def from_environment(cls) -> ProxyRules:
-        env = _proxy_environment()
+        env = urllib.request.getproxies_environment()
         proxies = {
             scheme: url if "://" in url else f"http://{url}"
             for scheme in ("http", "https", "all")
@@ -54,24 +54,6 @@ class ProxyRules:
         if any(_bypassed(entry, scheme, host) for entry in self.bypass):
             return None
         return proxy
-
-
-def _proxy_environment() -> dict[str, str]:
-    """``<scheme>_proxy`` variables by scheme, read as ``urllib.request.getproxies_environment`` reads them
-    (lower case wins; ``HTTP_PROXY`` is ignored under CGI) without loading urllib.request's HTTP client."""
-    found: dict[str, str] = {}
-    for name, value in os.environ.items():
-        if value and name[-6:].lower() == "_proxy":
-            found[name[:-6].lower()] = value
-    if "REQUEST_METHOD" in os.environ:  # CGI: a client's "Proxy:" header may have set HTTP_PROXY
-        found.pop("http", None)
-    for name, value in os.environ.items():
-        if name[-6:] == "_proxy":
-            if value:
-                found[name[:-6].lower()] = value
-            else:
-                found.pop(name[:-6].lower(), None)
-    return found
 
 
 def _bypassed(entry: str, scheme: str, host: str) -> bool:
