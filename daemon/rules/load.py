@@ -18,6 +18,7 @@ from daemon.errors import RuleError
 from daemon.models import Item
 from daemon.rules.check import Checker
 from daemon.rules.parse import parse_rule
+from daemon.rules.pattern import forget_shared
 from daemon.rules.ruleset import (
     ExampleFailure,
     LoadReport,
@@ -63,8 +64,11 @@ def load_rules(
     nothing; its errors are reported either way. Rule ids and list names are global: a second
     definition is an error in the file that did not have it before (else the later file by name).
     """
-    with no_gc():  # many objects, no garbage: see daemon.util.startup
-        return _load_rules(Path(rules_dir), channels, previous)
+    try:
+        with no_gc():  # many objects, no garbage: see daemon.util.startup
+            return _load_rules(Path(rules_dir), channels, previous)
+    finally:
+        forget_shared()
 
 
 def _load_rules(rules_dir: Path, channels: Collection[str] | None, previous: LoadReport | None) -> LoadReport:
