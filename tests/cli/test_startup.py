@@ -17,7 +17,7 @@ from daemon.cli.main import build_parser, command_word
 from tests.conftest import REPO, cli_env
 from tests.kit.feeds import FeedServer
 
-HEAVY = ("httpx", "apscheduler", "lxml", "feedparser", "rapidfuzz", "aiosmtplib", "tomlkit", "watchfiles")
+HEAVY = ("httpx", "apscheduler", "lxml", "feedparser", "rapidfuzz", "aiosmtplib", "tomlkit")
 CONFIG = """[daemon]
 rules_dir = "rules"
 [store]
