@@ -362,10 +362,10 @@ def html_to_text(html: str) -> str:
         return " ".join((unescape(html) if "&" in html else html).split())
     text = _simple_html_text(html)
     if text is None:
-        # Comments, declarations or a stray "<": html.parser, loaded only when a feed has such markup.
+        # Comments, a stray "<", a script...: html.parser, loaded only when a feed has such markup.
         from daemon.util.htmlparse import extract_text
 
-        text = extract_text(html)
+        text = extract_text(html, skip=SKIP_TAGS, block=BLOCK_TAGS)
     return " ".join(text.split())
 
 
