@@ -17,7 +17,8 @@ from daemon.cli.main import build_parser, command_word
 from tests.conftest import REPO, cli_env
 from tests.kit.feeds import FeedServer
 
-HEAVY = ("httpx", "apscheduler", "lxml", "feedparser", "rapidfuzz", "aiosmtplib", "tomlkit", "watchfiles")
+# pyexpat: the XML parser under the fast parse path (and feedparser), loaded only by commands that parse feeds.
+HEAVY = ("httpx", "apscheduler", "pyexpat", "feedparser", "rapidfuzz", "aiosmtplib", "tomlkit", "watchfiles")
 CONFIG = """[daemon]
 rules_dir = "rules"
 [store]
@@ -38,9 +39,10 @@ threshold = 1.0
 terms = [{ term = "Karabakh", fuzzy = 85 }]
 """
 # What a console-only `run --once` must not load: other channels' libraries (the Slack and webhook channels'
-# HTTP client among them: feeds have their own), optional parts, the fallback parser.
+# HTTP client among them: feeds have their own), optional parts, the fallback parser, lxml (the fast parse
+# path is the standard library's ElementTree).
 NOT_FOR_CONSOLE = (
-    "aiosmtplib", "email.mime", "prometheus_client", "feedparser", "apprise", "httpx", "httpcore", "anyio",
+    "aiosmtplib", "email.mime", "prometheus_client", "feedparser", "apprise", "httpx", "httpcore", "anyio", "lxml",
 )  # fmt: skip
 
 
@@ -157,7 +159,7 @@ def polling_site(tmp_path: Path, httpserver: HTTPServer) -> tuple[Path, FeedServ
 class TestRunOnce:
     def test_console_only_run_loads_no_optional_library(self, polling_site: tuple[Path, FeedServer]) -> None:
         """`run --once` with a console channel loads no SMTP, email, metrics, Apprise or HTTP client library,
-        nor feedparser."""
+        nor feedparser or lxml."""
         site, feed = polling_site
         loaded = loaded_after(site, ["run", "--once"], full=True)
         assert len(feed.requests) == 1  # it did poll
