@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import structlog
@@ -31,7 +30,7 @@ from daemon.intake.poller import Poller
 from daemon.notify.base import Channel
 from daemon.notify.worker import OutboxWorker
 from daemon.rules.load import load_rules
-from daemon.service import records
+from daemon.service import records, rulewatch
 from daemon.service.runtime import (
     HEARTBEAT_EVERY,
     Active,
@@ -67,8 +66,6 @@ if TYPE_CHECKING:
     from daemon.intake.fetch import FetchSettings
 
 log = structlog.get_logger(__name__)
-
-RULES_DEBOUNCE_MS = 300  # editors write in bursts; one reload per save, well inside the 2 s promise
 
 
 def utcnow() -> datetime:
@@ -467,20 +464,17 @@ class Service:
         )
 
     async def _watch_rules(self) -> None:
-        """Reload rules when a file under rules_dir changes (debounced; atomic-rename saves included)."""
-        from watchfiles import awatch  # the daemon's alone: not `run --once`
-
+        """Reload rules when a ``*.toml`` file under rules_dir changes (settled; atomic-rename saves included)."""
         rules_dir = self.active.config.rules_dir
-        try:
-            async for changes in awatch(
-                rules_dir, debounce=RULES_DEBOUNCE_MS, step=50, stop_event=self._stop, recursive=True
-            ):
-                relevant = [p for _, p in changes if p.endswith(".toml")]
-                if relevant:
-                    log.info("rules_changed", files=sorted({Path(p).name for p in relevant}))
-                    await self.reload(config=False)
-        except FileNotFoundError:
-            log.error("rules_dir_missing", path=str(rules_dir), hint="live reload is off; SIGHUP still reloads")
+
+        async def changed(names: list[str]) -> None:
+            log.info("rules_changed", files=names)
+            await self.reload(config=False)
+
+        def missing() -> None:
+            log.error("rules_dir_missing", path=str(rules_dir), hint="rules reload when it is back; SIGHUP too")
+
+        await rulewatch.watch(rules_dir, self._stop, changed, missing)
 
     async def _record_rules(self) -> None:
         await self.store.call(Store.set_meta, "rules", records.rules_record(self.active.report, self._clock()))

@@ -18,7 +18,7 @@ from tests.conftest import REPO, cli_env
 from tests.kit.feeds import FeedServer
 
 # pyexpat: the XML parser under the fast parse path (and feedparser), loaded only by commands that parse feeds.
-HEAVY = ("httpx", "apscheduler", "pyexpat", "feedparser", "rapidfuzz", "aiosmtplib", "tomlkit", "watchfiles")
+HEAVY = ("httpx", "apscheduler", "pyexpat", "feedparser", "rapidfuzz", "aiosmtplib", "tomlkit")
 CONFIG = """[daemon]
 rules_dir = "rules"
 [store]
