@@ -5,6 +5,7 @@ loads (deterministic); how long start-up takes is measured as ratios in ``benchm
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -178,6 +179,31 @@ class TestRunOnce:
         assert "Clashes reported near Karabagh overnight" in printed  # the misspelling matched
         assert {"daemon.rules.matcher", "daemon.alerting.stories", "rapidfuzz"} <= loaded
         assert "regex" not in {m.split(".")[0] for m in loaded}  # a pack without regex terms
+
+    def test_shipped_pack_scores_without_the_regex_engine(self, polling_site: tuple[Path, FeedServer]) -> None:
+        """The shipped pack says "calls to stop the fighting" in its own language, so the daemon scoring with it
+        never loads the regex engine."""
+        site, feed = polling_site
+        shutil.rmtree(site / "rules")
+        shutil.copytree(REPO / "rules", site / "rules")
+        config = site / "config.toml"
+        config.write_text(config.read_text() + 'backfill = "all"\n')
+        feed.add("g3", "Putin urges Baku and Yerevan to stop the Karabakh fighting")
+        printed, loaded = run_and_list(site, ["run", "--once"], full=True)
+        assert "stop the Karabakh fighting" in printed  # karabakh-diplomacy fired through the word gap term
+        assert "daemon.rules.matcher" in loaded  # items were scored
+        assert "regex" not in {m.split(".")[0] for m in loaded}
+
+    def test_pack_with_a_regex_term_loads_the_engine_and_matches(self, polling_site: tuple[Path, FeedServer]) -> None:
+        """A user pack's regex term still runs on the regex engine, loaded when the matcher is built."""
+        site, feed = polling_site
+        (site / "rules" / "outage.toml").write_text(RULE.replace('"power cut"', '{ regex = "grid fail\\\\w+" }'))
+        config = site / "config.toml"
+        config.write_text(config.read_text() + 'backfill = "all"\n')
+        feed.add("g3", "Grid failures hit the north")
+        printed, loaded = run_and_list(site, ["run", "--once"], full=True)
+        assert "Grid failures hit the north" in printed
+        assert "regex" in {m.split(".")[0] for m in loaded}
 
     def test_all_304_run_never_compiles_the_matcher(self, polling_site: tuple[Path, FeedServer]) -> None:
         """A cycle with new items compiles the matcher; a cycle where every feed answers 304 does not."""
