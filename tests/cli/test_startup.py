@@ -5,6 +5,7 @@ loads (deterministic); how long start-up takes is measured as ratios in ``benchm
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,8 @@ from daemon.cli.main import build_parser, command_word
 from tests.conftest import REPO, cli_env
 from tests.kit.feeds import FeedServer
 
-HEAVY = ("httpx", "apscheduler", "lxml", "feedparser", "rapidfuzz", "aiosmtplib", "tomlkit")
+# pyexpat: the XML parser under the fast parse path (and feedparser), loaded only by commands that parse feeds.
+HEAVY = ("httpx", "apscheduler", "pyexpat", "feedparser", "rapidfuzz", "aiosmtplib", "tomlkit")
 CONFIG = """[daemon]
 rules_dir = "rules"
 [store]
@@ -38,9 +40,10 @@ threshold = 1.0
 terms = [{ term = "Karabakh", fuzzy = 85 }]
 """
 # What a console-only `run --once` must not load: other channels' libraries (the Slack and webhook channels'
-# HTTP client among them: feeds have their own), optional parts, the fallback parser.
+# HTTP client among them: feeds have their own), optional parts, the fallback parser, lxml (the fast parse
+# path is the standard library's ElementTree).
 NOT_FOR_CONSOLE = (
-    "aiosmtplib", "email.mime", "prometheus_client", "feedparser", "apprise", "httpx", "httpcore", "anyio",
+    "aiosmtplib", "email.mime", "prometheus_client", "feedparser", "apprise", "httpx", "httpcore", "anyio", "lxml",
 )  # fmt: skip
 # What a poll of a plain feed (no "br" encoding, no comments or scripts in its markup) must not load:
 # whatever the daemon imports stays in its memory for good.
@@ -161,7 +164,7 @@ def polling_site(tmp_path: Path, httpserver: HTTPServer) -> tuple[Path, FeedServ
 class TestRunOnce:
     def test_console_only_run_loads_no_optional_library(self, polling_site: tuple[Path, FeedServer]) -> None:
         """`run --once` with a console channel loads no SMTP, email, metrics, Apprise or HTTP client library,
-        nor feedparser."""
+        nor feedparser or lxml."""
         site, feed = polling_site
         loaded = loaded_after(site, ["run", "--once"], full=True)
         assert len(feed.requests) == 1  # it did poll
@@ -190,6 +193,31 @@ class TestRunOnce:
         assert "Clashes reported near Karabagh overnight" in printed  # the misspelling matched
         assert {"daemon.rules.matcher", "daemon.alerting.stories", "rapidfuzz"} <= loaded
         assert "regex" not in {m.split(".")[0] for m in loaded}  # a pack without regex terms
+
+    def test_shipped_pack_scores_without_the_regex_engine(self, polling_site: tuple[Path, FeedServer]) -> None:
+        """The shipped pack says "calls to stop the fighting" in its own language, so the daemon scoring with it
+        never loads the regex engine."""
+        site, feed = polling_site
+        shutil.rmtree(site / "rules")
+        shutil.copytree(REPO / "rules", site / "rules")
+        config = site / "config.toml"
+        config.write_text(config.read_text() + 'backfill = "all"\n')
+        feed.add("g3", "Putin urges Baku and Yerevan to stop the Karabakh fighting")
+        printed, loaded = run_and_list(site, ["run", "--once"], full=True)
+        assert "stop the Karabakh fighting" in printed  # karabakh-diplomacy fired through the word gap term
+        assert "daemon.rules.matcher" in loaded  # items were scored
+        assert "regex" not in {m.split(".")[0] for m in loaded}
+
+    def test_pack_with_a_regex_term_loads_the_engine_and_matches(self, polling_site: tuple[Path, FeedServer]) -> None:
+        """A user pack's regex term still runs on the regex engine, loaded when the matcher is built."""
+        site, feed = polling_site
+        (site / "rules" / "outage.toml").write_text(RULE.replace('"power cut"', '{ regex = "grid fail\\\\w+" }'))
+        config = site / "config.toml"
+        config.write_text(config.read_text() + 'backfill = "all"\n')
+        feed.add("g3", "Grid failures hit the north")
+        printed, loaded = run_and_list(site, ["run", "--once"], full=True)
+        assert "Grid failures hit the north" in printed
+        assert "regex" in {m.split(".")[0] for m in loaded}
 
     def test_all_304_run_never_compiles_the_matcher(self, polling_site: tuple[Path, FeedServer]) -> None:
         """A cycle with new items compiles the matcher; a cycle where every feed answers 304 does not."""
