@@ -1,5 +1,5 @@
-"""Bytes to items: the fast lxml path, a bounded feedparser fallback, then our own sanitising and item
-identity (called in a worker thread or process by the poller).
+"""Bytes to items: the fast path (the standard library's ElementTree), a bounded feedparser fallback,
+then our own sanitising and item identity (called in a worker thread or process by the poller).
 
 A document goes to feedparser only when the fast path is unsure of it (``fastparse``); that fallback runs
 in a child process with a deadline and a memory cap (``bounded``). Identity is per feed: guid/id, else

@@ -30,7 +30,7 @@ Aside = Callable[[], AbstractAsyncContextManager[object]]
 
 
 def _parse_on_thread(body: bytes, name: str, url: str, content_type: str | None) -> ParsedFeed | Fallback | Refused:
-    """``parse_in_worker``, with the parsing stack (lxml and all) imported by the parse thread on first
+    """``parse_in_worker``, with the parsing stack (ElementTree and all) imported by the parse thread on first
     use: a cycle whose feeds all answer 304 never loads it."""
     from daemon.intake.parse import parse_in_worker
 

@@ -1,5 +1,5 @@
 """What a parser read from a feed document, before our own sanitising: the one shape both parse paths
-(the fast lxml reader and feedparser) produce, so everything after them is shared.
+(the fast ElementTree reader and feedparser) produce, so everything after them is shared.
 """
 
 from __future__ import annotations
