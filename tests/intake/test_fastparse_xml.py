@@ -54,6 +54,11 @@ class TestNesting:
         assert unsure(body) == "nesting deeper than 256 levels"
         assert time.perf_counter() - started < 2.0  # ~0.1 s; generous for a busy machine
 
+    def test_deep_document_is_refused_while_it_is_read(self) -> None:
+        """Deep nesting is refused before expat reaches the end: ill-formed bytes after it are never read."""
+        body = nested(99_000)
+        assert unsure(body[: len(body) // 2] + b"<<not xml") == "nesting deeper than 256 levels"
+
     def test_depth_check_never_recurses(self) -> None:
         """The depth check walks level by level: far below the recursion limit it still refuses."""
         old = sys.getrecursionlimit()
@@ -77,6 +82,13 @@ class TestEncoding:
         latin1 = rss(item(body="<title>café</title>")).replace("café".encode(), b"caf\xe9")
         body = b'<?xml version="1.0" encoding="ISO-8859-1"?>' + latin1
         assert read(body).entries[0].title == "café"
+
+    def test_long_document_read_in_chunks_loses_no_character(self) -> None:
+        """A document of many 64 KiB chunks, multi-byte characters falling across their edges, reads whole."""
+        titles = [f"Ереван {i} café 東京 " + "x" * (i % 7) for i in range(3_000)]
+        body = rss("".join(item(f"g{i}", f"<title>{t}</title>") for i, t in enumerate(titles)))
+        assert len(body) > 3 * xmlread._CHUNK
+        assert [e.title for e in read(body).entries] == [t.strip() for t in titles]
 
     def test_utf8_bom_outweighs_the_declaration(self) -> None:
         """A UTF-8 BOM wins over a Latin-1 declaration, as libxml2 read it: the text is UTF-8."""
