@@ -10,8 +10,6 @@ import zlib
 from collections.abc import Iterator
 from typing import Protocol
 
-import brotli
-
 MAX_ENCODINGS = 2  # "gzip, br" is plausible; deeper nesting is only ever an attack
 _GZIP_MAGIC = b"\x1f\x8b"
 _STEP = 64 * 1024  # most bytes any decompressor may emit per call: bounds memory per step
@@ -96,8 +94,12 @@ class _Zlib:
 
 
 class _Brotli:
+    # brotli is imported by the first "br" response, not by every daemon: most feeds come plain or gzipped.
     def __init__(self) -> None:
+        import brotli
+
         self._dec = brotli.Decompressor()
+        self._error = brotli.error
 
     def feed(self, data: bytes) -> Iterator[bytes]:
         dec = self._dec
@@ -118,7 +120,7 @@ class _Brotli:
                         raise DecodeError("brotli decoder made no progress")
                 # The decoder may still hold output for input it already took: drain with empty input.
                 out = dec.process(b"", output_buffer_limit=_STEP)
-        except brotli.error as exc:
+        except self._error as exc:
             raise DecodeError(str(exc) or "invalid brotli data") from exc
 
     def flush(self) -> Iterator[bytes]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import itertools
 import random
-import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -113,7 +112,15 @@ def auto_interval(
     gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(times)]
     if not gaps:
         return min(max(default if default is not None else ceiling, floor), ceiling)
-    return min(max(statistics.median(gaps) / 2.0, floor), ceiling)
+    return min(max(_median(gaps) / 2.0, floor), ceiling)
+
+
+def _median(values: list[float]) -> float:
+    """The median as ``statistics.median`` computes it (the mean of the middle two for an even count):
+    importing ``statistics`` would bring it and ``fractions`` into the daemon for one sort."""
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
 def record_success(h: FeedHealth, *, now: datetime, status: int, new_items: int) -> tuple[FeedHealth, OpsEvent | None]:

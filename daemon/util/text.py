@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 import unicodedata
 from html import unescape
-from html.parser import HTMLParser
 from typing import NamedTuple
 
 __all__ = [
@@ -332,8 +331,8 @@ def tokenize(folded: str) -> list[Token]:
 
 # --- HTML ------------------------------------------------------------------------------------------
 
-_SKIP_TAGS = frozenset({"script", "style", "noscript", "template", "svg", "math", "head", "iframe", "object"})
-_BLOCK_TAGS = frozenset(
+SKIP_TAGS = frozenset({"script", "style", "noscript", "template", "svg", "math", "head", "iframe", "object"})
+BLOCK_TAGS = frozenset(
     {
         "address", "article", "aside", "blockquote", "br", "caption", "dd", "details", "div", "dl", "dt",
         "fieldset", "figcaption", "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6", "header",
@@ -341,33 +340,6 @@ _BLOCK_TAGS = frozenset(
         "th", "thead", "tr", "ul", "img",
     }
 )  # fmt: skip
-
-
-class _TextExtractor(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self.skip_depth = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in _SKIP_TAGS:
-            self.skip_depth += 1
-        elif tag in _BLOCK_TAGS:
-            self.parts.append(" ")
-
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in _BLOCK_TAGS:
-            self.parts.append(" ")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in _SKIP_TAGS:
-            self.skip_depth = max(0, self.skip_depth - 1)
-        elif tag in _BLOCK_TAGS:
-            self.parts.append(" ")
-
-    def handle_data(self, data: str) -> None:
-        if not self.skip_depth:
-            self.parts.append(data)
 
 
 # A tag whose extent and name html.parser reads exactly as written: a name of letters and digits, ASCII
@@ -390,15 +362,15 @@ def html_to_text(html: str) -> str:
         return " ".join((unescape(html) if "&" in html else html).split())
     text = _simple_html_text(html)
     if text is None:
-        parser = _TextExtractor()
-        parser.feed(html)
-        parser.close()
-        text = "".join(parser.parts)
+        # Comments, a stray "<", a script...: html.parser, loaded only when a feed has such markup.
+        from daemon.util.htmlparse import extract_text
+
+        text = extract_text(html, skip=SKIP_TAGS, block=BLOCK_TAGS)
     return " ".join(text.split())
 
 
 def _simple_html_text(html: str) -> str | None:
-    """The text ``_TextExtractor`` would collect, without its parser, when every "<" opens a simple tag
+    """The text ``htmlparse.TextExtractor`` would collect, without its parser, when every "<" opens a simple tag
     and no tag is one whose content is dropped; else None.
 
     html.parser unescapes each run of text between two tags as a whole, so each run here is too.
@@ -409,11 +381,11 @@ def _simple_html_text(html: str) -> str | None:
     parts: list[str] = []
     for i in range(1, len(pieces), 3):
         name = (pieces[i] or pieces[i + 1]).lower()
-        if name in _SKIP_TAGS:
+        if name in SKIP_TAGS:
             return None
         run = pieces[i - 1]
         parts.append(unescape(run) if "&" in run else run)
-        if name in _BLOCK_TAGS:
+        if name in BLOCK_TAGS:
             parts.append(" ")
     run = pieces[-1]
     parts.append(unescape(run) if "&" in run else run)

@@ -45,6 +45,9 @@ terms = [{ term = "Karabakh", fuzzy = 85 }]
 NOT_FOR_CONSOLE = (
     "aiosmtplib", "email.mime", "prometheus_client", "feedparser", "apprise", "httpx", "httpcore", "anyio", "lxml",
 )  # fmt: skip
+# What a poll of a plain feed (no "br" encoding, no comments or scripts in its markup) must not load:
+# whatever the daemon imports stays in its memory for good.
+NOT_FOR_PLAIN_POLLS = ("statistics", "fractions", "html.parser", "_markupbase", "brotli")
 
 
 def loaded_after(cwd: Path, argv: list[str], *, full: bool = False) -> set[str]:
@@ -143,6 +146,7 @@ class TestImports:
             & {"aiosmtplib", "feedparser", "tomlkit", "click", "pygments", "apprise", "prometheus_client", "rapidfuzz"}
             == set()
         )
+        assert loaded & {m.split(".")[0] for m in NOT_FOR_PLAIN_POLLS} - {"html"} == set()
 
 
 @pytest.fixture
@@ -165,6 +169,16 @@ class TestRunOnce:
         loaded = loaded_after(site, ["run", "--once"], full=True)
         assert len(feed.requests) == 1  # it did poll
         assert {m for m in loaded if m.split(".")[0] in NOT_FOR_CONSOLE or m.startswith(NOT_FOR_CONSOLE)} == set()
+
+    def test_plain_polls_load_no_helper_they_do_not_use(self, polling_site: tuple[Path, FeedServer]) -> None:
+        """`run --once` over a plain feed with new items loads no statistics, full HTML parser or brotli
+        decoder; the HTML parser loads once an item has markup only it reads."""
+        site, feed = polling_site
+        loaded = loaded_after(site, ["run", "--once"], full=True)
+        assert {"daemon.rules.matcher", "daemon.util.text"} <= loaded  # new items were read and scored
+        assert loaded & set(NOT_FOR_PLAIN_POLLS) == set()
+        feed.add("g3", "Blackout <!-- a comment --> downtown")
+        assert {"html.parser", "daemon.util.htmlparse"} <= loaded_after(site, ["run", "--once"], full=True)
 
     def test_fuzzy_terms_load_rapidfuzz_and_no_regex_engine(self, polling_site: tuple[Path, FeedServer]) -> None:
         """A fuzzy term matches a misspelling through rapidfuzz, loaded for it; a pack without regex terms loads

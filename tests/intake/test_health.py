@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import random
+import statistics
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -172,6 +174,16 @@ class TestAutoInterval:
         assert auto_interval(times, floor=120.0, ceiling=6 * H) == 6 * H
         assert auto_interval(times, floor=120.0, ceiling=6 * H, default=900.0) == 900.0
         assert auto_interval(times, floor=120.0, ceiling=6 * H, default=10.0) == 120.0
+
+    def test_median_gap_as_statistics_computes_it(self) -> None:
+        """Odd and even counts of irregular gaps give the interval statistics.median's value gives."""
+        rng = random.Random(7)
+        for count in range(2, 40):
+            times = [T0 + timedelta(seconds=rng.uniform(0, 30 * H)) for _ in range(count)]
+            ordered = sorted(times)
+            gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(ordered)]
+            expected = min(max(statistics.median(gaps) / 2.0, 1.0), 100 * H)
+            assert auto_interval(times, floor=1.0, ceiling=100 * H) == expected
 
 
 def fail(

@@ -9,12 +9,14 @@ import unicodedata
 
 import pytest
 
+from daemon.util.htmlparse import TextExtractor
 from daemon.util.text import (
+    BLOCK_TAGS,
     MARK_RANGES_UNICODE,
+    SKIP_TAGS,
     FoldedText,
     _fold_with_offsets,
     _simple_html_text,
-    _TextExtractor,
     fold,
     fold_pattern,
     fold_term,
@@ -200,7 +202,7 @@ class TestHtmlToText:
         rng = random.Random(14)
         for _ in range(4000):
             source = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 12)))
-            parser = _TextExtractor()
+            parser = TextExtractor(skip=SKIP_TAGS, block=BLOCK_TAGS)
             parser.feed(source)
             parser.close()
             assert html_to_text(source) == " ".join("".join(parser.parts).split()), source
