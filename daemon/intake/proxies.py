@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import urllib.request
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
@@ -34,6 +34,11 @@ class ProxyRules:
 
     @classmethod
     def from_environment(cls) -> ProxyRules:
+        if not any(name[-6:].lower() == "_proxy" for name in os.environ):
+            # What urllib would find too; it is read only when needed, as it costs a daemon ~2 MB of imports.
+            return cls({}, ())
+        import urllib.request
+
         env = urllib.request.getproxies_environment()
         proxies = {
             scheme: url if "://" in url else f"http://{url}"

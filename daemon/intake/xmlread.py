@@ -25,6 +25,10 @@ _DECLARATION = re.compile(
     rb"(?:\s+standalone\s*=\s*([\"'])(?:yes|no)\4)?\s*\?>"
 )
 _WIDE = (b"\xff\xfe", b"\xfe\xff", b"\x4c\x6f\xa7\x94")  # UTF-16/32 BOMs; EBCDIC "<?xm"
+_CHUNK = 64 * 1024  # bytes fed to expat at a time: a deep chain is caught within one chunk's elements
+# The C accelerator's TreeBuilder answers close() with the root built so far and nothing else (the
+# pure-Python one, never used on CPython, asserts the document is complete: it gets only the final check).
+_PEEK = "_flush" not in vars(ET.TreeBuilder)
 
 
 class Unsure(Exception):
@@ -54,11 +58,20 @@ def declared_encoding(body: bytes) -> str:
     return "utf-8"
 
 
-def _parser(encoding: str) -> ET.XMLParser:
+def _parser(encoding: str, builder: ET.TreeBuilder | None = None) -> ET.XMLParser:
     # The encoding given here overrides the document's own declaration: expat decodes exactly what was
     # checked. A bare TreeBuilder drops comments and processing instructions, and expat reads no DTD,
     # fetches nothing, and treats a reference to an undeclared entity as an error.
-    return ET.XMLParser(target=ET.TreeBuilder(), encoding=_CODECS[encoding])
+    return ET.XMLParser(target=builder or ET.TreeBuilder(), encoding=_CODECS[encoding])
+
+
+def _open_depth(root: ET.Element) -> int:
+    """How deep the last-child path goes (the elements still open lie on it), counting at most one past the limit."""
+    depth = 1
+    while len(root) and depth <= MAX_DEPTH:
+        root = root[-1]
+        depth += 1
+    return depth
 
 
 def _checked(root: ET.Element, size: int) -> ET.Element:
@@ -81,9 +94,19 @@ def _long(el: ET.Element) -> bool:
 
 def parse(body: bytes, encoding: str) -> ET.Element:
     """The document's root element; ``Unsure`` when it is ill-formed or beyond the limits."""
-    parser = _parser(encoding)
+    builder = ET.TreeBuilder()
+    parser = _parser(encoding, builder)
+    view = memoryview(body)
     try:
-        parser.feed(body)
+        # expat has no nesting limit: a long document is fed in chunks, and one that goes deep is refused
+        # while it is read (a chain closed within one chunk is caught by the final check, at most a
+        # chunk's worth of elements later).
+        for start in range(0, len(body), _CHUNK):
+            parser.feed(view[start : start + _CHUNK])
+            if start + _CHUNK < len(body) and _PEEK:
+                so_far = builder.close()  # the C TreeBuilder's close() only returns the root built so far
+                if so_far is not None and _open_depth(so_far) > MAX_DEPTH:
+                    raise Unsure(f"nesting deeper than {MAX_DEPTH} levels")
         root = parser.close()
     except (ET.ParseError, ValueError) as exc:
         raise Unsure(f"ill-formed XML: {exc}") from None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import tomllib
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -18,6 +18,7 @@ from daemon.errors import RuleError
 from daemon.models import Item
 from daemon.rules.check import Checker
 from daemon.rules.parse import parse_rule
+from daemon.rules.pattern import forget_shared
 from daemon.rules.ruleset import (
     ExampleFailure,
     LoadReport,
@@ -63,8 +64,11 @@ def load_rules(
     nothing; its errors are reported either way. Rule ids and list names are global: a second
     definition is an error in the file that did not have it before (else the later file by name).
     """
-    with no_gc():  # many objects, no garbage: see daemon.util.startup
-        return _load_rules(Path(rules_dir), channels, previous)
+    try:
+        with no_gc():  # many objects, no garbage: see daemon.util.startup
+            return _load_rules(Path(rules_dir), channels, previous)
+    finally:
+        forget_shared()
 
 
 def _load_rules(rules_dir: Path, channels: Collection[str] | None, previous: LoadReport | None) -> LoadReport:
@@ -118,8 +122,31 @@ def _load_rules(rules_dir: Path, channels: Collection[str] | None, previous: Loa
     files = {p: hashlib.sha256(t.encode("utf-8")).hexdigest() for p, t in in_use.items() if t is not None}
     version = hashlib.sha256("".join(f"{p}\0{h}\0" for p, h in sorted(files.items())).encode()).hexdigest()[:16]
     ruleset = RuleSet(tuple(rules), MappingProxyType(lists), version)
-    sources = {p: t for p, t in in_use.items() if t is not None}
+    sources = _Sources({p: t for p, t in in_use.items() if t is not None})
     return LoadReport(ruleset, tuple(errors), tuple(dict.fromkeys(warnings)), files, sources)
+
+
+class _Sources(Mapping[str, str]):
+    """The text of each rule file in use, kept compressed: it is read again only when a file fails
+    on reload and falls back to this version, and the daemon holds it for as long as it runs."""
+
+    __slots__ = ("_packed",)
+
+    def __init__(self, texts: Mapping[str, str]) -> None:
+        import zlib  # here: loaded by the daemon anyway, and `check` needs it only once the rules are read
+
+        self._packed = {p: zlib.compress(t.encode("utf-8"), 1) for p, t in texts.items()}
+
+    def __getitem__(self, path: str) -> str:
+        import zlib
+
+        return zlib.decompress(self._packed[path]).decode("utf-8")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._packed)
+
+    def __len__(self) -> int:
+        return len(self._packed)
 
 
 def _validate_all(

@@ -50,16 +50,26 @@ class Scored:
     overruns: tuple[str, ...] = ()
 
 
-class _Entry(NamedTuple):
+# An automaton key's plain (exact or prefix) entries are one flat tuple, six values per entry: rule,
+# group, term, alias as written, keep-case fold (a case-sensitive term, else None), context (an ``unless``
+# phrase of the term, not the term). A pack repeats a list's spellings in every rule that uses the list;
+# a tuple per entry took about three times the memory, and scanning reads them just as fast.
+
+
+class _Tailed(NamedTuple):
+    """A pattern alias's entry: the rest of a hit is verified where the anchor ends."""
+
     rule: int
     group: int
     term: int
     alias: str  # alias as written
-    cased: str | None  # keep-case fold when the term is case-sensitive
-    prefix: bool
-    context: bool = False  # an ``unless`` phrase of the term, not the term
-    tail: re.Pattern[str] | None = None  # a pattern alias: verifies the rest of a hit where the anchor ends
-    cased_rx: re.Pattern[str] | None = None  # a case-sensitive pattern alias: the whole hit, case kept
+    context: bool  # an ``unless`` phrase of the term, not the term
+    tail: re.Pattern[str]
+    cased_rx: re.Pattern[str] | None  # a case-sensitive pattern alias: the whole hit, case kept
+
+
+# key length, left rule, whether the key's last character continues a word, entries (see above)
+_Payload = tuple[int, Left, bool, tuple[Any, ...], tuple[Any, ...], tuple[_Tailed, ...]]
 
 
 class _FuzzyEntry(NamedTuple):
@@ -104,7 +114,9 @@ class Matcher:
             yield EXCLUDE, ti, term
 
     def _compile(self) -> None:
-        words: dict[str, list[_Entry]] = defaultdict(list)
+        # Per key, its automaton payload: key length, left rule, whether a word may continue after it, and
+        # its exact, prefix and pattern entries.
+        words: dict[str, _Payload] = {}
         for ri, rule in enumerate(self.rules):
             for gi, ti, term in self._terms(rule):
                 if term.regex is not None:
@@ -116,13 +128,13 @@ class Matcher:
                     self._needs_case_fold |= term.case
                     continue
                 for alias in term.aliases:
-                    words[stem(alias.folded)].append(_entry(ri, gi, ti, alias, term.case))
+                    _add(words, ri, gi, ti, alias, term.case, False)
                     if term.fuzzy and alias.single_word and not alias.prefix:
                         window = max(2, round(len(alias.folded) * 0.25))
                         fe = _FuzzyEntry(ri, gi, ti, alias.text, alias.folded, term.fuzzy, window)
                         self._fuzzy.append(fe)
                 for alias in term.unless:
-                    words[stem(alias.folded)].append(_entry(ri, gi, ti, alias, False, context=True))
+                    _add(words, ri, gi, ti, alias, False, True)
         if self._fuzzy:
             from rapidfuzz import fuzz  # here: a pack without fuzzy terms never maps its C++ library
 
@@ -144,13 +156,8 @@ class Matcher:
             # characters of folded text first; matches are the same, as the new nodes end no term.
             for ch in _COMMON_CHARS:
                 automaton.add_word(ch + "\x00", (2, Left.FREE, False, (), (), ()))
-            for key, entries in words.items():
-                left = left_rule(key)
-                right = attaches(key[-1])
-                exact = tuple(e for e in entries if not e.prefix and e.tail is None)
-                prefix = tuple(e for e in entries if e.prefix and e.tail is None)
-                tailed = tuple(e for e in entries if e.tail is not None)
-                automaton.add_word(key, (len(key), left, right, exact, prefix, tailed))
+            for key, payload in words.items():
+                automaton.add_word(key, payload)
             automaton.make_automaton()
             self._automaton = automaton
         self._compile_regex_gates()
@@ -188,22 +195,23 @@ class Matcher:
                 continue
             stop = end + 1
             if exact and (not right or stop >= n or not attaches(text[stop])):
-                for e in exact:
-                    if e.cased is None or self._case_ok(ft, start, stop, e):
-                        hits[e.rule].append(Raw(e.group, e.term, e.alias, fi, start, stop, None, e.context))
+                it = iter(exact)
+                for ri, gi, ti, alias, cased, context in zip(it, it, it, it, it, it, strict=True):  # six at a time
+                    if cased is None or self._case_ok(ft, start, stop, cased, False):
+                        hits[ri].append(Raw(gi, ti, alias, fi, start, stop, None, context))
             if prefix:
                 word_end = _word_end(text, stop) if right else stop
-                for e in prefix:
-                    if e.cased is None or self._case_ok(ft, start, stop, e):
-                        hits[e.rule].append(Raw(e.group, e.term, e.alias, fi, start, word_end, None, e.context))
+                it = iter(prefix)
+                for ri, gi, ti, alias, cased, context in zip(it, it, it, it, it, it, strict=True):
+                    if cased is None or self._case_ok(ft, start, stop, cased, True):
+                        hits[ri].append(Raw(gi, ti, alias, fi, start, word_end, None, context))
             if tailed:
                 self._scan_tails(scan, fi, ft, start, stop, tailed)
 
     @staticmethod
-    def _scan_tails(scan: Scan, fi: int, ft: FoldedText, start: int, stop: int, tailed: tuple[_Entry, ...]) -> None:
+    def _scan_tails(scan: Scan, fi: int, ft: FoldedText, start: int, stop: int, tailed: tuple[_Tailed, ...]) -> None:
         """Pattern aliases whose first words were found at ``start:stop``: the rest is checked right after."""
         for e in tailed:
-            assert e.tail is not None
             m = e.tail.match(ft.text, stop)
             if m is None:
                 continue
@@ -211,11 +219,10 @@ class Matcher:
                 scan.hits[e.rule].append(Raw(e.group, e.term, e.alias, fi, start, m.end(), None, e.context))
 
     @staticmethod
-    def _case_ok(ft: FoldedText, start: int, stop: int, e: _Entry) -> bool:
-        assert e.cased is not None
+    def _case_ok(ft: FoldedText, start: int, stop: int, cased: str, prefix: bool) -> bool:
         written = fold_term(ft.original_text(start, stop), keep_case=True)
-        cased = stem(e.cased)
-        return written.startswith(cased) if e.prefix else written == cased
+        cased = stem(cased)
+        return written.startswith(cased) if prefix else written == cased
 
     def _compile_regex_gates(self) -> None:
         """Literals each regex needs (any one of them), checked with a plain substring test first.
@@ -435,12 +442,26 @@ def _required_groups(rule: Rule) -> tuple[frozenset[int], ...]:
     return tuple(frozenset(names[g] for g in entry.split("|") if g in names) for entry in rule.require)
 
 
-def _entry(ri: int, gi: int, ti: int, alias: Alias, case: bool, *, context: bool = False) -> _Entry:
-    cased = alias.cased if case else None
-    if not alias.steps:
-        return _Entry(ri, gi, ti, alias.text, cased, alias.prefix, context)
-    cased_rx = cased_regex(alias) if case else None
-    return _Entry(ri, gi, ti, alias.text, cased, alias.prefix, context, tail_regex(alias), cased_rx)
+def _add(words: dict[str, _Payload], ri: int, gi: int, ti: int, alias: Alias, case: bool, context: bool) -> None:
+    """Adds the entry of one alias (or ``unless`` phrase) of a term to its key's payload.
+
+    Each payload is replaced by a longer one rather than collected in lists and copied: the tuples
+    it replaces are freed at once, of sizes the next ones reuse, so building a large pack's matcher
+    leaves no garbage behind to hold memory.
+    """
+    key = stem(alias.folded)
+    payload = words.get(key)
+    if payload is None:
+        payload = (len(key), left_rule(key), attaches(key[-1]), (), (), ())
+    klen, left, right, exact, prefix, tailed = payload
+    if alias.steps:
+        cased_rx = cased_regex(alias) if case else None
+        tailed += (_Tailed(ri, gi, ti, alias.text, context, tail_regex(alias), cased_rx),)
+    elif alias.prefix:
+        prefix += (ri, gi, ti, alias.text, alias.cased if case else None, context)
+    else:
+        exact += (ri, gi, ti, alias.text, alias.cased if case else None, context)
+    words[key] = (klen, left, right, exact, prefix, tailed)
 
 
 def _word_end(text: str, pos: int) -> int:

@@ -11,13 +11,12 @@ the anchor ended, so matching stays one pass over the text plus a cheap check pe
 from __future__ import annotations
 
 import re
-from sys import intern
 
 from daemon.rules.ruleset import Alias, Step
 from daemon.util.scripts import attaches, stem
 from daemon.util.text import MARK_CLASS, fold_term
 
-__all__ = ["MAX_GAP", "PatternError", "cased_regex", "gap_words", "parse_alias", "tail_regex"]
+__all__ = ["MAX_GAP", "PatternError", "cased_regex", "forget_shared", "gap_words", "parse_alias", "tail_regex"]
 
 MAX_GAP = 5  # longer distances are what `proximity` is for
 _GAP_RE = re.compile(r"~(\d+)")
@@ -29,6 +28,22 @@ _CONTINUES = f"(?:[^\\W{_UNSPACED}]|[{MARK_CLASS}])"
 # does not reach across "halt. Fighting" or "halt, he said, the fighting". The split is deterministic
 # (the first word character), so the pattern cannot backtrack badly.
 _GAP_WORD = r"[^\w .!?;:,]*\w[^ .!?;:,]*"
+
+
+# One string object per spelling while rules load: most spellings fold to themselves, and lists shared by
+# rules repeat them, so sharing saves a few hundred KB in a large pack for as long as it is loaded. A
+# plain dict, emptied when loading ends, rather than sys.intern: thousands of interned spellings would
+# grow the interpreter's table of interned strings for good (by about 1 MB in the daemon).
+_SHARED: dict[str, str] = {}
+
+
+def _share(text: str) -> str:
+    return _SHARED.setdefault(text, text)
+
+
+def forget_shared() -> None:
+    """Let go of the strings shared while rules loaded (``load_rules`` calls it when it is done)."""
+    _SHARED.clear()
 
 
 class PatternError(ValueError):
@@ -66,14 +81,12 @@ def parse_alias(raw: str) -> Alias | None:
         return None
     first, steps = runs[0], tuple(runs[1:])
     text = raw if steps else (raw[:-1].rstrip() if first.prefix else raw)
-    return Alias(intern(text), first.folded, first.cased, first.prefix, steps)
+    return Alias(_share(text), first.folded, first.cased, first.prefix, steps)
 
 
 def _run(gap: int, words: list[tuple[str, str]], prefix: bool) -> Step:
-    # Interned: most spellings fold to themselves, and lists shared by rules repeat them; one string
-    # object for each saves a few hundred KB in a large pack, for as long as the rules are loaded.
-    folded = intern(" ".join(f for f, _ in words))
-    return Step(gap, folded, intern(" ".join(c for _, c in words)), prefix)
+    folded = _share(" ".join(f for f, _ in words))
+    return Step(gap, folded, _share(" ".join(c for _, c in words)), prefix)
 
 
 def _tokens(raw: str) -> list[tuple[str, str]]:

@@ -19,6 +19,7 @@ __all__ = [
     "DEFAULT_FIELD_FACTORS",
     "DEFAULT_THRESHOLD",
     "Alias",
+    "AliasKey",
     "Example",
     "ExampleFailure",
     "FieldFactors",
@@ -49,6 +50,10 @@ class Step(NamedTuple):
     prefix: bool  # its last word ends in "*"
 
 
+# Alias.key: the folded text ("*" appended for a prefix), or for a pattern alias its runs and gaps.
+AliasKey = str | tuple[str, bool, tuple[tuple[int, str, bool], ...]]
+
+
 @dataclass(frozen=True, slots=True)
 class Alias:
     """One alternative of a term: ``Karabakh`` in ``"Karabakh|Artsakh"``.
@@ -68,10 +73,10 @@ class Alias:
         return bool(self.folded) and " " not in self.folded and not self.steps
 
     @property
-    def key(self) -> tuple[str, bool, tuple[tuple[int, str, bool], ...]]:
+    def key(self) -> AliasKey:
         """What makes two aliases the same after folding (letter case aside)."""
-        if not self.steps:  # most aliases: no tuple to build
-            return self.folded, self.prefix, ()
+        if not self.steps:  # most aliases: the folded text itself (a "*" never ends it), nothing to build
+            return self.folded + "*" if self.prefix else self.folded
         return self.folded, self.prefix, tuple((s.gap, s.folded, s.prefix) for s in self.steps)
 
 

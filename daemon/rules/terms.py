@@ -10,7 +10,7 @@ from typing import Any
 
 from daemon.rules.check import Checker, common_word_collisions
 from daemon.rules.pattern import PatternError, parse_alias
-from daemon.rules.ruleset import Alias, Group, Step, Term
+from daemon.rules.ruleset import Alias, AliasKey, Group, Step, Term
 from daemon.util.scripts import attaches, is_arabic, stem
 from daemon.util.tomlpos import close_match
 
@@ -32,7 +32,7 @@ def parse_list(c: Checker, name: str, body: Any) -> tuple[Term, ...]:
         c.error((*where, "terms"), "expected a non-empty array of terms")
         return ()
     terms: list[Term] = []
-    seen: dict[tuple[str, bool, tuple[tuple[int, str, bool], ...]], Term] = {}
+    seen: dict[AliasKey, Term] = {}
     for i, value in enumerate(raw):
         if isinstance(value, str) and value.startswith("@"):
             c.error((*where, "terms", i), f"lists cannot refer to other lists ({value!r})", needle=value)
@@ -82,9 +82,11 @@ def parse_terms(
 
 
 def _effective_fuzzy(c: Checker, term: Term, group_fuzzy: float | None) -> Term:
+    # A term that stays as it is is shared, not copied: a list's terms are used by every rule that names
+    # the list, and one object each keeps a large pack's memory down.
     fuzzy = term.fuzzy if term.fuzzy is not None else group_fuzzy
     if not fuzzy or term.regex is not None or term.case:
-        return dataclasses.replace(term, fuzzy=None)
+        return term if term.fuzzy is None else dataclasses.replace(term, fuzzy=None)
     origin = f" (list {term.list_name!r})" if term.list_name else ""
     for alias in term.aliases:
         if alias.single_word and not alias.prefix:
@@ -99,7 +101,7 @@ def _effective_fuzzy(c: Checker, term: Term, group_fuzzy: float | None) -> Term:
                 words = ", ".join(clashes)
                 message = f"fuzzy {fuzzy:g} on {alias.text!r}{origin} also matches common words: {words}"
                 c.warn(message, term.line, path=term.path)
-    return dataclasses.replace(term, fuzzy=fuzzy)
+    return term if term.fuzzy == fuzzy else dataclasses.replace(term, fuzzy=fuzzy)
 
 
 def _parse_term(c: Checker, w: tuple[str | int, ...], value: Any) -> Term | None:
@@ -190,7 +192,7 @@ def _within(run: str, alias: Alias) -> bool:
 
 def _alias_term(c: Checker, w: tuple[str | int, ...], text: str, *, line: int | None) -> Term | None:
     aliases: list[Alias] = []
-    keys: set[tuple[str, bool, tuple[tuple[int, str, bool], ...]]] = set()
+    keys: set[AliasKey] = set()
     for part in text.split("|"):
         raw = part.strip()
         if not raw.rstrip("*").strip():
@@ -220,16 +222,18 @@ def _alias_term(c: Checker, w: tuple[str | int, ...], text: str, *, line: int | 
 
 def warn_duplicates(c: Checker, rule_id: str, groups: list[Group], exclude: tuple[Term, ...]) -> None:
     """Warn about a spelling that two terms of one rule share, at the second one's own file and line."""
-    seen: dict[tuple[str, bool, tuple[tuple[int, str, bool], ...]], tuple[str, Term]] = {}
-    for group in groups:
-        for term in group.terms:
+    # Per spelling: the group name, term and place (group, term index) of its first use. A list's term
+    # is one object wherever the list is used, so the place tells two uses apart.
+    seen: dict[AliasKey, tuple[str, Term, tuple[int, int]]] = {}
+    for gi, group in enumerate(groups):
+        for ti, term in enumerate(group.terms):
             for alias in term.aliases:
                 key = alias.key
                 if key not in seen:
-                    seen[key] = (group.name, term)
+                    seen[key] = (group.name, term, (gi, ti))
                     continue
-                first_group, first = seen[key]
-                if first is term:
+                first_group, first, place = seen[key]
+                if place == (gi, ti):
                     continue  # two aliases of one term that fold alike: warned about where it is written
                 if first.list_name is not None and first.list_name == term.list_name:
                     if first.line == term.line:  # one list term twice: the list is used twice

@@ -135,7 +135,10 @@ class _FoldTable(dict[int, str]):
         self.keep_case = keep_case
 
     def __missing__(self, key: int) -> str:
-        folded = _fold_cluster(chr(key), self.keep_case)
+        folded = _fold_uncached(chr(key), self.keep_case)
+        other = _TABLES[not self.keep_case].get(key)
+        if other == folded:  # a character without case: both tables share one string
+            folded = other
         if len(self) < 200_000:
             self[key] = folded
         return folded
@@ -170,10 +173,20 @@ def _strip_marks(decomposed: str) -> str:
 
 def _fold_cluster(cluster: str, keep_case: bool) -> str:
     """Fold one base character with its marks; the result may be empty or several characters."""
+    if len(cluster) == 1:  # remembered by the translate table, and only there
+        return _TABLES[keep_case][ord(cluster)]
     key = (cluster, keep_case)
     cached = _CLUSTER_CACHE.get(key)
     if cached is not None:
         return cached
+    result = _fold_uncached(cluster, keep_case)
+    if len(_CLUSTER_CACHE) >= _CLUSTER_CACHE_MAX:
+        _CLUSTER_CACHE.clear()
+    _CLUSTER_CACHE[key] = result
+    return result
+
+
+def _fold_uncached(cluster: str, keep_case: bool) -> str:
     s = unicodedata.normalize("NFKC", cluster)
     if "\u06c0" in s:  # Persian heh with yeh above decomposes to Kurdish ae (ە), not to heh
         s = s.replace("\u06c0", "\u0647")
@@ -194,11 +207,7 @@ def _fold_cluster(cluster: str, keep_case: bool) -> str:
                 out.append(" ")
             elif cat != "Cf":  # soft hyphen, zero-width and direction marks vanish
                 out.append(ch)
-    result = "".join(out)
-    if len(_CLUSTER_CACHE) >= _CLUSTER_CACHE_MAX:
-        _CLUSTER_CACHE.clear()
-    _CLUSTER_CACHE[key] = result
-    return result
+    return "".join(out)
 
 
 _TABLES = {False: _FoldTable(keep_case=False), True: _FoldTable(keep_case=True)}
