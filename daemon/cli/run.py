@@ -10,6 +10,7 @@ from daemon.cli.common import load, show
 from daemon.cli.exitcodes import ExitCode
 from daemon.config.model import Config
 from daemon.service.log import setup_logging
+from daemon.util.memory import limit_malloc_arenas
 from daemon.util.startup import no_gc
 
 
@@ -35,6 +36,7 @@ def log_level(args: argparse.Namespace, config: Config) -> str:
 def cmd_run(args: argparse.Namespace) -> int:
     if args.dry_run:
         return _dry_run(args)
+    limit_malloc_arenas()  # before any thread starts: see daemon.util.memory
     with no_gc():  # the daemon's modules, config and rules: see daemon.util.startup
         from daemon.service.app import Service
 
