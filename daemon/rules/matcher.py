@@ -119,7 +119,7 @@ class Matcher:
             yield EXCLUDE, ti, term
 
     def _compile(self) -> None:
-        words: dict[str, _Payload] = {}  # per key, its automaton payload
+        words: dict[str, list[Any]] = {}  # per key, its automaton payload while it is built (see _add)
         targets: dict[_Target, _Target] = {}  # one tuple for each
         for ri, rule in enumerate(self.rules):
             for gi, ti, term in self._terms(rule):
@@ -160,8 +160,10 @@ class Matcher:
             # characters of folded text first; matches are the same, as the new nodes end no term.
             for ch in _COMMON_CHARS:
                 automaton.add_word(ch + "\x00", (2, Left.FREE, False, (), 0))
-            for key, payload in words.items():
-                automaton.add_word(key, payload)
+            for key in list(words):
+                payload = words.pop(key)  # each list let go as soon as its tuple is made
+                payload[3] = tuple(payload[3])
+                automaton.add_word(key, tuple(payload))
             automaton.make_automaton()
             self._automaton = automaton
         self._compile_regex_gates()
@@ -389,29 +391,26 @@ def _required_groups(rule: Rule) -> tuple[frozenset[int], ...]:
 
 
 def _add(
-    words: dict[str, _Payload], targets: dict[_Target, _Target], target: _Target, alias: Alias, case: bool
+    words: dict[str, list[Any]], targets: dict[_Target, _Target], target: _Target, alias: Alias, case: bool
 ) -> None:
-    """Adds the entry of one alias (or ``unless`` phrase) of a term to its key's payload.
-
-    Each payload is replaced by a longer one rather than collected in lists and copied: the tuples
-    it replaces are freed at once, of sizes the next ones reuse, so building a large pack's matcher
-    leaves no garbage behind to hold memory.
-    """
+    """Adds the entry of one alias (or ``unless`` phrase) of a term to its key's payload, a list laid out
+    as the tuple it becomes (its pattern entries a list too). Lists grow in place: building each payload
+    as a longer tuple left thousands of discarded ones in the interpreter's tuple free lists."""
     key = stem(alias.folded)
-    payload = words.get(key) or (len(key), left_rule(key), attaches(key[-1]), (), 0)
+    payload = words.get(key)
+    if payload is None:
+        payload = words[key] = [len(key), left_rule(key), attaches(key[-1]), [], 0]
     target = targets.setdefault(target, target)
     if alias.steps:
         ri, gi, ti, context = target
         cased_rx = cased_regex(alias) if case else None
-        tailed = (*payload[3], _Tailed(ri, gi, ti, alias.text, context, tail_regex(alias), cased_rx))
-        words[key] = (*payload[:3], tailed, *payload[4:])
-        return
-    entry = (target, alias.text, alias.cased if case else None)
-    if alias.prefix:
-        words[key] = payload + entry
+        payload[3].append(_Tailed(ri, gi, ti, alias.text, context, tail_regex(alias), cased_rx))
+    elif alias.prefix:
+        payload += (target, alias.text, alias.cased if case else None)
     else:
         exact_end = _EXACT + payload[4]
-        words[key] = (*payload[:4], payload[4] + 3, *payload[_EXACT:exact_end], *entry, *payload[exact_end:])
+        payload[exact_end:exact_end] = (target, alias.text, alias.cased if case else None)
+        payload[4] += 3
 
 
 def _word_end(text: str, pos: int) -> int:
