@@ -73,9 +73,10 @@ def _swap_letter(word: str, rng: Random) -> str:
 
 
 def _perturb_alias(alias: str, rng: Random) -> str:
-    """A distinct spelling: every word of three or more letters gets one letter changed; digits too."""
+    """A distinct spelling: every word of three or more letters gets one letter changed; digits too, but
+    not the width of a word gap (``~2``)."""
     out = _WORD_RUN.sub(lambda m: m.group(1) or _swap_letter(m.group(2), rng), alias)
-    return re.sub(r"\d", lambda m: str((int(m.group(0)) + rng.randint(1, 9)) % 10), out)
+    return re.sub(r"(?<!~)\d", lambda m: str((int(m.group(0)) + rng.randint(1, 9)) % 10), out)
 
 
 def _perturb_term(value: Any, rng: Random, list_suffix: str, *, fuzzy: bool) -> Any:

@@ -74,6 +74,10 @@ class Checker:
             self._locator = Locator(self.text)
         return self._locator
 
+    def forget_positions(self) -> None:
+        """Let go of the line index of the file (it is built again if a position is asked for later)."""
+        self._locator = None
+
     def line_of(self, where: KeyPath, needle: str | None = None) -> int:
         if needle is None:
             needle = self.needles.get(where)

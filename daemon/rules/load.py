@@ -183,9 +183,11 @@ def _validate_all(
                 continue
             terms = parse_list(checker, name, body)
             file_lists[p][name] = all_lists[name] = terms
+        checker.forget_positions()  # one file's line index at a time
     early = {p for p, (checker, _) in parsed.items() if checker.errors}
     seen_ids: set[str] = set()
-    for p, (checker, doc) in parsed.items():
+    for p in list(parsed):
+        checker, doc = parsed.pop(p)  # a file done with is let go (its parsed TOML, its line index)
         rules: list[Rule] = []
         for rule_id, body in checker.table(doc, ("rule",), "rule").items():
             if rule_id in seen_ids:

@@ -14,6 +14,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any, NamedTuple
 
 import ahocorasick
@@ -22,11 +23,11 @@ from daemon.models import Item, RuleMatch
 from daemon.rules.judge import EXCLUDE, MAX_HITS_PER_TERM, Evaluation, Raw, Scan, fires, judge, not_applied
 from daemon.rules.pattern import cased_regex, tail_regex
 from daemon.rules.ruleset import Alias, Rule, RuleSet, Term
-from daemon.rules.sre import parse_pattern
+from daemon.rules.sre import required_literals
 from daemon.util.scripts import Left, attaches, left_rule, proclitics_before, stem
 from daemon.util.text import FoldedText, fold, fold_pattern, fold_term, tokenize, word_pattern
 
-__all__ = ["MAX_HITS_PER_TERM", "REGEX_BUDGET", "Evaluation", "Matcher", "Scored"]
+__all__ = ["MAX_HITS_PER_TERM", "REGEX_BUDGET", "Evaluation", "Matcher", "Scored", "required_literals"]
 
 if not getattr(ahocorasick, "unicode", True):  # a bytes build would report byte offsets
     raise ImportError("pyahocorasick must be built with unicode support")
@@ -50,10 +51,15 @@ class Scored:
     overruns: tuple[str, ...] = ()
 
 
-# An automaton key's plain (exact or prefix) entries are one flat tuple, six values per entry: rule,
-# group, term, alias as written, keep-case fold (a case-sensitive term, else None), context (an ``unless``
-# phrase of the term, not the term). A pack repeats a list's spellings in every rule that uses the list;
-# a tuple per entry took about three times the memory, and scanning reads them just as fast.
+# An automaton key's payload is one flat tuple: the key's length, its left rule (daemon.util.scripts),
+# whether a word may continue after it, its pattern entries (_Tailed), how many values its exact entries
+# take, then its exact entries and its prefix entries, three values each: the target (rule, group, term,
+# and whether it is an ``unless`` phrase of the term), the alias as written, and its keep-case fold for a
+# case-sensitive term (else None). A pack repeats a list's spellings in every rule that names the list,
+# and one target serves every alias of a term: a tuple per entry, and tuples in a tuple per key, took
+# twice the memory, and scanning reads this as fast.
+_Target = tuple[int, int, int, bool]
+_EXACT = 5  # where the entries start
 
 
 class _Tailed(NamedTuple):
@@ -68,8 +74,7 @@ class _Tailed(NamedTuple):
     cased_rx: re.Pattern[str] | None  # a case-sensitive pattern alias: the whole hit, case kept
 
 
-# key length, left rule, whether the key's last character continues a word, entries (see above)
-_Payload = tuple[int, Left, bool, tuple[Any, ...], tuple[Any, ...], tuple[_Tailed, ...]]
+_Payload = tuple[Any, ...]  # see above
 
 
 class _FuzzyEntry(NamedTuple):
@@ -114,9 +119,8 @@ class Matcher:
             yield EXCLUDE, ti, term
 
     def _compile(self) -> None:
-        # Per key, its automaton payload: key length, left rule, whether a word may continue after it, and
-        # its exact, prefix and pattern entries.
-        words: dict[str, _Payload] = {}
+        words: dict[str, list[Any]] = {}  # per key, its automaton payload while it is built (see _add)
+        targets: dict[_Target, _Target] = {}  # one tuple for each
         for ri, rule in enumerate(self.rules):
             for gi, ti, term in self._terms(rule):
                 if term.regex is not None:
@@ -128,13 +132,13 @@ class Matcher:
                     self._needs_case_fold |= term.case
                     continue
                 for alias in term.aliases:
-                    _add(words, ri, gi, ti, alias, term.case, False)
+                    _add(words, targets, (ri, gi, ti, False), alias, term.case)
                     if term.fuzzy and alias.single_word and not alias.prefix:
                         window = max(2, round(len(alias.folded) * 0.25))
                         fe = _FuzzyEntry(ri, gi, ti, alias.text, alias.folded, term.fuzzy, window)
                         self._fuzzy.append(fe)
                 for alias in term.unless:
-                    _add(words, ri, gi, ti, alias, False, True)
+                    _add(words, targets, (ri, gi, ti, True), alias, False)
         if self._fuzzy:
             from rapidfuzz import fuzz  # here: a pack without fuzzy terms never maps its C++ library
 
@@ -155,9 +159,11 @@ class Matcher:
             # text never holds: fold makes every control character a space) put the commonest
             # characters of folded text first; matches are the same, as the new nodes end no term.
             for ch in _COMMON_CHARS:
-                automaton.add_word(ch + "\x00", (2, Left.FREE, False, (), (), ()))
-            for key, payload in words.items():
-                automaton.add_word(key, payload)
+                automaton.add_word(ch + "\x00", (2, Left.FREE, False, (), 0))
+            for key in list(words):
+                payload = words.pop(key)  # each list let go as soon as its tuple is made
+                payload[3] = tuple(payload[3])
+                automaton.add_word(key, tuple(payload))
             automaton.make_automaton()
             self._automaton = automaton
         self._compile_regex_gates()
@@ -183,9 +189,10 @@ class Matcher:
         text = ft.text
         n = len(text)
         hits = scan.hits
-        for end, (klen, left, right, exact, prefix, tailed) in self._automaton.iter(text):
-            start = end - klen + 1
+        for end, payload in self._automaton.iter(text):
+            start = end - payload[0] + 1
             # A term starting inside a word is no hit, unless the script attaches proclitics.
+            left = payload[1]
             if (
                 left
                 and start > 0
@@ -194,19 +201,20 @@ class Matcher:
             ):
                 continue
             stop = end + 1
-            if exact and (not right or stop >= n or not attaches(text[stop])):
-                it = iter(exact)
-                for ri, gi, ti, alias, cased, context in zip(it, it, it, it, it, it, strict=True):  # six at a time
+            exact_end = _EXACT + payload[4]
+            if exact_end > _EXACT and (not payload[2] or stop >= n or not attaches(text[stop])):
+                it = islice(payload, _EXACT, exact_end)
+                for (ri, gi, ti, context), alias, cased in zip(it, it, it, strict=True):  # three at a time
                     if cased is None or self._case_ok(ft, start, stop, cased, False):
                         hits[ri].append(Raw(gi, ti, alias, fi, start, stop, None, context))
-            if prefix:
-                word_end = _word_end(text, stop) if right else stop
-                it = iter(prefix)
-                for ri, gi, ti, alias, cased, context in zip(it, it, it, it, it, it, strict=True):
+            if len(payload) > exact_end:
+                word_end = _word_end(text, stop) if payload[2] else stop
+                it = islice(payload, exact_end, None)
+                for (ri, gi, ti, context), alias, cased in zip(it, it, it, strict=True):
                     if cased is None or self._case_ok(ft, start, stop, cased, True):
                         hits[ri].append(Raw(gi, ti, alias, fi, start, word_end, None, context))
-            if tailed:
-                self._scan_tails(scan, fi, ft, start, stop, tailed)
+            if payload[3]:
+                self._scan_tails(scan, fi, ft, start, stop, payload[3])
 
     @staticmethod
     def _scan_tails(scan: Scan, fi: int, ft: FoldedText, start: int, stop: int, tailed: tuple[_Tailed, ...]) -> None:
@@ -377,91 +385,32 @@ class Matcher:
         return judge(rule, scan, scan.hits.get(ri, []))
 
 
-_MIN_LITERAL = 3
-
-
-def required_literals(pattern: str, flags: int, case: bool) -> frozenset[str] | None:
-    """Strings of which at least one occurs in any text ``pattern`` matches, or None if unknown.
-
-    Walks the parsed pattern's top-level sequence: a run of literal characters is required, and so is
-    a group that is an alternation of pure literals. The candidate whose shortest literal is longest
-    wins. Case-insensitive literals are lower-cased, like the folded text they are checked against.
-    """
-    parsed = parse_pattern(pattern, flags)
-    if parsed is None:
-        return None
-    if case and flags & re.IGNORECASE:
-        return None  # matched against cased text, yet ignoring case: a substring test would not do
-    candidates: list[frozenset[str]] = []
-    run: list[str] = []
-
-    def close_run() -> None:
-        if len(run) >= _MIN_LITERAL:
-            candidates.append(frozenset({"".join(run)}))
-        run.clear()
-
-    for op, av in parsed:
-        name = str(op)
-        if name == "LITERAL":
-            run.append(chr(av))
-            continue
-        close_run()
-        branch = None
-        if name == "BRANCH":  # a non-capturing group (?:a|b), or the whole pattern
-            branch = _literal_branch([(op, av)])
-        elif name == "SUBPATTERN" and not av[1] and not av[2]:
-            branch = _literal_branch(av[3])
-        if branch is not None:
-            candidates.append(branch)
-    close_run()
-    candidates = [c for c in candidates if min(len(x) for x in c) >= _MIN_LITERAL]
-    if not candidates:
-        return None
-    best = max(candidates, key=lambda c: min(len(x) for x in c))
-    return best if case else frozenset(x.casefold() for x in best)
-
-
-def _literal_branch(sub: Any) -> frozenset[str] | None:
-    """The alternatives of a group like ``(?:fighting|hostilities)`` when each is a pure literal."""
-    items = list(sub)
-    if len(items) != 1 or str(items[0][0]) != "BRANCH":
-        return None
-    out = set()
-    for alternative in items[0][1][1]:
-        chars = []
-        for op, av in alternative:
-            if str(op) != "LITERAL":
-                return None
-            chars.append(chr(av))
-        out.add("".join(chars))
-    return frozenset(out)
-
-
 def _required_groups(rule: Rule) -> tuple[frozenset[int], ...]:
     names = {g.name: i for i, g in enumerate(rule.groups)}
     return tuple(frozenset(names[g] for g in entry.split("|") if g in names) for entry in rule.require)
 
 
-def _add(words: dict[str, _Payload], ri: int, gi: int, ti: int, alias: Alias, case: bool, context: bool) -> None:
-    """Adds the entry of one alias (or ``unless`` phrase) of a term to its key's payload.
-
-    Each payload is replaced by a longer one rather than collected in lists and copied: the tuples
-    it replaces are freed at once, of sizes the next ones reuse, so building a large pack's matcher
-    leaves no garbage behind to hold memory.
-    """
+def _add(
+    words: dict[str, list[Any]], targets: dict[_Target, _Target], target: _Target, alias: Alias, case: bool
+) -> None:
+    """Adds the entry of one alias (or ``unless`` phrase) of a term to its key's payload, a list laid out
+    as the tuple it becomes (its pattern entries a list too). Lists grow in place: building each payload
+    as a longer tuple left thousands of discarded ones in the interpreter's tuple free lists."""
     key = stem(alias.folded)
     payload = words.get(key)
     if payload is None:
-        payload = (len(key), left_rule(key), attaches(key[-1]), (), (), ())
-    klen, left, right, exact, prefix, tailed = payload
+        payload = words[key] = [len(key), left_rule(key), attaches(key[-1]), [], 0]
+    target = targets.setdefault(target, target)
     if alias.steps:
+        ri, gi, ti, context = target
         cased_rx = cased_regex(alias) if case else None
-        tailed += (_Tailed(ri, gi, ti, alias.text, context, tail_regex(alias), cased_rx),)
+        payload[3].append(_Tailed(ri, gi, ti, alias.text, context, tail_regex(alias), cased_rx))
     elif alias.prefix:
-        prefix += (ri, gi, ti, alias.text, alias.cased if case else None, context)
+        payload += (target, alias.text, alias.cased if case else None)
     else:
-        exact += (ri, gi, ti, alias.text, alias.cased if case else None, context)
-    words[key] = (klen, left, right, exact, prefix, tailed)
+        exact_end = _EXACT + payload[4]
+        payload[exact_end:exact_end] = (target, alias.text, alias.cased if case else None)
+        payload[4] += 3
 
 
 def _word_end(text: str, pos: int) -> int:

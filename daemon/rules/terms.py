@@ -222,19 +222,19 @@ def _alias_term(c: Checker, w: tuple[str | int, ...], text: str, *, line: int | 
 
 def warn_duplicates(c: Checker, rule_id: str, groups: list[Group], exclude: tuple[Term, ...]) -> None:
     """Warn about a spelling that two terms of one rule share, at the second one's own file and line."""
-    # Per spelling: the group name, term and place (group, term index) of its first use. A list's term
-    # is one object wherever the list is used, so the place tells two uses apart.
-    seen: dict[AliasKey, tuple[str, Term, tuple[int, int]]] = {}
+    # Per spelling: the place (group and term index) of its first use, one tuple for all aliases of a
+    # term. A list's term is one object wherever the list is used, so the place tells two uses apart.
+    seen: dict[AliasKey, tuple[int, int]] = {}
     for gi, group in enumerate(groups):
         for ti, term in enumerate(group.terms):
+            here = (gi, ti)
             for alias in term.aliases:
                 key = alias.key
-                if key not in seen:
-                    seen[key] = (group.name, term, (gi, ti))
-                    continue
-                first_group, first, place = seen[key]
-                if place == (gi, ti):
-                    continue  # two aliases of one term that fold alike: warned about where it is written
+                place = seen.setdefault(key, here)
+                if place is here:
+                    continue  # its first use; or two aliases of one term that fold alike, warned about where written
+                first_group = groups[place[0]].name
+                first = groups[place[0]].terms[place[1]]
                 if first.list_name is not None and first.list_name == term.list_name:
                     if first.line == term.line:  # one list term twice: the list is used twice
                         used = f"in groups {first_group!r} and {group.name!r}; its terms count in both"

@@ -163,3 +163,18 @@ class TestShippedRules:
         precision, recall = _pr(tp, fp, fn)
         assert precision >= DEV_MIN_PRECISION, f"precision {precision:.3f}"
         assert recall >= DEV_MIN_RECALL, f"recall {recall:.3f}"
+
+
+@needs_rules
+@pytest.mark.parametrize("fuzzy_share", [0.0, 0.25])
+def test_matcher_benchmark_copies_of_the_pack_load(tmp_path: Path, fuzzy_share: float) -> None:
+    """The matcher benchmark's copies of the shipped pack, every word respelled, load without errors: a
+    change to the pack cannot break the benchmark unnoticed."""
+    from benchmarks.matcher import N_RULES, SEED
+    from benchmarks.newsgen import replicate_rules
+
+    text = replicate_rules(RULES, N_RULES, SEED, fuzzy_share=fuzzy_share)
+    (tmp_path / "bench.toml").write_text(text, encoding="utf-8")
+    report = load_rules(tmp_path)
+    assert [str(e) for e in report.errors] == []
+    assert len(report.ruleset) == N_RULES
