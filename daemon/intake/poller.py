@@ -50,6 +50,11 @@ AUTO_CEILING = 12 * 3600.0  # "auto" never waits longer than this between polls
 # Polls parsing, scoring or ingesting at once: one in each stage keeps the CPU busy. Parse worker
 # processes add one each, since they parse side by side.
 CPU_STAGES = 2
+# Quick fetches at once (each then waiting for the CPU stages): on a fast network, fetching all
+# ``max_concurrency`` feeds at once only fills memory with documents waiting their turn. A fetch still
+# running after QUICK_FETCH is waiting on the network, and leaves its place to another.
+QUICK_FETCHES = 16
+QUICK_FETCH = 0.1  # seconds
 
 
 class ActiveSet(Protocol):
@@ -67,6 +72,28 @@ class ActiveSet(Protocol):
     def routing(self) -> pipeline.Routing: ...
     @property
     def policy(self) -> health.PollPolicy: ...
+
+
+class _QuickPlace:
+    """One fetch's place among the quick ones: given back when the fetch proves slow (it cannot add to a
+    burst of finished documents then), or once its document has entered the CPU stages."""
+
+    def __init__(self, places: asyncio.Semaphore) -> None:
+        self._slot = _StageSlot(places)
+        self._timer: asyncio.TimerHandle | None = None
+
+    async def take(self) -> None:
+        await self._slot.take()
+        self._timer = asyncio.get_running_loop().call_later(QUICK_FETCH, self._slot.give_back)
+
+    def fetched(self) -> None:
+        """The fetch is over: a quick one keeps its place until its document enters the stages."""
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def give_back(self) -> None:
+        self.fetched()
+        self._slot.give_back()
 
 
 class _StageSlot:
@@ -126,6 +153,7 @@ class Poller:
         self._hosts: dict[str, asyncio.Semaphore] = {}
         self._global = asyncio.Semaphore(active().config.polling.max_concurrency)
         self._in_hand = asyncio.Semaphore(active().config.polling.max_concurrency)
+        self._quick = asyncio.Semaphore(min(QUICK_FETCHES, active().config.polling.max_concurrency))
         self._stage = asyncio.Semaphore(CPU_STAGES + active().config.polling.parse_workers)
         # Rules already reported for a regex overrun, for the matcher in use (a reload starts afresh).
         self._overran: tuple[Matcher | None, set[str]] = (None, set())
@@ -153,14 +181,18 @@ class Poller:
             # A fetched document waits for the CPU stages holding this slot, so a busy CPU slows the
             # fetching down instead of piling up documents; with the CPU idle the wait is nil.
             slot = _StageSlot(self._stage)
+            quick = _QuickPlace(self._quick)
             await self._in_hand.acquire()
             try:
+                await quick.take()
                 result = await self._fetch(feed, state)
+                quick.fetched()
                 if result.status != 304:
                     # Parse, score and ingest hold the GIL or the store's one thread anyway: letting every
                     # fetched feed into them at once would only multiply the documents and items alive.
                     await slot.take()
             finally:
+                quick.give_back()
                 self._in_hand.release()
             if result.status != 304:
                 try:

@@ -20,11 +20,11 @@ def limit_malloc_arenas(count: int = 1) -> bool:
     """
     if "MALLOC_ARENA_MAX" in os.environ or not _glibc():
         return False
-    import ctypes  # only here: the quick commands never tune malloc
-
     try:
+        import ctypes  # only here: the quick commands never tune malloc
+
         mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
+    except (ImportError, OSError, AttributeError):  # a Python built without ctypes, an unusual libc
         return False
     return bool(mallopt(M_ARENA_MAX, count))
 

@@ -4,15 +4,20 @@ up behind them — yet every item of every feed is stored and alerted as when po
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
 
 from daemon.config.model import FeedConfig
+from daemon.intake import poller
 from daemon.intake.parse import ParsedFeed
 from daemon.intake.parsing import Aside, FeedParser
-from daemon.intake.poller import CPU_STAGES, Poller
+from daemon.intake.poller import CPU_STAGES, QUICK_FETCH, QUICK_FETCHES, Poller
 from daemon.util.observe import NullObserver
 from tests.intake.test_parse_paths import HOSTILE
 from tests.kit.feeds import FeedServer
@@ -210,3 +215,67 @@ async def test_feeds_parsed_in_a_child_process_leave_the_cpu_stages_to_others(
     assert len(stored) == len(servers) * 5
     assert sorted(healthy_done) == sorted(f"feed{n}" for n in range(len(servers)))
     assert sorted(stages.done[len(servers) :]) == [f"hostile{n}" for n in range(CPU_STAGES)]
+
+
+async def test_quick_fetches_do_not_pile_up_documents(
+    httpserver: HTTPServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With max_concurrency above QUICK_FETCHES and a server that answers at once, at most QUICK_FETCHES
+    documents are fetched and waiting for the CPU stages together; every item is still stored."""
+    # No fetch counts as slow here, however busy the machine running the test is.
+    monkeypatch.setattr(poller, "QUICK_FETCH", 60.0)
+    servers = _servers(httpserver)
+    assert FEEDS > QUICK_FETCHES + CPU_STAGES  # enough feeds for a burst the limit can cut
+    feeds = "".join(feed_toml(f"feed{n}", s.url) for n, s in enumerate(servers))
+    polling = {"max_concurrency": FEEDS, "per_host": FEEDS}
+    stages = Stages(servers)
+    async with Daemon(write_config(tmp_path, feeds, polling=polling)) as d:
+        await _poll_together(d, stages)
+        assert await d.count_items() == FEEDS * 5
+    assert stages.parsed == FEEDS
+    assert stages.most_waiting <= QUICK_FETCHES
+
+
+class SlowFeedServer(FeedServer):
+    """A feed that answers after a pause longer than a quick fetch, counting requests in progress at once."""
+
+    def __init__(self, httpserver: HTTPServer, path: str, tally: dict[str, int], lock: threading.Lock) -> None:
+        self.tally = tally
+        self.lock = lock
+        super().__init__(httpserver, path)
+
+    def _handle(self, request: Request) -> Response:
+        with self.lock:
+            self.tally["now"] += 1
+            self.tally["most"] = max(self.tally["most"], self.tally["now"])
+        time.sleep(6 * QUICK_FETCH)
+        with self.lock:
+            self.tally["now"] -= 1
+        return super()._handle(request)
+
+
+@pytest.fixture
+def threaded_httpserver() -> Iterator[HTTPServer]:
+    """A feed server on 127.0.0.1 that answers requests side by side."""
+    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
+    server.start()
+    yield server
+    server.clear()
+    server.stop()
+
+
+async def test_slow_fetches_still_run_max_concurrency_at_once(threaded_httpserver: HTTPServer, tmp_path: Path) -> None:
+    """Fetches that wait on the network give their quick place up: all max_concurrency run side by side."""
+    tally, lock = {"now": 0, "most": 0}, threading.Lock()
+    servers: list[FeedServer] = []
+    for n in range(FEEDS):
+        server = SlowFeedServer(threaded_httpserver, f"/slow{n}", tally, lock)
+        server.add(f"s{n}", _title(n, 0))
+        servers.append(server)
+    feeds = "".join(feed_toml(f"feed{n}", s.url) for n, s in enumerate(servers))
+    polling = {"max_concurrency": FEEDS, "per_host": FEEDS}
+    stages = Stages(servers)
+    async with Daemon(write_config(tmp_path, feeds, polling=polling)) as d:
+        await _poll_together(d, stages)
+        assert await d.count_items() == FEEDS
+    assert tally["most"] > QUICK_FETCHES
