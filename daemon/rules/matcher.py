@@ -74,9 +74,6 @@ class _Tailed(NamedTuple):
     cased_rx: re.Pattern[str] | None  # a case-sensitive pattern alias: the whole hit, case kept
 
 
-_Payload = tuple[Any, ...]  # see above
-
-
 class _FuzzyEntry(NamedTuple):
     rule: int
     group: int
