@@ -35,7 +35,7 @@ def arenas(prelude: str, *, cwd: Path = REPO, env: dict[str, str] | None = None)
     out = subprocess.run(
         [sys.executable, "-c", prelude + THREADS_THEN_COUNT],
         cwd=cwd,
-        env=env or cli_env(),
+        env=env or {k: v for k, v in cli_env().items() if k != "MALLOC_ARENA_MAX"},  # the shell's setting aside
         capture_output=True,
         text=True,
         timeout=60,
