@@ -35,7 +35,9 @@ if not getattr(ahocorasick, "unicode", True):  # a bytes build would report byte
 _PROCLITIC = Left.PROCLITIC
 # The rest of a word after a wildcard's prefix: word characters, but not those of unspaced scripts.
 _WORD_TAIL = re.compile(r"[^\W\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u2e80-\u9fff\uf900-\ufaff]*")
-_FUZZY_CACHE_MAX = 100_000
+# Chunks of text the fuzzy scan remembers as settled before it starts afresh. News adds about eight new
+# chunks an item; each takes about 100 bytes to remember, so 100,000 held some 10 MB after a few weeks.
+_FUZZY_CACHE_MAX = 30_000
 # Characters of folded text, commonest first (folded text is lower case, its dashes spaces).
 _COMMON_CHARS = " etaoinsrhldcumfpgwybvkxjqz.,0123456789'\":;()?!/&%$+#@*=[]|<>~^`{}\\_"
 # Seconds all regex terms of one rule may spend on one item. Ordinary patterns need microseconds;

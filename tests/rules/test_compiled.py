@@ -1,4 +1,5 @@
-"""The lazily compiled matcher: built once, by the first thread that asks, and scoring like a Matcher."""
+"""The lazily compiled matcher: built once, by the first thread that asks, and scoring like a Matcher; and what
+the compiled matcher holds in memory."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
+
+import daemon.rules.matcher
 from daemon.models import Item
 from daemon.rules.compiled import LazyMatcher
 from daemon.rules.load import load_rules
@@ -98,3 +102,21 @@ def test_shipped_pack_and_its_matcher_stay_compact() -> None:
     )
     used = json.loads(out.stdout)
     assert {k: v for k, v in used.items() if v > PACK_LIMITS[k]} == {}, used
+
+
+FUZZY_RULE = """[rule.region.groups.where]
+terms = [{ term = "Karabakh", fuzzy = 85 }]
+"""
+
+
+def test_fuzzy_scan_forgets_settled_words_when_full(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The words the fuzzy scan has settled are let go once there are too many to keep, and a misspelling
+    is found as before, after that and again."""
+    monkeypatch.setattr(daemon.rules.matcher, "_FUZZY_CACHE_MAX", 40)
+    (tmp_path / "r.toml").write_text(FUZZY_RULE, encoding="utf-8")
+    matcher = Matcher(load_rules(tmp_path).ruleset)
+    assert [r.rule_id for r in matcher.score(item("Shelling near Karabagh"))] == ["region"]
+    for i in range(100):
+        assert matcher.score(item(f"Markets calm as trader{i} buys bond{i}")) == []
+        assert len(matcher._fuzzy_known[0]) <= 40 + 6  # one item's words beyond the limit at most
+    assert [r.rule_id for r in matcher.score(item("Shelling near Karabagh"))] == ["region"]
